@@ -1,0 +1,126 @@
+"""Content-addressed cache of trained models: train once, load everywhere.
+
+Each entry is ``<cache>/<key>.pt`` (state dict + record) and ``<key>.json`` (record and the
+SHA-256 of the ``.pt`` file), both written atomically (temp file + ``os.replace``). The key is the
+hash of the full :class:`~flatenn.train.TrainConfig` plus the training code version, so a changed
+config or training path never reuses a stale model. An entry that fails to load, whose checksum
+or key does not match, is reported with a warning and retrained — never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import DataSplit, load_dataset
+from .train import TrainConfig, TrainRecord, build_for, fit
+
+FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """$FLATENN_CACHE, else ~/.cache/flatenn/zoo."""
+    return Path(os.environ.get("FLATENN_CACHE", "~/.cache/flatenn/zoo")).expanduser()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CorruptEntryError(RuntimeError):
+    """A cache entry exists but cannot be trusted."""
+
+
+class Zoo:
+    """Trains or loads models by config; see the module docstring for the cache format."""
+
+    def __init__(self, cache_dir: str | Path | None = None, device: str | None = None, progress: bool = True):
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.device = device
+        self.progress = progress
+        self._data: dict[tuple, DataSplit] = {}
+
+    def data_for(self, config: TrainConfig) -> DataSplit:
+        k = (config.dataset, config.train_subset, config.test_subset)
+        if k not in self._data:
+            self._data[k] = load_dataset(config.dataset, train_subset=config.train_subset, test_subset=config.test_subset)
+        return self._data[k]
+
+    def paths(self, config: TrainConfig) -> tuple[Path, Path]:
+        key = config.key()
+        return self.cache_dir / f"{key}.pt", self.cache_dir / f"{key}.json"
+
+    def has(self, config: TrainConfig) -> bool:
+        return all(p.is_file() for p in self.paths(config))
+
+    def _load_entry(self, config: TrainConfig) -> tuple[dict, TrainRecord]:
+        pt, meta_path = self.paths(config)
+        try:
+            meta = json.loads(meta_path.read_text())
+            blob = pt.read_bytes()
+        except (OSError, ValueError) as e:
+            raise CorruptEntryError(f"unreadable entry: {e}") from e
+        if meta.get("format") != FORMAT or meta.get("key") != config.key():
+            raise CorruptEntryError("format or key mismatch")
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise CorruptEntryError("checksum mismatch (file damaged or partly written)")
+        try:
+            payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means corrupt
+            raise CorruptEntryError(f"cannot unpickle: {e}") from e
+        record = TrainRecord(**meta["record"])
+        return payload["state_dict"], record
+
+    def _store(self, config: TrainConfig, model: nn.Module, record: TrainRecord) -> None:
+        pt, meta_path = self.paths(config)
+        buf = io.BytesIO()
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save({"state_dict": state}, buf)
+        blob = buf.getvalue()
+        meta = {"format": FORMAT, "key": config.key(), "sha256": hashlib.sha256(blob).hexdigest(),
+                "record": record.to_dict()}  # fmt: skip
+        atomic_write_bytes(pt, blob)
+        atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+
+    def get(self, config: TrainConfig) -> tuple[nn.Module, TrainRecord]:
+        """The trained model (eval mode, on the zoo's device) and its record; trains on a miss."""
+        data = self.data_for(config)
+        if self.has(config):
+            try:
+                state, record = self._load_entry(config)
+                model = build_for(config, data, threshold=record.threshold)
+                model.load_state_dict(state)
+                from .determinism import resolve_device
+
+                return model.to(resolve_device(self.device)).eval(), record
+            except (CorruptEntryError, RuntimeError, KeyError, TypeError) as e:
+                warnings.warn(
+                    f"model cache entry {config.key()} in {self.cache_dir} is corrupt or stale ({e}); retraining",
+                    stacklevel=2,
+                )
+        init_state = None
+        if config.parent is not None:
+            parent, _ = self.get(config.parent)
+            init_state = {k: v.detach().clone() for k, v in parent.state_dict().items()}
+        model, record = fit(config, data, device=self.device, progress=self.progress, init_state=init_state)
+        self._store(config, model, record)
+        return model, record
