@@ -13,6 +13,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .determinism import model_device
+
 
 class FATReLU(nn.Module):
     """f(x) = x if x > threshold else 0; gradient 1 above the threshold, 0 below."""
@@ -113,7 +115,7 @@ def measure_sparsity(
     """
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     try:
         with SparsityMonitor(model) as mon:
             for i in range(0, len(x), batch_size):

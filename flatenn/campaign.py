@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .determinism import model_device
 from .evaluate import evaluate
 from .faults import bits_label, check_fault_model, check_rate
 from .injector import FaultInjector, LayerFilter
@@ -66,7 +67,7 @@ def run_campaign(
     extra = {"variant": "", "train_seed": -1, **(extra or {})}
     old = _existing(out, model_id, fault_model, label, seed)
     done = {_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)}
-    device = next(model.parameters()).device
+    device = model_device(model)
     x, y = x.to(device), y.to(device)
     rows: list[dict] = []
     model.eval()

@@ -120,8 +120,8 @@ FASHION_HELP = (
     "  * Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist\n"
     "    (installs to /usr/share/datasets/fashion-mnist, found automatically);\n"
     "  * put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,\n"
-    "    t10k-labels-idx1-ubyte.gz in a folder and pass root=... / --data-root (or set FLATENN_DATA);\n"
-    "  * where the network allows: pass download=True / --download (uses torchvision)."
+    "    t10k-labels-idx1-ubyte.gz in a folder and pass root=... (or set FLATENN_DATA=folder);\n"
+    "  * where the network allows: pass download=True (uses torchvision)."
 )
 
 
@@ -160,8 +160,8 @@ def load_fashion_mnist(
 CIFAR_HELP = (
     "CIFAR-10 was not found (looked for cifar-10-batches-py in: {where}). Get it one of these ways:\n"
     "  * download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpack it into a folder\n"
-    "    and pass root=... / --data-root (or set FLATENN_DATA);\n"
-    "  * where the network allows: pass download=True / --download (uses torchvision)."
+    "    and pass root=... (or set FLATENN_DATA=folder);\n"
+    "  * where the network allows: pass download=True (uses torchvision)."
 )
 
 

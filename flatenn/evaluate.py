@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .determinism import model_device
+
 
 @torch.no_grad()
 def evaluate(
@@ -18,7 +20,7 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     correct, loss_sum = 0, 0.0
     try:
         for i in range(0, len(x), batch_size):

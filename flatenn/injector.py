@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .faults import FaultMap, apply_fault_to_codes, check_fault_model, sample_count_maps, sample_layer_map
+from .faults import (
+    FaultMap,
+    apply_fault_to_codes,
+    check_fault_model,
+    sample_count_maps,
+    sample_layer_map,
+)
 from .quant import QuantizedWeightMixin, quantized_layers
 
 LayerFilter = Callable[[str], bool] | str | None

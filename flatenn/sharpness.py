@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .determinism import model_device
 from .faults import check_bit_positions, check_fault_model, check_rate
 from .quant import QuantizedWeightMixin, frozen
 
@@ -42,7 +43,7 @@ class WeightSpace:
                  y: torch.Tensor, loss_fn: LossFn, batch_size: int) -> None:  # fmt: skip
         self.model, self.layers = model, layers
         self.names = list(layers)
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.loss_fn, self.batch_size = loss_fn, batch_size
         self.weights = [m.frozen_weight.detach().clone() for m in layers.values()]

@@ -1,0 +1,58 @@
+"""pytest-benchmark speed cases (run with `nox -s speed`); nothing here asserts a wall-clock time."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flatenn.injector import FaultInjector
+from flatenn.quant import frozen
+
+from .speed_setup import baseline_trial, calibrated, eval_set, forward_all
+
+pytestmark = pytest.mark.speed
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    torch.set_num_threads(2)
+    return calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0]
+
+
+def test_clean_forward_limit(benchmark, digits_model):
+    model, x = digits_model
+    with frozen(model):
+        benchmark(forward_all, model, x)
+
+
+@pytest.mark.parametrize("rate", [1e-4, 1e-3, 1e-2])
+def test_campaign_trial(benchmark, digits_model, rate):
+    model, x = digits_model
+    with frozen(model):
+        inj = FaultInjector(model)
+        counter = iter(range(10**9))
+
+        def trial():
+            with inj.applied(inj.sample(0, next(counter), rate=rate), "bitflip"):
+                forward_all(model, x)
+
+        benchmark(trial)
+
+
+def test_pytorchfi_style_baseline(benchmark, digits_model):
+    model, x = digits_model
+    counter = iter(range(10**9))
+    benchmark(lambda: baseline_trial(model, x, 1e-3, 0, next(counter)))
+
+
+def test_sampling_and_application_11m_weights(benchmark):
+    model = calibrated("resnet18", 64, 3, 32)
+    with frozen(model):
+        inj = FaultInjector(model)
+        counter = iter(range(10**9))
+
+        def step():
+            with inj.applied(inj.sample(0, next(counter), rate=1e-5), "bitflip"):
+                pass
+
+        benchmark(step)

@@ -1,0 +1,275 @@
+"""Command line: ``python -m flatenn {train,campaign,sharpness,reproduce,report,verify,bands,compare}``.
+
+Models are named by a *model spec*: ``SCALE:VARIANT:SEED`` (e.g. ``smoke:sparse-saq:0``), a zoo key
+(16 hex digits of a cached model), or a JSON file holding a training config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        out = []
+        for t in (t.strip() for t in text.split(",") if t.strip()):
+            if "-" in t:
+                a, b = t.split("-")
+                out += list(range(int(a), int(b) + 1))
+            else:
+                out.append(int(t))
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 7 or 0-3,7, got {text!r}") from None
+
+
+def resolve_config(spec: str, cache_dir: str | None = None):
+    """A TrainConfig from ``SCALE:VARIANT:SEED``, a zoo key, or a JSON config file."""
+    from .scales import get_scale
+    from .train import TrainConfig
+    from .zoo import default_cache_dir
+
+    if spec.count(":") == 2:
+        scale, variant, seed = spec.split(":")
+        return get_scale(scale).train_config(variant, int(seed))
+    p = Path(spec)
+    if p.is_file():
+        return TrainConfig.from_dict(json.loads(p.read_text()))
+    if re.fullmatch(r"[0-9a-f]{16}", spec):
+        meta = Path(cache_dir or default_cache_dir()) / f"{spec}.json"
+        if meta.is_file():
+            return TrainConfig.from_dict(json.loads(meta.read_text())["record"]["config"])
+        raise SystemExit(f"error: no cached model {spec} in {meta.parent}; train it first (python -m flatenn train ...)")
+    raise SystemExit(f"error: model spec {spec!r} is not SCALE:VARIANT:SEED, a zoo key or a config JSON file")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", default=None, help="model zoo folder (default $FLATENN_CACHE or ~/.cache/flatenn/zoo)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def cmd_train(a) -> int:
+    from .train import TrainConfig
+    from .zoo import Zoo
+
+    if a.model_spec:
+        cfg = resolve_config(a.model_spec, a.cache_dir)
+    else:
+        cfg = TrainConfig(dataset=a.dataset, model=a.model, width=a.width, activation=a.activation,
+                          threshold=a.threshold, w_bits=a.w_bits, a_bits=a.a_bits,
+                          quantize_first_last=not a.float_first_last, optimizer=a.optimizer, rho=a.rho,
+                          epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
+                          weight_decay=a.weight_decay, seed=a.seed, train_subset=a.train_subset,
+                          test_subset=a.test_subset)  # fmt: skip
+    _, record = Zoo(a.cache_dir, device=a.device, progress=not a.quiet).get(cfg)
+    print(json.dumps(record.to_dict(), indent=1) if a.json else record.summary())
+    return 0
+
+
+def cmd_campaign(a) -> int:
+    from .campaign import run_campaign
+    from .stats import summarize_campaign
+    from .zoo import Zoo
+
+    cfg = resolve_config(a.model, a.cache_dir)
+    zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
+    model, _ = zoo.get(cfg)
+    data = zoo.data_for(cfg)
+    n = a.eval_examples or len(data.x_test)
+    df = run_campaign(model, data.x_test[:n], data.y_test[:n], a.fault, rates=a.rates, counts=a.counts,
+                      trials=a.trials, seed=a.seed, model_id=a.model_id or cfg.key(), bit_positions=a.bits,
+                      layer_filter=a.layers, batch_size=a.batch_size, out=a.out, progress=not a.quiet)  # fmt: skip
+    summ = summarize_campaign(df)
+    cols = ["fault_model", "bits", "rate", "count", "trials", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high",
+            "faulty_bits_mean", "clean_accuracy"]  # fmt: skip
+    print(summ[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if a.out:
+        print(f"rows written to {a.out}")
+    return 0
+
+
+def cmd_sharpness(a) -> int:
+    from .results import write_table
+    from .sharpness import measure
+    from .zoo import Zoo
+
+    cfg = resolve_config(a.model, a.cache_dir)
+    zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
+    model, _ = zoo.get(cfg)
+    data = zoo.data_for(cfg)
+    x, y = data.x_train[: a.examples], data.y_train[: a.examples]
+    rows, land = measure(model, x, y, a.metrics, model_id=a.model_id or cfg.key(), seed=a.seed,
+                         options={"probes": a.probes, "directions": a.directions, "sigma": a.sigma})  # fmt: skip
+    print(rows.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    if a.out:
+        write_table(rows.drop(columns="seconds"), a.out)
+        if len(land):
+            write_table(land, Path(a.out).with_name(Path(a.out).stem + "_landscape.csv"))
+    return 0
+
+
+def cmd_reproduce(a, extra: list[str]) -> int:
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "-m", "not speed", "--scale", a.scale,
+           "-p", "no:cacheprovider", *extra]  # fmt: skip
+    if a.results_dir:
+        cmd += ["--results-dir", a.results_dir]
+    return subprocess.call(cmd)
+
+
+def cmd_report(a) -> int:
+    from .report import build_report
+
+    for p in build_report(Path(a.results_dir)):
+        print(p)
+    return 0
+
+
+def cmd_verify(a) -> int:
+    from .verify import verify_all
+
+    problems = verify_all(Path(a.results_dir))
+    for p in problems:
+        print(p)
+    print("verify: OK" if not problems else f"verify: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_bands(a) -> int:
+    from .verify import record_bands
+
+    path = record_bands(Path(a.results_dir) / a.scale, a.scale)
+    print(f"bands written to {path}")
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .verify import compare_runs
+
+    problems = compare_runs(Path(a.tracked), Path(a.fresh))
+    for p in problems:
+        print(p)
+    print("compare: OK" if not problems else f"compare: {len(problems)} difference(s) beyond tolerance")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .activations import ACTIVATIONS
+    from .data import DATASETS
+    from .faults import FAULT_MODELS
+    from .models import MODELS
+    from .sharpness import METRICS
+
+    ap = argparse.ArgumentParser(prog="python -m flatenn", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train (or load from the cache) one model and print its record")
+    t.add_argument("--model-spec", help="SCALE:VARIANT:SEED instead of the options below (e.g. smoke:sparse-saq:0)")
+    t.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default digits)")
+    t.add_argument("--model", default="cnn_digits", choices=sorted(MODELS), help="architecture")
+    t.add_argument("--width", type=int, default=16, help="channels of the first stage (default 16)")
+    t.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="relu or fatrelu")
+    t.add_argument("--threshold", type=float, default=0.0, help="FATReLU threshold T: f(x)=x if x>T else 0")
+    t.add_argument("--w-bits", type=int, default=8, help="weight bits, 2..16 (default 8)")
+    t.add_argument("--a-bits", type=int, default=8, help="activation bits, 2..16 (default 8)")
+    t.add_argument("--float-first-last", action="store_true", help="keep the first and last layers in float")
+    t.add_argument("--optimizer", default="sgd", choices=("sgd", "saq"), help="conventional SGD or SAQ")
+    t.add_argument("--rho", type=float, default=0.05, help="SAQ neighbourhood radius (default 0.05)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine schedule)")
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=5e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--train-subset", type=int, default=None, help="use a seeded subset of the training data")
+    t.add_argument("--test-subset", type=int, default=None, help="use a seeded subset of the test data")
+    t.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    _add_common(t)
+
+    c = sub.add_parser("campaign", help="run a seeded fault campaign on one model")
+    c.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
+    c.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rates", type=_floats, help="bit error rates, e.g. 1e-3,1e-2")
+    g.add_argument("--counts", type=_ints, help="exact numbers of faulty bits, e.g. 1,10,100")
+    c.add_argument("--trials", type=int, default=50, help="fault maps per point (default 50)")
+    c.add_argument("--seed", type=int, default=0, help="campaign seed (same seed = same maps for every model)")
+    c.add_argument("--bits", type=_ints, default=None, help="only these bit positions, e.g. 7 or 0-3 (default all)")
+    c.add_argument("--layers", default=None, help="regex: only layers whose name matches")
+    c.add_argument("--eval-examples", type=int, default=None, help="evaluate on the first N test examples")
+    c.add_argument("--batch-size", type=int, default=512, help="evaluation batch size (pin it: results depend on it)")
+    c.add_argument("--model-id", default=None, help="id written in the rows (default: the zoo key)")
+    c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
+    _add_common(c)
+
+    s = sub.add_parser("sharpness", help="measure sharpness metrics of one model")
+    s.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
+    s.add_argument("--metrics", type=lambda t: t.split(","), default=["lambda_max_fn", "trace_fn", "avg_sharpness"],
+                   help=f"comma list from {','.join(METRICS)}")
+    s.add_argument("--examples", type=int, default=512, help="training examples used (default 512)")
+    s.add_argument("--probes", type=int, default=20, help="Hutchinson probes (default 20)")
+    s.add_argument("--directions", type=int, default=20, help="directions for average sharpness (default 20)")
+    s.add_argument("--sigma", type=float, default=0.05, help="relative perturbation size (default 0.05)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--model-id", default=None)
+    s.add_argument("--out", default=None, help="CSV for the metric rows")
+    _add_common(s)
+
+    r = sub.add_parser("reproduce", help="run the claims benchmarks (pytest benchmarks); extra args go to pytest")
+    r.add_argument("--scale", default="smoke", help="smoke (default), cpu, paper, or a comma list")
+    r.add_argument("--results-dir", default=None, help="default: results/")
+
+    for name, helptext in (("report", "draw figures and results/README.md from the CSVs"),
+                           ("verify", "check tracked CSVs against the bands without recomputing")):  # fmt: skip
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("--results-dir", default=str(ROOT / "results"))
+
+    b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/bands/<scale>.json)")
+    b.add_argument("--scale", required=True)
+    b.add_argument("--results-dir", default=str(ROOT / "results"))
+
+    m = sub.add_parser("compare", help="compare a fresh results/<scale> folder with the tracked one")
+    m.add_argument("tracked")
+    m.add_argument("fresh")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if argv[:1] == ["reproduce"] and "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    a = build_parser().parse_args(argv)
+    if getattr(a, "quiet", False):
+        import os
+
+        os.environ["FLATENN_QUIET"] = "1"
+    handlers = {"train": cmd_train, "campaign": cmd_campaign, "sharpness": cmd_sharpness, "report": cmd_report,
+                "verify": cmd_verify, "bands": cmd_bands, "compare": cmd_compare}  # fmt: skip
+    try:
+        if a.command == "reproduce":
+            return cmd_reproduce(a, extra)
+        return handlers[a.command](a)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Experiment scales: which data, model, training budget, fault sweep and metrics each one uses.
+
+``smoke`` (digits, CPU, minutes) is the embedded default; ``cpu`` (Fashion-MNIST, CPU, under an
+hour); ``paper_resnet20`` / ``paper_resnet18`` (CIFAR-10, GPU, hours), grouped as ``paper``.
+
+The informative rate ranges (used for the claims' primary effects) were fixed from where the
+*standard SGD* model of each scale loses between about 1 and 50 accuracy points — the pilot's
+lesson that the signal lives in a narrow range — before any comparison between variants was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .train import TrainConfig
+
+VARIANTS: dict[str, tuple[str, str]] = {
+    "standard-sgd": ("relu", "sgd"),
+    "sparse-sgd": ("fatrelu", "sgd"),
+    "standard-saq": ("relu", "saq"),
+    "sparse-saq": ("fatrelu", "saq"),
+}
+MAIN_VARIANTS = tuple(VARIANTS)
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """Everything one scale fixes; recorded in ``provenance.json``."""
+
+    name: str
+    dataset: str
+    model: str
+    width: int
+    epochs: int
+    batch_size: int
+    lr: float
+    seeds: tuple[int, ...] = (0, 1, 2)
+    rho: float = 0.05
+    sparse_threshold: float = 0.5
+    sparse_init: str = "scratch"  # or "finetune": from the standard model of the same seed/optimizer
+    finetune_epochs: int = 5
+    sweep_thresholds: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    sweep_fault_model: str = "bitflip"
+    train_subset: int | None = None
+    test_subset: int | None = None
+    w_bits: int = 8
+    a_bits: int = 8
+    fault_models: tuple[str, ...] = ("bitflip", "stuck0", "stuck1")
+    rates: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 6e-2, 1e-1, 2e-1)
+    informative_rates: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    trials: int = 50
+    campaign_seed: int = 2023
+    eval_examples: int | None = None
+    eval_batch_size: int = 512
+    sharpness_examples: int = 512
+    sharpness_seed: int = 7
+    sharpness_probes: int = 20
+    sharpness_directions: int = 20
+    sharpness_sigma: float = 0.05
+    sharpness_metrics: tuple[str, ...] = ("lambda_max", "lambda_max_fn", "trace_fn", "avg_sharpness",
+                                          "eps_sharpness", "landscape1d")  # fmt: skip
+    device: str = "auto"
+    torch_threads: int | None = None
+
+    def __hash__(self) -> int:  # informative_rates is a dict
+        return hash(self.name)
+
+    def sweep_variants(self) -> dict[str, float]:
+        """Sweep variant name -> threshold (thresholds equal to 0 / the sparse one reuse main models)."""
+        out = {}
+        for t in self.sweep_thresholds:
+            if t == 0.0:
+                out["standard-sgd"] = 0.0
+            elif t == self.sparse_threshold:
+                out["sparse-sgd"] = t
+            else:
+                out[f"sweep-t{t:g}"] = t
+        return out
+
+    def all_variants(self) -> tuple[str, ...]:
+        return MAIN_VARIANTS + tuple(v for v in self.sweep_variants() if v not in VARIANTS)
+
+    def train_config(self, variant: str, seed: int) -> TrainConfig:
+        """The training config of one variant and seed at this scale."""
+        base = dict(dataset=self.dataset, model=self.model, width=self.width, w_bits=self.w_bits,
+                    a_bits=self.a_bits, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                    seed=seed, rho=self.rho, train_subset=self.train_subset,
+                    test_subset=self.test_subset)  # fmt: skip
+        if variant.startswith("sweep-t"):
+            act, opt, threshold = "fatrelu", "sgd", float(variant[len("sweep-t") :])
+        elif variant in VARIANTS:
+            act, opt = VARIANTS[variant]
+            threshold = self.sparse_threshold if act == "fatrelu" else 0.0
+        else:
+            raise ValueError(f"unknown variant {variant!r}; known: {self.all_variants()}")
+        if act == "fatrelu" and self.sparse_init == "finetune":
+            parent = TrainConfig(**base, activation="relu", optimizer=opt)
+            ft = {**base, "epochs": self.finetune_epochs, "lr": self.lr / 10}
+            return TrainConfig(**ft, activation="fatrelu", threshold=threshold, optimizer=opt, parent=parent)
+        return TrainConfig(**base, activation=act, threshold=threshold, optimizer=opt)
+
+    def model_id(self, variant: str, seed: int) -> str:
+        return f"{variant}-s{seed}"
+
+
+_STUCK = (3e-2, 6e-2, 1e-1)
+
+SCALES: dict[str, ScaleConfig] = {
+    "smoke": ScaleConfig(
+        name="smoke", dataset="digits", model="cnn_digits", width=8, epochs=20, batch_size=64, lr=0.05,
+        informative_rates={"bitflip": (1e-2, 3e-2, 6e-2), "stuck0": _STUCK, "stuck1": _STUCK},
+        torch_threads=2,
+    ),
+    "cpu": ScaleConfig(
+        name="cpu", dataset="fashion_mnist", model="resnet8", width=8, epochs=8, batch_size=128, lr=0.05,
+        train_subset=10000, test_subset=2000, eval_examples=500,
+        rates=(1e-3, 3e-3, 1e-2, 3e-2, 6e-2, 1e-1), trials=50,
+        informative_rates={"bitflip": (3e-3, 1e-2, 3e-2), "stuck0": (1e-2, 3e-2, 6e-2), "stuck1": (1e-2, 3e-2, 6e-2)},
+        sharpness_examples=256, torch_threads=2,
+    ),
+    "paper_resnet20": ScaleConfig(
+        name="paper_resnet20", dataset="cifar10", model="resnet20", width=16, epochs=200, batch_size=128,
+        lr=0.1, sparse_init="finetune", finetune_epochs=30, trials=100, eval_batch_size=1000,
+        rates=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+        informative_rates={"bitflip": (1e-4, 3e-4, 1e-3), "stuck0": (3e-4, 1e-3, 3e-3), "stuck1": (3e-4, 1e-3, 3e-3)},
+        sharpness_examples=2048,
+    ),
+    "paper_resnet18": ScaleConfig(
+        name="paper_resnet18", dataset="cifar10", model="resnet18", width=64, epochs=200, batch_size=128,
+        lr=0.1, sparse_init="finetune", finetune_epochs=30, trials=100, eval_batch_size=1000,
+        rates=(1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+        informative_rates={"bitflip": (1e-5, 3e-5, 1e-4), "stuck0": (3e-5, 1e-4, 3e-4), "stuck1": (3e-5, 1e-4, 3e-4)},
+        sharpness_examples=2048,
+    ),
+}  # fmt: skip
+SCALE_GROUPS: dict[str, tuple[str, ...]] = {"paper": ("paper_resnet20", "paper_resnet18")}
+DEFAULT_SCALE = "smoke"
+
+
+def expand_scales(names: str) -> list[str]:
+    """``"smoke,cpu"`` or a group (``"paper"``) -> scale names; unknown names raise."""
+    out: list[str] = []
+    for n in (s.strip() for s in names.split(",") if s.strip()):
+        if n in SCALE_GROUPS:
+            out += SCALE_GROUPS[n]
+        elif n in SCALES:
+            out.append(n)
+        else:
+            raise ValueError(f"unknown scale {n!r}; known: {sorted(SCALES) + sorted(SCALE_GROUPS)}")
+    return out
+
+
+def get_scale(name: str) -> ScaleConfig:
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; known: {sorted(SCALES)} (groups: {sorted(SCALE_GROUPS)})")
+    return SCALES[name]

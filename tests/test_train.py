@@ -1,0 +1,52 @@
+import dataclasses
+
+import pytest
+import torch
+
+from flatenn.train import TrainConfig, fit
+
+
+def _state(cfg, digits):
+    model, record = fit(cfg, digits, progress=False)
+    return {k: v.clone() for k, v in model.state_dict().items()}, record
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "saq"])
+def test_same_seed_bit_identical_different_seed_differs(digits, tiny_config, optimizer):
+    cfg = dataclasses.replace(tiny_config, optimizer=optimizer)
+    s1, r1 = _state(cfg, digits)
+    s2, _ = _state(cfg, digits)
+    s3, _ = _state(dataclasses.replace(cfg, seed=1), digits)
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert any(not torch.equal(s1[k], s3[k]) for k in s1 if s1[k].is_floating_point())
+    assert len(r1.epochs) == 1 and 0 <= r1.clean_accuracy <= 100 and 0 <= r1.sparsity <= 1
+
+
+def test_record_contents(digits, tiny_config):
+    cfg = dataclasses.replace(tiny_config, activation="fatrelu", threshold=1.0)
+    _, rec = fit(cfg, digits, progress=False)
+    d = rec.to_dict()
+    assert d["config"]["activation"] == "fatrelu" and d["key"] == cfg.key()
+    assert {"train_loss", "train_accuracy", "epoch"} <= set(d["epochs"][0])
+    assert rec.threshold == 1.0 and rec.wall_time_s > 0
+
+
+def test_config_key_covers_every_field(tiny_config):
+    keys = {tiny_config.key()}
+    for change in ({"seed": 5}, {"rho": 0.1}, {"optimizer": "saq"}, {"w_bits": 4}, {"threshold": 0.5}, {"epochs": 2}):
+        keys.add(dataclasses.replace(tiny_config, **change).key())
+    assert len(keys) == 7
+    assert TrainConfig.from_dict(tiny_config.to_dict()) == tiny_config
+
+
+def test_bad_config_errors():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="adam")
+    with pytest.raises(ValueError, match="parent"):
+        TrainConfig(parent=TrainConfig())
+
+
+def test_finetune_needs_parent_weights(digits, tiny_config):
+    cfg = dataclasses.replace(tiny_config, activation="fatrelu", threshold=0.5, parent=tiny_config)
+    with pytest.raises(ValueError, match="init_state"):
+        fit(cfg, digits, progress=False)
