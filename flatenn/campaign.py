@@ -93,7 +93,9 @@ def run_campaign(
             if out is not None and rows:
                 _flush(out, rows)
     new = pd.DataFrame(rows, columns=COLUMNS)
-    return pd.concat([old, new], ignore_index=True) if len(old) else new
+    out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
+    out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)
+    return out_df
 
 
 def _point_key(rate: float, count: int, trial: int) -> tuple:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -70,6 +69,7 @@ class Experiment:
         self.progress = progress
         self.timings: dict[str, float] = {}
         self._models: dict[str, tuple] = {}
+        self._campaigns_done: set[tuple[str, str]] = set()
         if scale.torch_threads and self.device.type == "cpu":
             torch.set_num_threads(scale.torch_threads)
 
@@ -115,12 +115,16 @@ class Experiment:
         model, _ = self.model(variant, seed)
         x, y = self.eval_set()
         mid = self.scale.model_id(variant, seed)
+        if (mid, fault_model) in self._campaigns_done:
+            return
         t0 = time.perf_counter()
-        run_campaign(model, x, y, fault_model, rates=self.scale.rates, trials=self.scale.trials,
+        df = run_campaign(model, x, y, fault_model, rates=self.scale.rates, trials=self.scale.trials,
                      seed=self.scale.campaign_seed, model_id=mid, batch_size=self.scale.eval_batch_size,
                      out=self.dir / "campaign.csv", progress=self.progress,
                      extra={"variant": variant, "train_seed": seed})  # fmt: skip
-        self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
+        self._campaigns_done.add((mid, fault_model))
+        if df.attrs.get("computed_rows"):
+            self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
 
     def _has_rows(self, name: str, mid: str, col: str = "model_id") -> bool:
         p = self.dir / name
@@ -222,7 +226,7 @@ class Experiment:
             "device": {"type": self.device.type, "name": torch.cuda.get_device_name(self.device)
                        if self.device.type == "cuda" else platform.processor() or platform.machine(),
                        "torch_threads": torch.get_num_threads()},
-            "command": " ".join(sys.argv[:1]) if sys.argv else "",
+            "command": f"nox -s reproduce -- --scale {self.scale.name}",
             "scale_config": json.loads(json.dumps(dataclasses.asdict(self.scale), default=list)),
             "models": {r.model_id: r.key for r in training.itertuples()} if len(training) else {},
             "timings_s": dict(sorted(timings.items())),
