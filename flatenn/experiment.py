@@ -68,6 +68,7 @@ class Experiment:
         self.zoo = zoo or Zoo(device=str(self.device), progress=progress)
         self.progress = progress
         self.timings: dict[str, float] = {}
+        self.git = git_state()  # at start: the code that runs is the code recorded
         self._models: dict[str, tuple] = {}
         self._campaigns_done: set[tuple[str, str]] = set()
         if scale.torch_threads and self.device.type == "cpu":
@@ -219,7 +220,7 @@ class Experiment:
 
         prov = {
             "scale": self.scale.name,
-            "git": git_state(),
+            "git": self.git,
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "numpy": np.__version__, "pandas": pd.__version__,
                          "flatenn": getattr(flatenn, "__version__", "unknown")},
