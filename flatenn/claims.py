@@ -94,6 +94,12 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           "not a paper claim; the paper's AS models use FATReLU thresholds", (), ("sparse",),
           ("standard-sgd", "sparse-sgd", "standard-saq", "sparse-saq"), campaign=False, sparsity=True,
           metrics=tuple((v, 0, "percent") for v in ("standard-sgd", "sparse-sgd", "standard-saq", "sparse-saq"))),
+    Claim("bit_sensitivity",
+          "Link between curvature and faults: the Hessian-diagonal bit-error sensitivity predicts each model's "
+          "mean loss increase under bit flips (ratio predicted/measured; Spearman rank agreement over models).",
+          "not a paper claim; tests the mechanism behind claim 2 (second-order expansion of the loss)", (),
+          ("sharp",), ("standard-sgd", "sparse-sgd", "standard-saq", "sparse-saq"), sharpness=True,
+          metrics=(("ratio", 0, "predicted / measured"), ("spearman", 1, "Spearman rho"))),
     Claim("sparsity_sweep",
           "A high level of sparsity comes at the cost of larger vulnerability: accuracy drop under bit flips "
           "rises with activation sparsity across FATReLU thresholds.",
@@ -207,7 +213,7 @@ def _seed_diff(values: pd.Series, a: str, b: str, seeds) -> tuple:
 _NEEDS = {"sparse_vs_standard": ("campaign",), "saq_gain_sparse": ("campaign",), "saq_gain_standard": ("campaign",),
           "saq_sparse_beats_standard": ("campaign",), "sharper_minima": ("sharpness", "campaign"),
           "clean_accuracy_cost": ("training",), "sparsity_level": ("sparsity",),
-          "sparsity_sweep": ("sparsity", "campaign")}  # fmt: skip
+          "sparsity_sweep": ("sparsity", "campaign"), "bit_sensitivity": ("sharpness", "campaign")}  # fmt: skip
 
 
 def evaluate_case(case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfig):
@@ -238,6 +244,19 @@ def evaluate_case(case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfi
         if len(common) < 4:
             raise LookupError(f"too few models with both {name} and campaigns")
         rho, lo, hi, n = spearman(vals[common].to_numpy(), drop[common].to_numpy())
+        return (rho, lo, hi, n, f"over {n} models"), None
+    if case.claim == "bit_sensitivity":
+        pred = tables["sharpness"]
+        pred = pred[pred["metric"] == "bit_sensitivity"].set_index("model_id")["value"]
+        c = camp[(camp["fault_model"] == "bitflip") & np.isclose(camp["rate"], scale.sensitivity_rate)]
+        measured = (c["loss"] - c["clean_loss"]).groupby(c["model_id"]).mean()
+        common = pred.index.intersection(measured.index)
+        if len(common) < 4:
+            raise LookupError("bit_sensitivity or the campaign at the sensitivity rate is not recorded")
+        if case.metric == "ratio":
+            m, _, lo, hi, n = mean_ci((pred[common] / measured[common]).to_numpy())
+            return (m, lo, hi, n, f"bitflip at rate {scale.sensitivity_rate:g}, mean over {n} models"), None
+        rho, lo, hi, n = spearman(pred[common].to_numpy(), measured[common].to_numpy())
         return (rho, lo, hi, n, f"over {n} models"), None
     if case.claim == "clean_accuracy_cost":
         acc = training.set_index("model_id")["clean_accuracy"]

@@ -143,7 +143,8 @@ class Experiment:
         rows, land = measure(model, x, y, s.sharpness_metrics, model_id=mid, seed=s.sharpness_seed,
                              batch_size=s.eval_batch_size,
                              options={"probes": s.sharpness_probes, "directions": s.sharpness_directions,
-                                      "sigma": s.sharpness_sigma})  # fmt: skip
+                                      "sigma": s.sharpness_sigma, "rate": s.sensitivity_rate,
+                                      "fault_model": "bitflip"})  # fmt: skip
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
         self.timings[f"sharpness/{mid}"] = time.perf_counter() - t0

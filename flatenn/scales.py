@@ -62,7 +62,8 @@ class ScaleConfig:
     sharpness_directions: int = 20
     sharpness_sigma: float = 0.05
     sharpness_metrics: tuple[str, ...] = ("lambda_max", "lambda_max_fn", "trace_fn", "avg_sharpness",
-                                          "eps_sharpness", "landscape1d")  # fmt: skip
+                                          "eps_sharpness", "landscape1d", "bit_sensitivity")  # fmt: skip
+    sensitivity_rate: float = 3e-3  # bit-flip rate at which bit_sensitivity predicts the loss increase
     device: str = "auto"
     torch_threads: int | None = None
 
@@ -120,21 +121,21 @@ SCALES: dict[str, ScaleConfig] = {
         train_subset=10000, test_subset=2000, eval_examples=300,
         rates=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2), trials=50,
         informative_rates={"bitflip": (1e-3, 3e-3, 1e-2), "stuck0": (3e-3, 1e-2, 3e-2), "stuck1": (3e-3, 1e-2, 3e-2)},
-        sharpness_examples=256, torch_threads=2,
+        sharpness_examples=256, sensitivity_rate=1e-3, torch_threads=2,
     ),
     "paper_resnet20": ScaleConfig(
         name="paper_resnet20", dataset="cifar10", model="resnet20", width=16, epochs=200, batch_size=128,
         lr=0.1, sparse_init="finetune", finetune_epochs=30, trials=100, eval_batch_size=1000,
         rates=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
         informative_rates={"bitflip": (1e-4, 3e-4, 1e-3), "stuck0": (3e-4, 1e-3, 3e-3), "stuck1": (3e-4, 1e-3, 3e-3)},
-        sharpness_examples=2048,
+        sharpness_examples=2048, sensitivity_rate=1e-4,
     ),
     "paper_resnet18": ScaleConfig(
         name="paper_resnet18", dataset="cifar10", model="resnet18", width=64, epochs=200, batch_size=128,
         lr=0.1, sparse_init="finetune", finetune_epochs=30, trials=100, eval_batch_size=1000,
         rates=(1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
         informative_rates={"bitflip": (1e-5, 3e-5, 1e-4), "stuck0": (3e-5, 1e-4, 3e-4), "stuck1": (3e-5, 1e-4, 3e-4)},
-        sharpness_examples=2048,
+        sharpness_examples=2048, sensitivity_rate=1e-5,
     ),
 }  # fmt: skip
 SCALE_GROUPS: dict[str, tuple[str, ...]] = {"paper": ("paper_resnet20", "paper_resnet18")}

@@ -23,3 +23,18 @@ def test_report_from_csvs_alone(tmp_path):
     assert all(p.stat().st_size > 1000 for p in made)
     text = (tmp_path / "README.md").read_text()
     assert "| sparse_vs_standard[acc_gap] |" in text and "## smoke" in text
+
+
+def test_landscape_plots(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from flatenn.report import plot_landscape_2d, plot_landscapes_1d
+
+    a = np.linspace(-1, 1, 5)
+    line = pd.DataFrame([{"model_id": m, "variant": v, "alpha": x, "loss": 0.1 + k * x**2}
+                         for m, v, k in (("a", "standard-sgd", 1.0), ("b", "sparse-sgd", 3.0)) for x in a])
+    plot_landscapes_1d(line, tmp_path / "l1.png")
+    grid = pd.DataFrame([{"alpha": x, "beta": y, "loss": 0.1 + x**2 + 2 * y**2} for x in a for y in a])
+    plot_landscape_2d(grid, tmp_path / "l2.png")
+    assert (tmp_path / "l1.png").stat().st_size > 1000 and (tmp_path / "l2.png").stat().st_size > 1000
