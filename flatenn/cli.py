@@ -81,15 +81,21 @@ def cmd_train(a) -> int:
     return 0
 
 
-def cmd_campaign(a) -> int:
-    from .campaign import run_campaign
-    from .stats import summarize_campaign
+def _load_model(a):
+    """(model, data, config) for the ``--model`` spec of a command, trained through the zoo if needed."""
     from .zoo import Zoo
 
     cfg = resolve_config(a.model, a.cache_dir)
     zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
     model, _ = zoo.get(cfg)
-    data = zoo.data_for(cfg)
+    return model, zoo.data_for(cfg), cfg
+
+
+def cmd_campaign(a) -> int:
+    from .campaign import run_campaign
+    from .stats import summarize_campaign
+
+    model, data, cfg = _load_model(a)
     n = a.eval_examples or len(data.x_test)
     df = run_campaign(model, data.x_test[:n], data.y_test[:n], a.fault, rates=a.rates, counts=a.counts,
                       trials=a.trials, seed=a.seed, model_id=a.model_id or cfg.key(), bit_positions=a.bits,
@@ -106,12 +112,8 @@ def cmd_campaign(a) -> int:
 def cmd_sharpness(a) -> int:
     from .results import write_table
     from .sharpness import measure
-    from .zoo import Zoo
 
-    cfg = resolve_config(a.model, a.cache_dir)
-    zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
-    model, _ = zoo.get(cfg)
-    data = zoo.data_for(cfg)
+    model, data, cfg = _load_model(a)
     x, y = data.x_train[: a.examples], data.y_train[: a.examples]
     rows, land = measure(model, x, y, a.metrics, model_id=a.model_id or cfg.key(), seed=a.seed,
                          options={"probes": a.probes, "directions": a.directions, "sigma": a.sigma})  # fmt: skip

@@ -34,6 +34,10 @@ def test_train_and_campaign_commands(tmp_path, capsys):
                  "--cache-dir", cache, "--out", str(out), "--quiet", "--eval-examples", "50"]) == 0
     text = capsys.readouterr().out
     assert "bitflip" in text and out.is_file() and len(out.read_text().splitlines()) == 5
+    sharp = tmp_path / "s.csv"
+    assert main(["sharpness", "--model", key, "--metrics", "lambda_max_fn,avg_sharpness", "--examples", "32",
+                 "--directions", "3", "--cache-dir", cache, "--out", str(sharp), "--quiet"]) == 0
+    assert sharp.read_text().splitlines()[0].startswith("model_id,metric,value") and len(sharp.read_text().splitlines()) == 3
 
 
 def test_bad_rate_is_a_clear_error(tmp_path, capsys):
