@@ -77,7 +77,7 @@ def speed(session: nox.Session) -> None:
     py = _python(session)
     session.run(py, "-m", "pytest", "benchmarks/test_speed.py", "-m", "speed", "-p", "no:cacheprovider",
                 "--benchmark-only", *session.posargs, external=True)  # fmt: skip
-    session.run(py, "benchmarks/campaign_speed.py", external=True)
+    session.run(py, "benchmarks/speed_report.py", external=True)
 
 
 @nox.session(venv_backend="none")

@@ -56,3 +56,14 @@ def test_sampling_and_application_11m_weights(benchmark):
                 pass
 
         benchmark(step)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "saq"])
+def test_training_epoch(benchmark, optimizer):
+    from flatenn.data import load_digits
+    from flatenn.train import TrainConfig, fit
+
+    data = load_digits()
+    torch.set_num_threads(2)
+    benchmark.pedantic(lambda: fit(TrainConfig(width=8, epochs=1, optimizer=optimizer), data, progress=False),
+                       rounds=3, iterations=1)

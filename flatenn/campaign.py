@@ -9,7 +9,7 @@ rows already in that file are not recomputed (resume).
 Trials are evaluated one after another over the whole evaluation set. Batching several trials per
 forward (grouped weights) was considered; at the model sizes here a trial already costs about one
 clean forward plus well under a millisecond of sampling, so the simple path is kept (see
-``benchmarks/campaign_speed.py`` for the measured ratio).
+``benchmarks/speed_report.py`` for the measured ratio).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""Campaign throughput against two baselines measured in the same run (prints ratios, asserts nothing).
+"""Speed ratios measured against baselines in the same run (prints them, asserts nothing).
 
+SAQ: seconds per training epoch of SAQ relative to SGD (same model, data, seed), interleaved.
+
+Campaigns: throughput against two baselines.
 (a) campaign trials/s (sample + write faults + evaluate + restore), (b) the clean-forward limit
 (one forward over the same evaluation set, no faults), (c) a pytorchfi-style baseline (deep copy +
 Python-loop writes per trial). Also the sampling + application time per trial of an 11M-weight
 int8 model (ResNet-18, width 64) at rate 1e-5, without the forward.
 
-    python benchmarks/campaign_speed.py [--repeats N]
+    python benchmarks/speed_report.py [--repeats N]
 """
 
 from __future__ import annotations
@@ -64,11 +67,27 @@ def bench_sampling_11m(n: int) -> None:
     print(f"\nResNet-18: {weights:,} int8 weights; fault sampling + application + restore at 1e-5: {per:.2f} ms/trial")
 
 
+def bench_saq_cost(epochs: int = 3) -> None:
+    from flatenn.data import load_digits
+    from flatenn.train import TrainConfig, fit
+
+    data = load_digits()
+    times = {"sgd": [], "saq": []}
+    for _ in range(epochs):  # interleaved, so drifting machine load hits both alike
+        for opt in times:
+            _, rec = fit(TrainConfig(width=8, epochs=1, optimizer=opt), data, progress=False)
+            times[opt].append(rec.seconds_per_epoch)
+    sgd, saq = min(times["sgd"]), min(times["saq"])
+    print(f"\nSAQ cost (digits CNN width 8, 1437 images/epoch): SGD {sgd:.3f} s/epoch, SAQ {saq:.3f} s/epoch, "
+          f"ratio {saq / sgd:.2f}x (best of {epochs})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=40)
     a = ap.parse_args()
     torch.set_num_threads(2)
+    bench_saq_cost()
     x, _ = eval_set(1, 8, 360)
     bench_model("digits CNN (width 8)", calibrated("cnn_digits", 8, 1, 8), x, [1e-4, 1e-3], a.repeats)
     x, _ = eval_set(3, 32, 256)
