@@ -9,19 +9,24 @@ import numpy as np
 import torch
 
 
-def set_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and torch, and demand deterministic kernels (CPU and CUDA).
+def deterministic_kernels() -> None:
+    """Demand deterministic kernels (CPU and CUDA) without touching any random state.
 
     ``CUBLAS_WORKSPACE_CONFIG`` must be set before the first CUDA call; it is set here if absent.
     ``warn_only`` is not used: it would hide nondeterminism.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
+
+
+def set_deterministic(seed: int) -> None:
+    """Seed Python, NumPy and torch, and demand deterministic kernels (:func:`deterministic_kernels`)."""
+    deterministic_kernels()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -21,7 +21,7 @@ import torch
 from .activations import measure_sparsity
 from .campaign import run_campaign
 from .data import DataSplit
-from .determinism import resolve_device
+from .determinism import deterministic_kernels, resolve_device
 from .results import read_table, write_table
 from .scales import ScaleConfig
 from .sharpness import measure
@@ -69,6 +69,7 @@ class Experiment:
         self.progress = progress
         self.timings: dict[str, float] = {}
         self.git = git_state()  # at start: the code that runs is the code recorded
+        deterministic_kernels()  # also when every model comes from the cache
         self._models: dict[str, tuple] = {}
         self._campaigns_done: set[tuple[str, str]] = set()
         if scale.torch_threads and self.device.type == "cpu":
