@@ -21,6 +21,7 @@ the set at any higher rate (nested maps).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -68,11 +69,16 @@ def bits_label(bit_positions: Sequence[int] | None) -> str:
     return "all" if bit_positions is None else ",".join(str(b) for b in sorted(set(bit_positions)))
 
 
+@functools.lru_cache(maxsize=4096)
+def _layer_key(layer: str) -> int:
+    return int.from_bytes(hashlib.sha256(layer.encode()).digest()[:8], "little")
+
+
 def _rng(seed: int, layer: str, trial: int, purpose: str) -> np.random.Generator:
     if seed < 0 or trial < 0:
         raise ValueError("campaign seed and trial index must be >= 0")
-    layer_key = int.from_bytes(hashlib.sha256(layer.encode()).digest()[:8], "little")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), layer_key, int(trial), _PURPOSE[purpose]]))
+    entropy = [int(seed), _layer_key(layer), int(trial), _PURPOSE[purpose]]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
 def sample_count(n_bits: int, rate: float, rng: np.random.Generator) -> int:
