@@ -152,9 +152,8 @@ def cmd_verify(a) -> int:
 
 
 def cmd_bands(a) -> int:
-    from .verify import record_bands
-
     from .report import build_report
+    from .verify import record_bands
 
     path = record_bands(Path(a.results_dir) / a.scale, a.scale)
     build_report(Path(a.results_dir))  # the claims table now shows the bands

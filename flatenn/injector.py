@@ -53,6 +53,7 @@ class _LayerMemory:
     values: np.ndarray  # clean dequantized weights, flat float32
     scale: np.ndarray  # float32 per output channel
     per_channel: int
+    cpu_views: tuple[np.ndarray, np.ndarray] | None = None  # writable views of the layer's buffers on CPU
 
 
 class FaultInjector:
@@ -70,6 +71,8 @@ class FaultInjector:
                 values=layer.frozen_weight.detach().cpu().reshape(-1).numpy().copy(),
                 scale=layer.code_scale.detach().cpu().numpy().astype(np.float32),
                 per_channel=codes.size // layer.codes.shape[0],
+                cpu_views=(layer.codes.numpy().reshape(-1), layer.frozen_weight.detach().numpy().reshape(-1))
+                if layer.codes.device.type == "cpu" else None,
             )  # fmt: skip
         self._touched: list[tuple[str, np.ndarray]] = []
 
@@ -122,6 +125,10 @@ class FaultInjector:
 
     @staticmethod
     def _write(mem: _LayerMemory, idx: np.ndarray, codes: np.ndarray, values: np.ndarray) -> None:
+        if mem.cpu_views is not None:  # CPU: write through NumPy views of the same storage (4x faster)
+            mem.cpu_views[0][idx] = codes
+            mem.cpu_views[1][idx] = values
+            return
         layer = mem.layer
         dev = layer.frozen_weight.device
         t_idx = torch.from_numpy(idx).to(dev)
