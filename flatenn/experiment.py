@@ -22,7 +22,7 @@ from .activations import measure_sparsity
 from .campaign import run_campaign
 from .data import DataSplit
 from .determinism import deterministic_kernels, resolve_device
-from .results import read_table, write_table
+from .results import read_results, read_table, write_table
 from .scales import ScaleConfig
 from .sharpness import measure
 from .zoo import Zoo
@@ -182,13 +182,7 @@ class Experiment:
     # ---- tables -----------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every recorded table of this scale (empty frames where none yet)."""
-        out = {}
-        for name in ("training", "sharpness", "sparsity", "landscape"):
-            p = self.dir / f"{name}.csv"
-            out[name] = read_table(p) if p.is_file() else pd.DataFrame()
-        p = self.dir / "campaign.csv"
-        out["campaign"] = read_table(p, "campaign") if p.is_file() else pd.DataFrame()
-        return out
+        return read_results(self.dir)
 
     def write_summary(self) -> None:
         """campaign_summary.csv from campaign.csv."""

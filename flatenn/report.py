@@ -13,18 +13,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .claims import CLAIMS  # noqa: E402
-from .results import read_table  # noqa: E402
+from .results import read_result  # noqa: E402
 from .scales import MAIN_VARIANTS, SCALES  # noqa: E402
 from .stats import mean_ci  # noqa: E402
 
 COLORS = {"standard-sgd": "tab:blue", "sparse-sgd": "tab:red", "standard-saq": "tab:green", "sparse-saq": "tab:orange"}
-
-
-def _read(d: Path, name: str) -> pd.DataFrame:
-    p = d / f"{name}.csv"
-    if not p.is_file():
-        return pd.DataFrame()
-    return read_table(p, "campaign" if name == "campaign" else None)
 
 
 def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path) -> None:
@@ -156,8 +149,8 @@ def scale_figures(d: Path) -> list[Path]:
     fig_dir = d / "figures"
     fig_dir.mkdir(exist_ok=True)
     made = []
-    summary, detail, land = _read(d, "campaign_summary"), _read(d, "claims_detail"), _read(d, "landscape")
-    sharp, camp, claims, sp = _read(d, "sharpness"), _read(d, "campaign"), _read(d, "claims"), _read(d, "sparsity")
+    summary, detail, land = read_result(d, "campaign_summary"), read_result(d, "claims_detail"), read_result(d, "landscape")
+    sharp, camp, claims, sp = read_result(d, "sharpness"), read_result(d, "campaign"), read_result(d, "claims"), read_result(d, "sparsity")
     if len(summary):
         plot_accuracy_vs_rate(summary, fig_dir / "accuracy_vs_rate.png")
         made.append(fig_dir / "accuracy_vs_rate.png")
@@ -214,7 +207,7 @@ def write_readme(root: Path) -> Path:
             "Student-t interval over seeds. `up_to` rows are the largest per-point effect (as in the paper's "
             "'up to X%'), which is biased upward by selection."]  # fmt: skip
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        claims = _read(d, "claims")
+        claims = read_result(d, "claims")
         if claims.empty:
             continue
         prov = {}

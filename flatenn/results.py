@@ -63,3 +63,19 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
     text_cols = {c: str for c, t in cols.items() if t == "str"}
     df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""])
     return df.astype({c: t for c, t in cols.items() if c in df.columns and t != "str"})
+
+
+RESULT_TABLES = ("training", "sharpness", "sparsity", "landscape", "campaign")
+
+
+def read_result(folder: str | Path, name: str) -> pd.DataFrame:
+    """``<folder>/<name>.csv`` (declared types for known schemas), or an empty frame when absent."""
+    path = Path(folder) / f"{name}.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    return read_table(path, name if name in SCHEMAS else None)
+
+
+def read_results(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """The raw tables of one ``results/<scale>`` folder that claims are derived from."""
+    return {name: read_result(folder, name) for name in RESULT_TABLES}

@@ -6,24 +6,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .claims import BANDS_DIR, evaluate_all
 from .experiment import Experiment, git_state
-from .results import read_table
+from .results import read_results, read_table
 from .scales import SCALES
 
 MIN_TRIALS, MIN_SEEDS = 50, 3
 # compare_runs tolerances: clean accuracy of each model, and claims must land in the tracked bands
 CLEAN_ACCURACY_TOLERANCE = 1.0  # accuracy points
-
-
-def _tables(d: Path) -> dict[str, pd.DataFrame]:
-    out = {}
-    for name in ("training", "sharpness", "sparsity", "landscape", "campaign"):
-        p = d / f"{name}.csv"
-        out[name] = read_table(p, "campaign" if name == "campaign" else None) if p.is_file() else pd.DataFrame()
-    return out
 
 
 def verify_scale(d: Path) -> list[str]:
@@ -35,7 +26,7 @@ def verify_scale(d: Path) -> list[str]:
     tracked = read_table(d / "claims.csv")
     if not (d / "provenance.json").is_file():
         problems.append(f"{name}: provenance.json is missing")
-    tables = _tables(d)
+    tables = read_results(d)
     camp = tables["campaign"]
     if len(camp):
         per_point = camp.groupby(["model_id", "fault_model", "rate"])["trial"].nunique()
