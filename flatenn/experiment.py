@@ -22,7 +22,7 @@ from .activations import measure_sparsity
 from .campaign import run_campaign
 from .data import DataSplit
 from .determinism import deterministic_kernels, resolve_device
-from .results import read_results, read_table, write_table
+from .results import read_result, read_results, read_table, write_table
 from .scales import ScaleConfig
 from .sharpness import measure
 from .zoo import Zoo
@@ -135,8 +135,11 @@ class Experiment:
     def sharpness(self, variant: str, seed: int) -> None:
         """Measure the scale's sharpness metrics (and 1-D landscape) for one model, unless recorded."""
         mid = self.scale.model_id(variant, seed)
-        if self._has_rows("sharpness.csv", mid):
-            return
+        recorded = read_result(self.dir, "sharpness")
+        if len(recorded):
+            have = set(recorded.loc[recorded["model_id"] == mid, "metric"])
+            if set(self.scale.sharpness_metrics) <= have:
+                return
         model, _ = self.model(variant, seed)
         x, y = self.sharpness_set()
         s = self.scale
