@@ -117,6 +117,10 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
         row = claims[claims["case"] == f"sharper_minima[spearman_{m}]"]
         rho = f"rho={row['effect'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, {row['ci_high'].iloc[0]:.2f}]" if len(row) else ""
         ax.set_title(f"{m}  {rho}", fontsize=9)
+        if m == SHARP_METRICS[0]:
+            for var, color in COLORS.items():
+                ax.scatter([], [], color=color, s=18, label=var)
+            ax.legend(fontsize=7)
         ax.set_xlabel(m)
         ax.set_ylabel("accuracy drop (points)")
         ax.grid(alpha=0.3)
