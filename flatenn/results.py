@@ -43,6 +43,7 @@ def write_table(df: pd.DataFrame, path: str | Path, columns: list[str] | None = 
     os.close(fd)
     try:
         df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
