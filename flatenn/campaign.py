@@ -65,7 +65,10 @@ def run_campaign(
         raise ValueError("fault counts must be >= 0")
     label = bits_label(bit_positions)
     extra = {"variant": "", "train_seed": -1, **(extra or {})}
-    old = _existing(out, model_id, fault_model, label, seed)
+    recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
+    sel = ((recorded["model_id"] == model_id) & (recorded["fault_model"] == fault_model)
+           & (recorded["bits"] == label) & (recorded["seed"] == seed))  # fmt: skip
+    old = recorded[sel].reset_index(drop=True)
     done = {_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)}
     device = model_device(model)
     x, y = x.to(device), y.to(device)
@@ -91,7 +94,9 @@ def run_campaign(
                              "clean_accuracy": clean_acc, "clean_loss": clean_loss})  # fmt: skip
                 bar.update(1, f"rate {rate:.2g}")
             if out is not None and rows:
-                _flush(out, rows)
+                # new rows never repeat a recorded key (done points are skipped), so appending is a merge
+                write_schema_table(pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True),
+                                   out, "campaign")  # fmt: skip
     new = pd.DataFrame(rows, columns=COLUMNS)
     out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
     out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)
@@ -101,23 +106,3 @@ def run_campaign(
 def _point_key(rate: float, count: int, trial: int) -> tuple:
     """Identity of a campaign point: the rate in rate mode, the count in count mode."""
     return (None if count >= 0 else round(float(rate), 12), int(count), int(trial))
-
-
-def _existing(out, model_id: str, fault_model: str, bits: str, seed: int) -> pd.DataFrame:
-    if out is None or not Path(out).is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    df = read_table(out, "campaign")
-    sel = (df["model_id"] == model_id) & (df["fault_model"] == fault_model) & (df["bits"] == bits) & (df["seed"] == seed)
-    return df[sel].reset_index(drop=True)
-
-
-def _flush(out, rows: list[dict]) -> None:
-    """Merge new rows into the output file (their keys replace old ones) and write it atomically."""
-    new = pd.DataFrame(rows, columns=COLUMNS)
-    if Path(out).is_file():
-        old = read_table(out, "campaign")
-        merged = pd.concat([old, new], ignore_index=True)
-        merged["_r"] = merged["rate"].round(12).where(merged["count"] < 0, -1.0)
-        merged = merged.drop_duplicates(["model_id", "fault_model", "bits", "_r", "count", "seed", "trial"], keep="last")
-        new = merged.drop(columns="_r")
-    write_schema_table(new, out, "campaign")

@@ -20,6 +20,12 @@ from .stats import mean_ci  # noqa: E402
 COLORS = {"standard-sgd": "tab:blue", "sparse-sgd": "tab:red", "standard-saq": "tab:green", "sparse-saq": "tab:orange"}
 
 
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path) -> None:
     """Accuracy vs fault rate per fault model, the four variants with 95% CI bands over seeds."""
     fms = sorted(summary["fault_model"].unique())
@@ -43,9 +49,7 @@ def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_claim_gaps(detail: pd.DataFrame, path: Path) -> None:
@@ -65,9 +69,7 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel("paired accuracy gap (points)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_landscapes_1d(land: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -83,9 +85,7 @@ def plot_landscapes_1d(land: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.set_title(title or "1-D loss landscape")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_landscape_2d(grid: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -97,9 +97,7 @@ def plot_landscape_2d(grid: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.set_xlabel("alpha")
     ax.set_ylabel("beta")
     ax.set_title(title or "log10 loss")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.DataFrame, scale, path: Path) -> None:
@@ -124,9 +122,7 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
         ax.set_xlabel(m)
         ax.set_ylabel("accuracy drop (points)")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_sparsity(sp: pd.DataFrame, path: Path) -> None:
@@ -142,9 +138,7 @@ def plot_sparsity(sp: pd.DataFrame, path: Path) -> None:
     ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("zeros after activation (%)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def scale_figures(d: Path) -> list[Path]:
