@@ -26,7 +26,8 @@ class FATReLU(nn.Module):
         self.threshold = float(threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x > self.threshold, x, torch.zeros_like(x))
+        # NaN passes through (as with ReLU): a NaN activation must not be hidden as a zero
+        return torch.where((x > self.threshold) | torch.isnan(x), x, torch.zeros_like(x))
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold}"
@@ -113,15 +114,12 @@ def measure_sparsity(
 
     Columns: layer, zeros, total, sparsity. The model's train/eval mode is restored.
     """
-    was_training = model.training
-    model.eval()
+    from .evaluate import eval_mode
+
     device = model_device(model)
-    try:
-        with SparsityMonitor(model) as mon:
-            for i in range(0, len(x), batch_size):
-                model(x[i : i + batch_size].to(device))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), SparsityMonitor(model) as mon:
+        for i in range(0, len(x), batch_size):
+            model(x[i : i + batch_size].to(device))
     rows = [
         {"layer": n, "zeros": mon.zeros[n], "total": mon.total[n], "sparsity": mon.zeros[n] / mon.total[n]}
         for n in mon.zeros

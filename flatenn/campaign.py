@@ -4,7 +4,7 @@
 (rate or count, trial) samples a fault map (:mod:`flatenn.faults`), writes it into the weight memory
 (:class:`~flatenn.injector.FaultInjector`), evaluates and restores. Results are tidy rows (schema
 ``campaign`` in :mod:`flatenn.results`). With ``out=`` the rows are written after every rate and
-rows already in that file are not recomputed (resume).
+rows already in that file for the same model fingerprint and options are not recomputed (resume).
 
 Trials are evaluated one after another over the whole evaluation set. Batching several trials per
 forward (grouped weights) was considered; at the model sizes here a trial already costs about one
@@ -17,20 +17,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from .determinism import model_device
-from .evaluate import evaluate
-from .faults import bits_label, check_fault_model, check_rate
+from .evaluate import eval_mode, evaluate
+from .faults import bits_label, check_fault_model, check_rate, check_seed
+from .fingerprint import model_fingerprint
 from .injector import FaultInjector, LayerFilter
 from .progress import Progress
 from .quant import frozen
 from .results import SCHEMAS, read_table, write_schema_table
 
 COLUMNS = list(SCHEMAS["campaign"][0])
-KEY = ["model_id", "fault_model", "bits", "rate", "count", "seed", "trial"]
+# a recorded row is reused only if all of these match: what the row means, and the model it was measured on
+KEY = ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"]
+
+
+def _whole(value, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def layers_label(layer_filter: LayerFilter) -> str:
+    """Text form of a layer filter for tables: ``all`` or the regex (a predicate cannot be recorded)."""
+    if layer_filter is None:
+        return "all"
+    if isinstance(layer_filter, str):
+        return f"re:{layer_filter}"
+    return f"fn:{getattr(layer_filter, '__qualname__', 'predicate')}"
+
+
+def campaign_points(rates: Sequence[float] | None, counts: Sequence[int] | None) -> list[tuple[float, int]]:
+    """Validated campaign points: (rate, -1) in rate mode, (nan, count) in count mode."""
+    if (rates is None) == (counts is None):
+        raise ValueError("give rates= or counts= (exactly one)")
+    values = list(rates if rates is not None else counts)
+    if not values:
+        raise ValueError("give at least one " + ("rate" if rates is not None else "count"))
+    if rates is not None:
+        return [(check_rate(r), -1) for r in values]
+    return [(float("nan"), _whole(c, "a fault count (faulty bits)", 0)) for c in values]
 
 
 def run_campaign(
@@ -52,30 +82,36 @@ def run_campaign(
 ) -> pd.DataFrame:
     """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
 
-    ``rates`` (bit error rates per stored bit) or ``counts`` (exact numbers of faulty bits over the
-    whole memory). ``extra`` adds constant columns (``variant``, ``train_seed``) to every row.
+    ``rates`` (bit error rates) or ``counts`` (exact numbers of faulty bits). In both modes the
+    ``rate`` column is faulty bits per *eligible* bit: the bits of the selected layers at the
+    selected bit positions (in count mode, count / eligible bits). ``extra`` adds constant columns
+    (``variant``, ``train_seed``, ``run_id``) to every row. With ``out`` a recorded row is reused only
+    when the model's fingerprint and every option that changes a row's meaning match (``KEY``).
     """
     check_fault_model(fault_model)
-    if (rates is None) == (counts is None):
-        raise ValueError("give rates= or counts= (exactly one)")
-    if trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
-    points = [(check_rate(r), -1) for r in rates] if rates is not None else [(float("nan"), int(c)) for c in counts]
-    if any(c < -1 for _, c in points):
-        raise ValueError("fault counts must be >= 0")
-    label = bits_label(bit_positions)
-    extra = {"variant": "", "train_seed": -1, **(extra or {})}
+    points = campaign_points(rates, counts)
+    trials = _whole(trials, "trials", 1)
+    seed = check_seed(seed)
+    batch_size = _whole(batch_size, "batch_size", 1)
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"need a non-empty evaluation set with one label per example, got {len(x)} and {len(y)}")
+    label, layers = bits_label(bit_positions), layers_label(layer_filter)
+    extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
+    fingerprint = model_fingerprint(model)
     recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
-    sel = ((recorded["model_id"] == model_id) & (recorded["fault_model"] == fault_model)
-           & (recorded["bits"] == label) & (recorded["seed"] == seed))  # fmt: skip
+    sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
+           & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)
+           & (recorded["layers"] == layers) & (recorded["n_eval"] == len(x)) & (recorded["seed"] == seed))  # fmt: skip
     old = recorded[sel].reset_index(drop=True)
     done = {_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)}
     device = model_device(model)
     x, y = x.to(device), y.to(device)
     rows: list[dict] = []
-    model.eval()
-    with frozen(model):
+    with eval_mode(model), frozen(model):
         injector = FaultInjector(model, layer_filter)
+        eligible = injector.eligible_bits(bit_positions)
+        if any(c > eligible for _, c in points):
+            raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
         clean_acc, clean_loss = evaluate(model, x, y, batch_size)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
@@ -87,11 +123,12 @@ def run_campaign(
                                        bit_positions=bit_positions)  # fmt: skip
                 with injector.applied(maps, fault_model) as (nbits, changed):
                     acc, loss = evaluate(model, x, y, batch_size)
-                rate = r if c < 0 else c / injector.total_bits
-                rows.append({**extra, "model_id": model_id, "fault_model": fault_model, "bits": label,
-                             "rate": rate, "count": c, "seed": seed, "trial": t, "faulty_bits": nbits,
-                             "changed_weights": changed, "accuracy": acc, "loss": loss,
-                             "clean_accuracy": clean_acc, "clean_loss": clean_loss})  # fmt: skip
+                rate = r if c < 0 else c / eligible
+                rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,
+                             "bits": label, "layers": layers, "n_eval": len(x), "rate": rate, "count": c,
+                             "seed": seed, "trial": t, "faulty_bits": nbits, "changed_weights": changed,
+                             "accuracy": acc, "loss": loss, "clean_accuracy": clean_acc,
+                             "clean_loss": clean_loss})  # fmt: skip
                 bar.update(1, f"rate {rate:.2g}")
             if out is not None and rows:
                 # new rows never repeat a recorded key (done points are skipped), so appending is a merge

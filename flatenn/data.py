@@ -7,6 +7,8 @@ data set raises :class:`DatasetNotFoundError` that says how to get it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import gzip
 import os
 import pickle
@@ -58,6 +60,26 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.
         return x, y
     idx = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
     return x[idx], y[idx]
+
+
+def subset_split(data: DataSplit, train_subset: int | None, test_subset: int | None, seed: int = 0) -> DataSplit:
+    """The same seeded subsets :func:`load_dataset` would take, applied to an in-memory split.
+
+    The standardization of ``data`` is kept (load_dataset standardizes with the subset's statistics).
+    """
+    for what, n in (("train_subset", train_subset), ("test_subset", test_subset)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"{what} must be a whole number >= 1 (or None for all), got {n!r}")
+
+    def take(x: torch.Tensor, y: torch.Tensor, n: int | None, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if n is None or n >= len(x):
+            return x, y
+        idx = torch.from_numpy(np.sort(np.random.default_rng(s).permutation(len(x))[:n]))
+        return x[idx], y[idx]
+
+    xtr, ytr = take(data.x_train, data.y_train, train_subset, seed)
+    xte, yte = take(data.x_test, data.y_test, test_subset, seed + 1)
+    return dataclasses.replace(data, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
 
 
 def _bundle(name: str, xtr, ytr, xte, yte, classes: int, train_subset, test_subset, seed) -> DataSplit:

@@ -6,33 +6,38 @@ Fault models (``FAULT_MODELS``):
   whatever was written, so only the stuck bits that differ from the stored value change it.
 
 The weight memory is every quantized layer's integer codes; scales, biases and BatchNorm are
-fault-free. A fault map is sampled *sparsely*: the number of faulty bits of a layer is the number of
-order statistics of n uniforms below p — drawn sequentially through the Rényi representation
-(exponential spacings), so it is exactly Binomial(n, p) — and the positions are the first k
-distinct values of a stream of uniform integers (without replacement). Cost grows with the number
-of faults, not with the model size.
+fault-free. A fault map is sampled *sparsely*: a Binomial(n, p) number of faulty bits per layer,
+then that many distinct positions (without replacement). Cost grows with the number of faults, not
+with the model size.
 
-Randomness comes from NumPy generators keyed by (campaign seed, layer name, trial, purpose) on the
-CPU, so maps do not depend on the device, the batch size, the evaluation order or on which other
-layers are hit, and every model of one architecture sees the same maps (common random numbers).
-For one (seed, layer, trial) the faulty-bit set at a lower rate is a prefix — hence a subset — of
-the set at any higher rate (nested maps).
+Randomness is counter-based: the j-th draw of the stream for (map seed, layer name, trial, purpose)
+is SplitMix64 of a key hashed from those four values plus j, computed in NumPy on the CPU and
+vectorized over all layers of a trial. Maps therefore do not depend on the device, the batch size,
+the evaluation order or on which other layers are hit, and every model of one architecture sees the
+same maps for the same seed (common random numbers). The number of faulty bits of a layer is the
+Binomial(n, p) quantile of one uniform of its ``count`` stream, and the positions are the first k
+distinct values of its ``positions`` stream; so for one (seed, layer, trial) the faulty-bit set at a
+lower rate is a prefix, hence a subset, of the set at any higher rate (nested maps).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import binom
 
 FAULT_MODELS = ("bitflip", "stuck0", "stuck1")
 _PURPOSE = {"count": 1, "positions": 2}
 GLOBAL_LAYER = "__all_layers__"
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_MAX_SEED = 2**63
+_EMPTY = np.empty(0, dtype=np.int64)
 
 
 def check_fault_model(name: str) -> str:
@@ -56,7 +61,12 @@ def check_bit_positions(bit_positions: Sequence[int] | None, bits: int) -> np.nd
     """The hit-able bit positions (0 = LSB, bits-1 = sign bit), sorted; all when None."""
     if bit_positions is None:
         return np.arange(bits, dtype=np.int64)
-    pos = np.unique(np.asarray(list(bit_positions), dtype=np.int64))
+    raw = list(bit_positions)
+    if any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) for b in raw):
+        raise ValueError(f"bit positions must be whole numbers (0 = LSB, {bits - 1} = sign bit), got {raw!r}")
+    if any(b < 0 for b in raw):
+        raise ValueError(f"bit positions must be >= 0 (0 = LSB, {bits - 1} = sign bit), got {raw!r}")
+    pos = np.unique(np.asarray(raw, dtype=np.int64))
     if pos.size == 0:
         raise ValueError("bit position set is empty")
     if pos.min() < 0 or pos.max() >= bits:
@@ -70,59 +80,103 @@ def bits_label(bit_positions: Sequence[int] | None) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def _layer_key(layer: str) -> int:
     return int.from_bytes(hashlib.sha256(layer.encode()).digest()[:8], "little")
 
 
-def _rng(seed: int, layer: str, trial: int, purpose: str) -> np.random.Generator:
-    if seed < 0 or trial < 0:
-        raise ValueError("campaign seed and trial index must be >= 0")
-    entropy = [int(seed), _layer_key(layer), int(trial), _PURPOSE[purpose]]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function (a bijection of uint64 with full avalanche); wraps mod 2^64."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * _M1
+        x = x ^ (x >> np.uint64(27))
+        x = x * _M2
+        return x ^ (x >> np.uint64(31))
 
 
-def sample_count(n_bits: int, rate: float, rng: np.random.Generator) -> int:
-    """Number of uniforms (of n_bits) below ``rate``: Binomial(n_bits, rate), nested in rate.
+def check_seed(seed: int, what: str = "campaign seed") -> int:
+    """Seeds and trial indices are whole numbers in [0, 2^63)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < _MAX_SEED:
+        raise ValueError(f"{what} must be a whole number in [0, 2^63), got {seed!r}")
+    return int(seed)
 
-    Uses -log(1 - u_(j)) = sum_{i<j} E_i / (n - i) with iid Exp(1) E_i (Rényi), drawn in chunks of a
-    fixed schedule, so a lower rate reads a prefix of the same stream.
+
+def stream_keys(seed: int, layers: Sequence[str], trial: int, purpose: str) -> np.ndarray:
+    """One uint64 stream key per layer for (seed, layer, trial, purpose)."""
+    seed, trial = check_seed(seed), check_seed(trial, "trial index")
+    lk = np.fromiter((_layer_key(n) for n in layers), dtype=np.uint64, count=len(layers))
+    with np.errstate(over="ignore"):
+        k = _mix64(np.uint64(seed) * _GOLDEN + np.uint64(_PURPOSE[purpose]))
+        k = _mix64(k ^ lk)
+        return _mix64(k + np.uint64(trial) * _M2)
+
+
+def stream_draws(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``counts[i]`` uint64 draws of stream ``keys[i]``, concatenated; and their stream index."""
+    owner = np.repeat(np.arange(len(keys)), counts)
+    starts = np.cumsum(counts) - counts
+    j = np.arange(owner.size, dtype=np.uint64) - np.repeat(starts, counts).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        return _mix64(keys[owner] + (j + np.uint64(1)) * _GOLDEN), owner
+
+
+def _uniform(h: np.ndarray) -> np.ndarray:
+    """uint64 -> float64 uniform on (0, 1) (53 bits, never 0 or 1)."""
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def sample_counts(n_bits: np.ndarray, rate: float, keys: np.ndarray) -> np.ndarray:
+    """Faulty-bit count per stream: the Binomial(n, rate) quantile of the stream's first uniform.
+
+    Exactly Binomial(n, rate) for each layer, independent across keys, and nondecreasing in ``rate``
+    for a fixed key (the quantile of a fixed uniform), which makes maps nested across rates.
     """
     rate = check_rate(rate)
-    if rate == 0.0 or n_bits == 0:
-        return 0
+    n_bits = np.asarray(n_bits, dtype=np.int64)
+    if rate == 0.0:
+        return np.zeros(len(n_bits), dtype=np.int64)
     if rate == 1.0:
-        return n_bits
-    limit = -math.log1p(-rate)
-    count, total, chunk = 0, 0.0, 256
-    while count < n_bits:
-        m = min(chunk, n_bits - count)
-        e = rng.standard_exponential(m)
-        s = total + np.cumsum(e / (n_bits - count - np.arange(m, dtype=np.float64)))
-        k = int(np.searchsorted(s, limit, side="right"))
-        if k < m:
-            return count + k
-        count, total, chunk = count + m, float(s[-1]), chunk * 2
-    return n_bits
+        return n_bits.copy()
+    h, _ = stream_draws(keys, np.ones(len(keys), dtype=np.int64))
+    k = binom.ppf(_uniform(h), n_bits, rate)
+    return np.minimum(np.nan_to_num(k, nan=0.0).astype(np.int64), n_bits)
 
 
-def sample_positions(n_bits: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """The first ``k`` distinct values of a stream of uniform integers in [0, n_bits).
+def sample_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
+    """Per stream i: the first ``k[i]`` distinct values of its draws mapped to [0, n_bits[i]).
 
-    A prefix of one stream, so sets for smaller k are subsets of sets for larger k.
+    A prefix of one stream, so the set for a smaller k is a subset of the set for a larger k.
     """
-    if k > n_bits:
-        raise ValueError(f"cannot pick {k} distinct bits out of {n_bits}")
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    draws: list[np.ndarray] = []
-    chunk = 256
-    while True:
-        draws.append(rng.integers(0, n_bits, size=chunk, dtype=np.int64))
-        stream = np.concatenate(draws)
-        _, first = np.unique(stream, return_index=True)
-        if first.size >= k:
-            return stream[np.sort(first)[:k]]
-        chunk *= 2
+    n_bits, k = np.asarray(n_bits, dtype=np.int64), np.asarray(k, dtype=np.int64)
+    if np.any(k > n_bits):
+        i = int(np.argmax(k > n_bits))
+        raise ValueError(f"cannot pick {k[i]} distinct bits out of {n_bits[i]}")
+    out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(k)
+    todo = np.flatnonzero(k > 0)
+    # expected draws for k distinct out of n: about k + k^2 / (2n); draw a margin, extend if short
+    m = k + (k * k) // np.maximum(n_bits, 1) + 8 + k // 8
+    while todo.size:
+        h, owner = stream_draws(keys[todo], m[todo])
+        n = n_bits[todo][owner]
+        pos = np.minimum((_uniform(h) * n).astype(np.int64), n - 1)
+        composite = owner.astype(np.int64) * (1 << 40) + pos  # n_bits < 2^40
+        _, first = np.unique(composite, return_index=True)
+        first.sort()  # stream order within each layer block
+        grp = owner[first]
+        distinct = np.bincount(grp, minlength=todo.size)
+        rank = np.arange(first.size) - np.repeat(np.cumsum(distinct) - distinct, distinct)
+        keep = rank < k[todo][grp]
+        parts = np.split(pos[first[keep]], np.cumsum(np.bincount(grp[keep], minlength=todo.size))[:-1])
+        short = []
+        for gi, li in enumerate(todo):
+            if distinct[gi] >= k[li]:
+                out[li] = parts[gi]
+            else:
+                short.append(li)
+                m[li] = 2 * m[li] + 64
+        todo = np.asarray(short, dtype=np.int64)
+    return out
 
 
 @dataclass
@@ -135,6 +189,8 @@ class FaultMap:
 
     @staticmethod
     def from_bit_positions(positions: np.ndarray, bit_set: np.ndarray) -> FaultMap:
+        if positions.size == 0:
+            return FaultMap(_EMPTY, _EMPTY, 0)
         nb = len(bit_set)
         w = positions // nb
         b = bit_set[positions % nb]
@@ -143,6 +199,26 @@ class FaultMap:
         uniq, start = np.unique(w, return_index=True)
         mask = np.bitwise_or.reduceat(np.left_shift(np.int64(1), b), start) if len(w) else np.empty(0, np.int64)
         return FaultMap(uniq.astype(np.int64), mask.astype(np.int64), int(len(positions)))
+
+
+def sample_rate_maps(
+    layers: Sequence[tuple[str, int, int]],
+    seed: int,
+    trial: int,
+    rate: float,
+    bit_positions: Sequence[int] | None = None,
+) -> dict[str, FaultMap]:
+    """Rate mode for ``(name, n_weights, bits)`` layers: each eligible bit is faulty with probability ``rate``.
+
+    Eligible bits are the layer's bits at ``bit_positions`` (all when None). One vectorized draw for
+    all layers; each layer's map depends only on (seed, its name, trial, rate, its size and bit set).
+    """
+    sets = [check_bit_positions(bit_positions, b) for _, _, b in layers]
+    n_bits = np.array([n * len(bs) for (_, n, _), bs in zip(layers, sets, strict=True)], dtype=np.int64)
+    names = [name for name, _, _ in layers]
+    k = sample_counts(n_bits, rate, stream_keys(seed, names, trial, "count"))
+    pos = sample_distinct(n_bits, k, stream_keys(seed, names, trial, "positions"))
+    return {name: FaultMap.from_bit_positions(p, bs) for name, p, bs in zip(names, pos, sets, strict=True)}
 
 
 def sample_layer_map(
@@ -154,12 +230,8 @@ def sample_layer_map(
     rate: float,
     bit_positions: Sequence[int] | None = None,
 ) -> FaultMap:
-    """Rate mode: each of the layer's hit-able bits is faulty with probability ``rate``."""
-    bit_set = check_bit_positions(bit_positions, bits)
-    n_bits = n_weights * len(bit_set)
-    k = sample_count(n_bits, rate, _rng(seed, layer, trial, "count"))
-    pos = sample_positions(n_bits, k, _rng(seed, layer, trial, "positions"))
-    return FaultMap.from_bit_positions(pos, bit_set)
+    """Rate mode for one layer (the same map :func:`sample_rate_maps` gives it among others)."""
+    return sample_rate_maps([(layer, n_weights, bits)], seed, trial, rate, bit_positions)[layer]
 
 
 def sample_count_maps(
@@ -169,17 +241,18 @@ def sample_count_maps(
     trial: int,
     bit_positions: Sequence[int] | None = None,
 ) -> dict[str, FaultMap]:
-    """Exact-count mode: ``count`` distinct faulty bits over all ``(name, n_weights, bits)`` layers.
+    """Exact-count mode: ``count`` distinct faulty bits over all eligible bits of the layers.
 
-    Positions are drawn in the concatenated bit space of the layers (in the given order), keyed by
-    (seed, trial) alone, so one architecture sees the same maps.
+    Positions are drawn in the concatenated eligible-bit space of the layers (in the given order),
+    keyed by (seed, trial) alone, so one architecture sees the same maps.
     """
-    if count < 0:
-        raise ValueError(f"fault count must be >= 0, got {count}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"fault count must be a whole number >= 0, got {count!r}")
     sets = [check_bit_positions(bit_positions, b) for _, _, b in layers]
     sizes = np.array([n * len(s) for (_, n, _), s in zip(layers, sets, strict=True)], dtype=np.int64)
     total = int(sizes.sum())
-    pos = sample_positions(total, count, _rng(seed, GLOBAL_LAYER, trial, "positions"))
+    keys = stream_keys(seed, [GLOBAL_LAYER], trial, "positions")
+    pos = sample_distinct(np.array([total]), np.array([int(count)]), keys)[0]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     which = np.searchsorted(offsets, pos, side="right") - 1
     return {

@@ -20,9 +20,10 @@ from torch import nn
 from .faults import (
     FaultMap,
     apply_fault_to_codes,
+    check_bit_positions,
     check_fault_model,
     sample_count_maps,
-    sample_layer_map,
+    sample_rate_maps,
 )
 from .quant import QuantizedWeightMixin, quantized_layers
 
@@ -33,7 +34,10 @@ def select_layers(model: nn.Module, layer_filter: LayerFilter = None) -> dict[st
     """Quantized layers of ``model`` kept by ``layer_filter`` (a predicate or a regex on names)."""
     layers = quantized_layers(model)
     if isinstance(layer_filter, str):
-        pattern = re.compile(layer_filter)
+        try:
+            pattern = re.compile(layer_filter)
+        except re.error as e:
+            raise ValueError(f"layer filter {layer_filter!r} is not a valid regular expression: {e}") from None
         layers = {n: m for n, m in layers.items() if pattern.search(n)}
     elif layer_filter is not None:
         layers = {n: m for n, m in layers.items() if layer_filter(n)}
@@ -43,6 +47,20 @@ def select_layers(model: nn.Module, layer_filter: LayerFilter = None) -> dict[st
             + (" that match the layer filter" if layer_filter is not None else "")
         )
     return layers
+
+
+def _cpu_views(layer: QuantizedWeightMixin) -> tuple[np.ndarray, np.ndarray] | None:
+    """Flat NumPy views of a CPU layer's codes and values that share its storage (None elsewhere).
+
+    ``reshape`` of a non-contiguous tensor would return a copy and writes would be lost, so sharing
+    is checked, not assumed.
+    """
+    if layer.codes.device.type != "cpu":
+        return None
+    codes, values = layer.codes.numpy().reshape(-1), layer.frozen_weight.detach().numpy().reshape(-1)
+    if not (np.shares_memory(codes, layer.codes.numpy()) and np.shares_memory(values, layer.frozen_weight.numpy())):
+        return None
+    return codes, values
 
 
 @dataclass
@@ -65,20 +83,25 @@ class FaultInjector:
         for name, layer in self.layers.items():
             if not layer.is_frozen:
                 raise RuntimeError("freeze the model first: use `with flatenn.quant.frozen(model): ...`")
+            if not (layer.codes.is_contiguous() and layer.frozen_weight.is_contiguous()):
+                raise RuntimeError(f"layer {name}: frozen codes are not contiguous; freeze with flatenn.quant.frozen")
             codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
             self.memory[name] = _LayerMemory(
                 layer=layer, bits=layer.w_bits, codes=codes,
                 values=layer.frozen_weight.detach().cpu().reshape(-1).numpy().copy(),
                 scale=layer.code_scale.detach().cpu().numpy().astype(np.float32),
                 per_channel=codes.size // layer.codes.shape[0],
-                cpu_views=(layer.codes.numpy().reshape(-1), layer.frozen_weight.detach().numpy().reshape(-1))
-                if layer.codes.device.type == "cpu" else None,
+                cpu_views=_cpu_views(layer),
             )  # fmt: skip
         self._touched: list[tuple[str, np.ndarray]] = []
 
     @property
     def total_bits(self) -> int:
         return sum(m.codes.size * m.bits for m in self.memory.values())
+
+    def eligible_bits(self, bit_positions: Sequence[int] | None = None) -> int:
+        """Bits that can be faulty: every selected layer's weights times the bit positions in the set."""
+        return sum(m.codes.size * len(check_bit_positions(bit_positions, m.bits)) for m in self.memory.values())
 
     def sample(
         self,
@@ -91,13 +114,10 @@ class FaultInjector:
         """Fault maps for one trial: per-layer rate mode, or a global exact count of faulty bits."""
         if (rate is None) == (count is None):
             raise ValueError("give exactly one of rate= or count=")
+        spec = [(n, m.codes.size, m.bits) for n, m in self.memory.items()]
         if count is not None:
-            spec = [(n, m.codes.size, m.bits) for n, m in self.memory.items()]
             return sample_count_maps(spec, count, seed, trial, bit_positions)
-        return {
-            n: sample_layer_map(n, m.codes.size, m.bits, seed, trial, rate, bit_positions)
-            for n, m in self.memory.items()
-        }
+        return sample_rate_maps(spec, seed, trial, rate, bit_positions)
 
     def apply(self, maps: Mapping[str, FaultMap], fault_model: str) -> tuple[int, int]:
         """Write faulty codes; returns (faulty bits, weights whose value changed)."""

@@ -44,14 +44,30 @@ def _channel_view(scale: torch.Tensor, ndim: int) -> torch.Tensor:
     return scale.reshape(-1, *([1] * (ndim - 1)))
 
 
+class NonFiniteWeightError(ValueError):
+    """A weight tensor holds NaN or infinity: it has no integer codes (training diverged?)."""
+
+
 def quantize_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (int32 codes, float scale per output channel) of a weight tensor."""
+    """Return (int32 codes, float scale per output channel) of a weight tensor.
+
+    Non-finite weights raise :class:`NonFiniteWeightError` (on the training path and when freezing
+    alike: a NaN has no code). A channel whose scale would be 0 (all zeros, or a max |w| so small
+    that max/q underflows) gets scale 1, so its codes are 0 and valid.
+    """
     q = qmax(bits)
     w = weight.detach()
     amax = w.reshape(w.shape[0], -1).abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / q, torch.ones_like(amax))
+    if not bool(torch.isfinite(amax).all()):
+        bad = torch.nonzero(~torch.isfinite(amax)).flatten().tolist()
+        raise NonFiniteWeightError(
+            f"weights of output channel(s) {bad[:8]} are NaN or infinite, so they have no {bits}-bit codes; "
+            "training diverged (lower the learning rate) or the checkpoint is damaged"
+        )
+    scale = amax / q
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     codes = torch.clamp(torch.round(w / _channel_view(scale, w.ndim)), -q, q)
-    return codes.to(torch.int32), scale
+    return codes.to(torch.int32).contiguous(), scale
 
 
 def dequantize(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -96,20 +112,49 @@ class _FakeQuantAct(torch.autograd.Function):
         return grad * inside.to(grad.dtype), None, None
 
 
+class UncalibratedError(RuntimeError):
+    """An activation quantizer was asked to quantize before it ever saw data."""
+
+
 class ActQuant(nn.Module):
-    """Unsigned b-bit activation quantizer with an EMA-calibrated clip (``bits=None``: identity)."""
+    """Unsigned b-bit activation quantizer with an EMA-calibrated clip (``bits=None``: identity).
+
+    In training mode each forward updates the clip (EMA of the batch maximum) unless
+    ``update_range`` is False (SAQ's second pass uses pass 1's ranges that way). In eval
+    mode an uncalibrated quantizer raises :class:`UncalibratedError` instead of clipping everything
+    to zero.
+    """
 
     def __init__(self, bits: int | None = 8, momentum: float = 0.1) -> None:
         super().__init__()
         self.bits = None if bits is None else check_bits(bits)
         self.momentum = momentum
+        self.update_range = True
+        self._seen_calibrated = False  # Python-side cache of ``calibrated`` (no device sync per forward)
         self.register_buffer("clip", torch.zeros(()))
         self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, *args, **kwargs):  # a loaded state may be uncalibrated
+        self._seen_calibrated = False
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _check_calibrated(self) -> None:
+        if self._seen_calibrated:
+            return
+        if bool(self.calibrated):
+            self._seen_calibrated = True
+            return
+        raise UncalibratedError(
+            "activation quantizer has never seen data, so its range is unknown: train the model, or "
+            "calibrate it first with flatenn.quant.calibrate_activations(model, batches)"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits is None:
             return x
-        if self.training:
+        if not (self.training and self.update_range):
+            self._check_calibrated()
+        if self.training and self.update_range:
             with torch.no_grad():
                 batch_max = x.detach().max().clamp(min=0).to(self.clip.dtype)
                 if bool(self.calibrated):
@@ -230,7 +275,8 @@ def load_codes(
     if scale is None:
         scale = weight_codes(layer)[1]
     device = layer.weight.device
-    codes = codes.to(device=device, dtype=torch.int32).clone()
+    # contiguous: the injector writes through flat views, which a channels_last copy would escape
+    codes = codes.to(device=device, dtype=torch.int32).contiguous(memory_format=torch.contiguous_format).clone()
     scale = scale.to(device=device, dtype=torch.float32).clone()
     layer.codes = codes
     layer.code_scale = scale
@@ -269,6 +315,57 @@ def frozen(model: nn.Module, include_float: bool = False) -> Iterator[dict[str, 
     finally:
         for m in newly.values():
             unfreeze_layer(m)
+
+
+def act_quantizers(model: nn.Module) -> list[ActQuant]:
+    """Every activation quantizer of ``model`` (model order)."""
+    return [m for m in model.modules() if isinstance(m, ActQuant)]
+
+
+@contextlib.contextmanager
+def frozen_ranges(model: nn.Module) -> Iterator[None]:
+    """Activation quantizers keep their current clip inside the block (no EMA update in train mode)."""
+    quantizers = act_quantizers(model)
+    flags = [q.update_range for q in quantizers]
+    try:
+        for q in quantizers:
+            q.update_range = False
+        yield
+    finally:
+        for q, f in zip(quantizers, flags, strict=True):
+            q.update_range = f
+
+
+@torch.no_grad()
+def calibrate_activations(model: nn.Module, batches, max_batches: int | None = None) -> int:
+    """Post-training calibration of every activation quantizer's clip from data; returns batches used.
+
+    ``batches`` is an iterable of input tensors or of (input, target) pairs (a DataLoader works).
+    Only the quantizers update (EMA of the batch maximum, as in training); BatchNorm stays in eval
+    mode and no weight changes. The model's per-module train/eval flags are restored.
+    """
+    from .determinism import model_device
+
+    quantizers = act_quantizers(model)
+    modes = {m: m.training for m in model.modules()}
+    device = model_device(model)
+    used = 0
+    try:
+        model.eval()
+        for q in quantizers:
+            q.train()
+        for batch in batches:
+            if max_batches is not None and used >= max_batches:
+                break
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            model(x.to(device))
+            used += 1
+    finally:
+        for m, t in modes.items():
+            m.training = t
+    if used == 0:
+        raise ValueError("calibrate_activations got no batches: pass a non-empty data loader or list of inputs")
+    return used
 
 
 def model_codes(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

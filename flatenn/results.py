@@ -18,11 +18,11 @@ FLOAT_FORMAT = "%.6g"
 # table -> (columns in order with dtypes, sort keys)
 SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
     "campaign": (
-        {"model_id": "str", "variant": "str", "train_seed": "int64", "fault_model": "str", "bits": "str",
-         "rate": "float64", "count": "int64", "seed": "int64", "trial": "int64", "faulty_bits": "int64",
-         "changed_weights": "int64", "accuracy": "float64", "loss": "float64",
-         "clean_accuracy": "float64", "clean_loss": "float64"},
-        ["model_id", "fault_model", "bits", "rate", "count", "seed", "trial"],
+        {"model_id": "str", "variant": "str", "train_seed": "int64", "fingerprint": "str", "fault_model": "str",
+         "bits": "str", "layers": "str", "n_eval": "int64", "rate": "float64", "count": "int64", "seed": "int64",
+         "trial": "int64", "faulty_bits": "int64", "changed_weights": "int64", "accuracy": "float64",
+         "loss": "float64", "clean_accuracy": "float64", "clean_loss": "float64", "run_id": "str"},
+        ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"],
     ),
 }  # fmt: skip
 

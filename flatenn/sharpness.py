@@ -130,7 +130,7 @@ class WeightSpace:
 def weight_space(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
                  batch_size: int = 512) -> Iterator[WeightSpace]:  # fmt: skip
     """Freeze, switch to eval and disable parameter gradients; restore all of it exactly on exit."""
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}  # each module's own flag, not the parent's
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
@@ -151,7 +151,8 @@ def weight_space(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Lo
             for n, b in model.named_buffers():
                 if n in buffers:
                     b.copy_(buffers[n])
-        model.train(was_training)
+        for m, t in modes.items():
+            m.training = t
 
 
 def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
@@ -170,39 +171,87 @@ def _gaussian_like(ws: WeightSpace, gen: torch.Generator) -> list[torch.Tensor]:
     return [torch.randn(w.shape, generator=gen).to(ws.device) for w in ws.weights]
 
 
+Vector = list[torch.Tensor]
+
+
+def dominant_eigenpair(apply: Callable[[Vector], Vector], v0: Vector, iters: int = 100, tol: float = 1e-4,
+                       offset: float = 0.0) -> tuple[float, Vector, int, bool]:  # fmt: skip
+    """Power iteration for the largest-*magnitude* eigenvalue of a symmetric operator.
+
+    Stops when the residual ‖Av − λv‖ ≤ tol·|λ − offset| (λ = vᵀAv, ‖v‖ = 1; ``offset`` is a shift
+    already added to the operator, so the bound is relative to the unshifted eigenvalue). For a
+    symmetric operator some eigenvalue lies within the residual of λ, so this bounds the error;
+    ``converged`` is True only then. A zero operator gives (0, v, it, True).
+    Returns (λ, v, iterations, converged).
+    """
+    nv = math.sqrt(_dot(v0, v0))
+    if nv == 0:
+        raise ValueError("the start vector of power iteration is zero")
+    v = [a / nv for a in v0]
+    lam, it = 0.0, 0
+    for it in range(1, iters + 1):
+        av = apply(v)
+        lam = _dot(v, av)
+        nav = math.sqrt(_dot(av, av))
+        if nav == 0:
+            return 0.0, v, it, True
+        res = math.sqrt(sum(float(((a - lam * b).double() ** 2).sum()) for a, b in zip(av, v, strict=True)))
+        if res <= tol * max(abs(lam - offset), 1e-6 * abs(offset)):
+            return lam, v, it, True
+        v = [a / nav for a in av]
+    return lam, v, it, False
+
+
+def top_eigenvalues(apply: Callable[[Vector], Vector], like: Vector, k: int = 1, iters: int = 100,
+                    tol: float = 1e-4, seed: int = 0) -> list[dict]:  # fmt: skip
+    """The k largest *algebraic* eigenvalues of a symmetric operator (power iteration + shift + deflation).
+
+    Each round finds the dominant eigenpair of the operator with the found eigenvectors deflated to 0.
+    If it is negative (−c), every remaining eigenvalue lies in [−c, c]; the dominant eigenpair of
+    A + cI (found directions still mapped to 0) is then the largest algebraic one, shifted by c.
+    Returns one dict per eigenvalue: value, iterations (operator applications), converged.
+    """
+    gen = _generator(seed)
+    found: list[tuple[float, Vector]] = []
+
+    def deflated(shift: float) -> Callable[[Vector], Vector]:
+        def op(v: Vector) -> Vector:
+            out = [a + shift * b for a, b in zip(apply(v), v, strict=True)] if shift else apply(v)
+            for val, u in found:
+                c = _dot(u, v)
+                out = [a - (val + shift) * c * b for a, b in zip(out, u, strict=True)]
+            return out
+
+        return op
+
+    def start() -> Vector:
+        v = [torch.randn(t.shape, generator=gen).to(t.device, t.dtype) for t in like]
+        for _, u in found:
+            c = _dot(u, v)
+            v = [a - c * b for a, b in zip(v, u, strict=True)]
+        return v
+
+    out = []
+    for _ in range(k):
+        lam, v, it, conv = dominant_eigenpair(deflated(0.0), start(), iters, tol)
+        if lam < 0:
+            shift = -lam
+            lam2, v, it2, conv = dominant_eigenpair(deflated(shift), start(), iters, tol, offset=shift)
+            lam, it = lam2 - shift, it + it2
+        found.append((lam, v))
+        out.append({"value": lam, "iterations": it, "converged": conv})
+    return out
+
+
 def hessian_lambda_max(ws: WeightSpace, iters: int = 100, tol: float = 1e-4, normalize: str | None = None,
                        seed: int = 0, top_k: int = 1) -> list[dict]:  # fmt: skip
-    """Top-k Hessian eigenvalues by power iteration (deflation for k > 1).
+    """Top-k *largest* (algebraic) Hessian eigenvalues; see :func:`top_eigenvalues`.
 
-    Returns one dict per eigenvalue: value, iterations, converged. With ``normalize="filter"`` the
-    operator is D H D with D the per-filter weight norms.
+    With ``normalize="filter"`` the operator is D H D with D the per-filter weight norms. ``converged``
+    means the residual ‖Hv − λv‖ ≤ tol·|λ| held at the returned value.
     """
     s = ws.scaling(normalize)
-    gen = _generator(seed)
-    found: list[tuple[float, list[torch.Tensor]]] = []
-    out = []
-    for _ in range(top_k):
-        v = _gaussian_like(ws, gen)
-        lam, it, converged = 0.0, 0, False
-        for it in range(1, iters + 1):
-            for _, u in found:  # deflate
-                c = _dot(v, u)
-                v = [a - c * b for a, b in zip(v, u, strict=True)]
-            nv = math.sqrt(_dot(v, v))
-            v = [a / nv for a in v]
-            hv = _scale(ws.hvp(_scale(v, s)), s)
-            for val, u in found:
-                c = _dot(v, u)
-                hv = [a - val * c * b for a, b in zip(hv, u, strict=True)]
-            new = _dot(v, hv)
-            if it > 1 and abs(new - lam) <= tol * abs(new):
-                lam, converged = new, True
-                break
-            lam, v = new, hv
-        nv = math.sqrt(_dot(v, v))
-        found.append((lam, [a / nv for a in v]))
-        out.append({"value": lam, "iterations": it, "converged": converged})
-    return out
+    return top_eigenvalues(lambda v: _scale(ws.hvp(_scale(v, s)), s), ws.weights, top_k, iters, tol, seed)
 
 
 def hessian_trace(ws: WeightSpace, probes: int = 50, normalize: str | None = None, seed: int = 0,

@@ -22,15 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import calibrate_threshold, measure_sparsity, set_threshold
-from .data import DataSplit, load_dataset
+from .data import DataSplit, load_dataset, subset_split
 from .determinism import resolve_device, set_deterministic
 from .evaluate import evaluate
 from .models import ModelSpec, build_model
 from .progress import Progress
-from .saq import saq_step
+from .saq import SAQ, saq_step
 
 # Bump when a change to the training path changes what a config trains to: it invalidates caches.
-TRAIN_CODE_VERSION = "1"
+TRAIN_CODE_VERSION = "2"  # 2: SAQ pass 2 uses pass 1's activation ranges (issue 8)
 OPTIMIZERS = ("sgd", "saq")
 
 
@@ -128,6 +128,13 @@ def build_for(config: TrainConfig, data: DataSplit, threshold: float | None = No
     return model
 
 
+def _data_for_config(config: TrainConfig, data: DataSplit) -> DataSplit:
+    """A passed DataSplit, cut to the config's seeded subsets (the config must describe what trains)."""
+    if data.name != config.dataset:
+        raise ValueError(f"fit(config, data): data set {data.name!r} but the config says {config.dataset!r}")
+    return subset_split(data, config.train_subset, config.test_subset)
+
+
 def _cosine(total_steps: int):
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
@@ -148,6 +155,8 @@ def fit(
     set_deterministic(config.seed)
     if data is None:
         data = load_dataset(config.dataset, train_subset=config.train_subset, test_subset=config.test_subset)
+    else:
+        data = _data_for_config(config, data)
     model = build_model(config.model_spec(data), data.input_size).to(dev)
     threshold = config.threshold
     if config.parent is not None:
@@ -165,6 +174,7 @@ def fit(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(config.epochs * steps_per_epoch))
+    saq = SAQ(model, opt, config.rho) if config.optimizer == "saq" else None
     gen = torch.Generator().manual_seed(config.seed)
     record = TrainRecord(config=config.to_dict(), key=config.key(), threshold=threshold, device=str(dev))
     bar = Progress(config.epochs, f"train {config.key()} ({config.optimizer}, {config.activation})", progress)
@@ -177,7 +187,7 @@ def fit(
             idx = perm[i : i + config.batch_size]
             xb, yb = x_train[idx], y_train[idx]
             if config.optimizer == "saq":
-                loss, logits = saq_step(model, F.cross_entropy, xb, yb, opt, config.rho)
+                loss, logits = saq_step(model, F.cross_entropy, xb, yb, saq, config.rho)
             else:
                 opt.zero_grad(set_to_none=True)
                 logits = model(xb)

@@ -52,3 +52,10 @@ def test_calibrate_threshold_reaches_target():
     t = calibrate_threshold(model, x, 0.8)
     s = float(measure_sparsity(model, x)["sparsity"].iloc[-1])
     assert abs(s - 0.8) < 0.01 and t == pytest.approx(0.8416, abs=0.03)  # N(0,1) 80% quantile
+
+
+def test_fatrelu_propagates_nan_like_relu():
+    x = torch.tensor([float("nan"), -1.0, 0.2, 2.0])
+    out = FATReLU(0.5)(x)
+    assert torch.isnan(out[0]) and out[1:].tolist() == [0.0, 0.0, 2.0]
+    assert torch.isnan(torch.relu(x)[0])

@@ -86,3 +86,58 @@ def test_bad_arguments(data, kwargs, match):
 def test_unknown_fault_model(data):
     with pytest.raises(ValueError, match="unknown fault model"):
         run_campaign(_model(0), *data, "random", rates=[0.1], progress=False)
+
+
+def test_resume_key_includes_layer_filter_eval_subset_and_fingerprint(tmp_path, data):
+    m, out = _model(0), tmp_path / "c.csv"
+    filtered = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, layer_filter="classifier", out=out,
+                            progress=False)  # fmt: skip
+    full = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert full.attrs["computed_rows"] == 2 and set(full["layers"]) == {"all"}
+    assert set(filtered["layers"]) == {"re:classifier"}
+    small = run_campaign(m, data[0][:50], data[1][:50], "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert small.attrs["computed_rows"] == 2 and set(small["n_eval"]) == {50}
+    other = run_campaign(_model(1), *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert other.attrs["computed_rows"] == 2  # same model_id, another model: nothing reused
+    assert other["fingerprint"].iloc[0] != full["fingerprint"].iloc[0]
+    again = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert again.attrs["computed_rows"] == 0  # resumed rows are the recorded ones (%.6g in the CSV)
+    assert again["accuracy"].tolist() == pytest.approx(full["accuracy"].tolist(), rel=1e-5)
+
+
+def test_rate_column_is_per_eligible_bit_in_both_modes(data):
+    m = _model(0)
+    n_weights = sum(layer.weight.numel() for layer in __import__("flatenn.quant").quant.quantized_layers(m).values())
+    df = run_campaign(m, *data, "bitflip", counts=[8], trials=1, bit_positions=[7], progress=False)
+    assert df["rate"].iloc[0] == pytest.approx(8 / n_weights)  # one eligible bit per weight
+    df = run_campaign(m, *data, "bitflip", counts=[8], trials=1, progress=False)
+    assert df["rate"].iloc[0] == pytest.approx(8 / (8 * n_weights))
+
+
+def test_faults_land_in_channels_last_layers(data):
+    from flatenn.injector import FaultInjector
+    from flatenn.quant import frozen, quantized_layers
+
+    m = _model(0).to(memory_format=torch.channels_last)
+    with frozen(m):
+        inj = FaultInjector(m)
+        clean = {n: layer.codes.clone() for n, layer in quantized_layers(m).items()}
+        maps = inj.sample(seed=0, trial=0, rate=0.05)
+        with inj.applied(maps, "bitflip") as (_, changed):
+            diff = {n: int((layer.codes != clean[n]).sum()) for n, layer in quantized_layers(m).items()}
+            wdiff = sum(int((layer.frozen_weight != layer.code_scale.reshape(-1, *[1] * (layer.codes.ndim - 1))
+                             * clean[n].float()).sum()) for n, layer in quantized_layers(m).items())  # fmt: skip
+        assert all(v > 0 for v in diff.values()) and sum(diff.values()) == changed == wdiff
+        assert all(torch.equal(layer.codes, clean[n]) for n, layer in quantized_layers(m).items())
+
+
+@pytest.mark.parametrize("kwargs,match", [({"rates": [0.1], "batch_size": 0}, "batch_size"),
+                                          ({"rates": [0.1], "batch_size": -1}, "batch_size"),
+                                          ({"counts": [-1]}, "fault count"), ({"counts": [1.7]}, "fault count"),
+                                          ({"rates": []}, "at least one"), ({"rates": [0.1], "seed": -1}, "seed"),
+                                          ({"rates": [0.1], "bit_positions": [1.0]}, "whole numbers"),
+                                          ({"rates": [0.1], "layer_filter": "("}, "regular expression"),
+                                          ({"counts": [10**9]}, "eligible bits")])  # fmt: skip
+def test_more_bad_arguments(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})

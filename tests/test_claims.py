@@ -20,6 +20,7 @@ def _campaign(shift=SHIFT, seeds=(0, 1, 2), trials=20):
                     noise = rng.normal(0, 0.5, trials)
                     for t in range(trials):
                         rows.append({"model_id": f"{v}-s{s}", "variant": v, "train_seed": s, "fault_model": fm,
+                                     "fingerprint": f"fp-{v}-{s}", "layers": "all", "n_eval": 100, "run_id": "r",
                                      "bits": "all", "rate": rate, "count": -1, "seed": 2023, "trial": t,
                                      "accuracy": 80 + d + maps[t] + noise[t], "clean_accuracy": 98.0,
                                      "faulty_bits": 1, "changed_weights": 1, "loss": 0.1, "clean_loss": 0.05})

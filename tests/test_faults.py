@@ -3,17 +3,29 @@ import math
 import numpy as np
 import pytest
 
+from scipy import stats
+
 from flatenn.faults import (
     FaultMap,
-    _rng,
     apply_fault_to_codes,
     check_bit_positions,
     check_rate,
-    sample_count,
+    check_seed,
     sample_count_maps,
+    sample_counts,
+    sample_distinct,
     sample_layer_map,
-    sample_positions,
+    sample_rate_maps,
+    stream_keys,
 )  # fmt: skip
+
+
+def sample_count(n: int, p: float, seed: int, layer: str, trial: int) -> int:
+    return int(sample_counts(np.array([n]), p, stream_keys(seed, [layer], trial, "count"))[0])
+
+
+def sample_positions(n: int, k: int, seed: int, layer: str, trial: int = 0) -> np.ndarray:
+    return sample_distinct(np.array([n]), np.array([k]), stream_keys(seed, [layer], trial, "positions"))[0]
 
 
 def test_known_values_on_hand_made_codes():
@@ -41,7 +53,7 @@ def test_bad_bit_positions_and_fault_model():
 
 @pytest.mark.parametrize("n,p", [(1000, 0.01), (50, 0.3), (10**6, 1e-4)])
 def test_count_is_binomial_within_999_interval(n, p):
-    draws = np.array([sample_count(n, p, _rng(0, "L", t, "count")) for t in range(4000)])
+    draws = np.array([sample_count(n, p, 0, "L", t) for t in range(4000)])
     mean, var = n * p, n * p * (1 - p)
     se = math.sqrt(var / len(draws))
     assert abs(draws.mean() - mean) < 3.29 * se  # 99.9% two-sided
@@ -64,10 +76,10 @@ def test_empirical_bit_rate_within_binomial_interval():
 
 
 def test_positions_distinct_and_prefix_nested():
-    pos = sample_positions(100, 100, _rng(1, "x", 0, "positions"))
+    pos = sample_positions(100, 100, 1, "x")
     assert sorted(pos.tolist()) == list(range(100))
-    short = sample_positions(10**7, 30, _rng(1, "y", 0, "positions"))
-    long = sample_positions(10**7, 3000, _rng(1, "y", 0, "positions"))
+    short = sample_positions(10**7, 30, 1, "y")
+    long = sample_positions(10**7, 3000, 1, "y")
     assert np.array_equal(long[:30], short) and len(set(long.tolist())) == 3000
 
 
@@ -108,3 +120,56 @@ def test_exact_count_mode():
 def test_faultmap_merges_bits_of_one_weight():
     m = FaultMap.from_bit_positions(np.array([0, 7, 8, 15]), np.arange(8))
     assert m.weight_index.tolist() == [0, 1] and m.mask.tolist() == [0b10000001, 0b10000001]
+
+
+def test_count_distribution_fits_binomial_chi_square():
+    n, p, draws = 40, 0.1, 5000
+    k = np.array([sample_count(n, p, 11, "conv1", t) for t in range(draws)])
+    support = np.arange(0, 10)
+    observed = np.array([(k == v).sum() for v in support[:-1]] + [(k >= support[-1]).sum()])
+    expected = np.append(stats.binom.pmf(support[:-1], n, p), stats.binom.sf(support[-2], n, p)) * draws
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_counts_nested_across_rates_for_every_key():
+    keys = stream_keys(3, [f"l{i}" for i in range(300)], 0, "count")
+    n = np.full(300, 5000)
+    prev = np.zeros(300, dtype=np.int64)
+    for rate in (1e-4, 1e-3, 3e-3, 1e-2, 0.1, 0.5):
+        cur = sample_counts(n, rate, keys)
+        assert np.all(cur >= prev)
+        prev = cur
+
+
+def test_layer_map_independent_of_other_layers_and_seed_changes_maps():
+    spec = [("a", 3000, 8), ("b", 800, 8), ("c", 5000, 4)]
+    together = sample_rate_maps(spec, 4, 2, 0.01)
+    for name, n, bits in spec:
+        alone = sample_layer_map(name, n, bits, 4, 2, 0.01)
+        assert np.array_equal(alone.weight_index, together[name].weight_index)
+        assert np.array_equal(alone.mask, together[name].mask)
+    other = sample_rate_maps(spec, 5, 2, 0.01)
+    assert not np.array_equal(other["a"].weight_index, together["a"].weight_index)
+
+
+def test_positions_uniform_over_the_bit_space():
+    hits = np.concatenate([sample_positions(64, 8, 0, "u", t) for t in range(3000)])
+    assert stats.chisquare(np.bincount(hits, minlength=64)).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, 2**63])
+def test_bad_seed_or_trial(bad):
+    with pytest.raises(ValueError, match="whole number"):
+        check_seed(bad)
+
+
+@pytest.mark.parametrize("bad", [[-1], [1.7], [True]])
+def test_bit_positions_must_be_whole_and_nonnegative(bad):
+    with pytest.raises(ValueError, match="bit positions must be"):
+        check_bit_positions(bad, 8)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.7, True])
+def test_bad_fault_count(bad):
+    with pytest.raises(ValueError, match="fault count"):
+        sample_count_maps([("a", 10, 8)], bad, seed=0, trial=0)

@@ -6,12 +6,13 @@ from flatenn.faults import apply_fault_to_codes
 from flatenn.injector import FaultInjector
 from flatenn.models import ModelSpec, build_model
 from flatenn.quant import dequantize, frozen, model_codes
+from tests.helpers import calibrated
 
 
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return build_model(ModelSpec("cnn_digits", width=4), 8).eval()
+    return calibrated(build_model(ModelSpec("cnn_digits", width=4), 8), (32, 1, 8, 8))
 
 
 @pytest.mark.parametrize("fault_model", ["bitflip", "stuck0", "stuck1"])

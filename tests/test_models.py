@@ -4,6 +4,7 @@ import torch
 from flatenn.activations import FATReLU
 from flatenn.models import ModelSpec, build_model
 from flatenn.quant import QConv2d, quantized_layers
+from tests.helpers import calibrated
 
 
 @pytest.mark.parametrize(
@@ -11,7 +12,7 @@ from flatenn.quant import QConv2d, quantized_layers
     [("cnn_digits", 4, 8, 1, 4), ("resnet8", 4, 28, 1, 10), ("resnet20", 16, 32, 3, 22), ("resnet18", 8, 32, 3, 21)],
 )
 def test_registry_shapes_and_quantized_layers(name, width, size, channels, n_quant):
-    m = build_model(ModelSpec(name, width=width, in_channels=channels), size).eval()
+    m = calibrated(build_model(ModelSpec(name, width=width, in_channels=channels), size), (4, channels, size, size))
     out = m(torch.randn(2, channels, size, size))
     assert out.shape == (2, 10)
     assert len(quantized_layers(m)) == n_quant

@@ -16,6 +16,8 @@ from flatenn.quant import (
     weight_codes,
 )  # fmt: skip
 
+from tests.helpers import calibrated
+
 
 def test_hand_computed_weight_quantization():
     w = torch.tensor([[1.0, -0.6, 0.25], [0.1, 0.3, -0.4]])
@@ -73,6 +75,7 @@ def test_weight_ste_passes_gradient():
 def test_activation_ste_passes_inside_blocks_outside():
     q = ActQuant(bits=4).eval()
     q.clip.fill_(1.0)
+    q.calibrated.fill_(True)
     x = torch.tensor([-0.5, 0.3, 0.9, 1.5], requires_grad=True)
     y = q(x)
     assert torch.allclose(y, torch.tensor([0.0, 4 / 15, 13 / 15, 1.0]))
@@ -95,7 +98,7 @@ def test_model_codes_roundtrip_and_frozen_context():
     from flatenn.models import ModelSpec, build_model
 
     torch.manual_seed(0)
-    m = build_model(ModelSpec("cnn_digits", width=4), 8).eval()
+    m = calibrated(build_model(ModelSpec("cnn_digits", width=4), 8), (16, 1, 8, 8))
     x = torch.randn(4, 1, 8, 8)
     before = m(x)
     codes = model_codes(m)
@@ -114,3 +117,44 @@ def test_float_first_last_are_outside_the_weight_memory():
     m = build_model(ModelSpec("cnn_digits", width=4, quantize_first_last=False), 8)
     names = list(quantized_layers(m))
     assert "features.0" not in names and "classifier" not in names and len(names) == 2
+
+
+def test_uncalibrated_activation_quantizer_raises_in_eval_and_calibration_fixes_it():
+    from flatenn.quant import UncalibratedError, calibrate_activations
+
+    q = ActQuant(bits=8)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), q).eval()
+    with pytest.raises(UncalibratedError, match="calibrate"):
+        model(torch.randn(4, 3))
+    bn_before = model[0].running_mean.clone()
+    calibrate_activations(model, [torch.randn(8, 3), torch.randn(8, 3)])
+    assert bool(q.calibrated) and q.clip.item() > 0
+    assert torch.equal(model[0].running_mean, bn_before) and not model.training  # BN untouched, modes kept
+    assert model(torch.randn(4, 3)).unique().numel() > 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_raise_on_training_and_frozen_paths(bad):
+    from flatenn.quant import NonFiniteWeightError, freeze_layer
+
+    layer = QLinear(3, 2, w_bits=8)
+    with torch.no_grad():
+        layer.weight[1, 0] = bad
+    with pytest.raises(NonFiniteWeightError, match="channel"):
+        layer(torch.randn(1, 3))
+    with pytest.raises(NonFiniteWeightError):
+        freeze_layer(layer)
+
+
+def test_underflowing_channel_scale_gives_valid_codes():
+    w = torch.tensor([[1e-45, -1e-45], [0.5, -0.25], [0.0, 0.0]])
+    codes, scale = quantize_weight(w, 8)
+    assert torch.all(scale > 0) and codes.abs().max() <= 127
+    assert codes[0].tolist() == [0, 0] and codes[1].tolist() == [127, -64] and codes[2].tolist() == [0, 0]
+
+
+def test_codes_of_channels_last_weights_are_contiguous():
+    conv = QConv2d(3, 4, 3, w_bits=8).to(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    with frozen(conv):
+        assert conv.codes.is_contiguous() and conv.frozen_weight.is_contiguous()

@@ -17,6 +17,8 @@ from flatenn.sharpness import (
     worst_case_sharpness,
 )  # fmt: skip
 
+from tests.helpers import calibrated
+
 
 def mse(out, y):
     return ((out - y) ** 2).mean()
@@ -99,7 +101,7 @@ def test_same_direction_for_models_of_one_architecture():
     dirs = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        m = build_model(ModelSpec("cnn_digits", width=4), 8).eval()
+        m = calibrated(build_model(ModelSpec("cnn_digits", width=4), 8), (16, 1, 8, 8))
         with weight_space(m, x, y) as ws:
             d = filter_normalized_direction(ws, seed=5)
             dirs.append([t / ws.filter_norms()[i] for i, t in enumerate(d)])
@@ -154,3 +156,58 @@ def test_unknown_metric():
     m = nn.Sequential(QLinear(2, 2))
     with pytest.raises(ValueError, match="unknown metrics"):
         measure(m, torch.randn(2, 2), torch.tensor([0, 1]), ["flatness"])
+
+
+def _quadratic(eigenvalues, seed=0):
+    """Model + loss with loss(w) = ½ wᵀAw for A = Q diag(eigenvalues) Qᵀ (out = w for input I)."""
+    n = len(eigenvalues)
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    a = (q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T).float()
+    model = nn.Sequential(QLinear(n, 1, bias=False, w_bits=None))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randn(1, n, generator=g))
+    x, y = torch.eye(n), torch.zeros(n, 1)
+
+    def loss_fn(out, _y):
+        w = out[:, 0]
+        return 0.5 * w @ a @ w
+
+    return model, x, y, loss_fn
+
+
+def test_lambda_max_is_the_largest_algebraic_eigenvalue_not_the_largest_magnitude():
+    model, x, y, loss_fn = _quadratic([1.0, -3.0] + [0.2] * 8)
+    with weight_space(model, x, y, loss_fn=loss_fn, batch_size=64) as ws:
+        top = hessian_lambda_max(ws, iters=1000, tol=1e-6, top_k=2)
+    assert top[0]["value"] == pytest.approx(1.0, rel=1e-4) and top[0]["converged"]
+    assert top[1]["value"] == pytest.approx(0.2, rel=1e-3)
+
+
+def test_lambda_max_converged_only_when_residual_is_small():
+    model, x, y, loss_fn = _quadratic([1.0] + [0.97] * 39)
+    with weight_space(model, x, y, loss_fn=loss_fn, batch_size=64) as ws:
+        early = hessian_lambda_max(ws, iters=2, tol=1e-4)[0]
+        late = hessian_lambda_max(ws, iters=3000, tol=1e-6)[0]
+    assert not early["converged"]
+    assert late["converged"] and late["value"] == pytest.approx(1.0, rel=1e-4)
+
+
+def test_zero_hessian_gives_zero_not_nan():
+    model, x, y, loss_fn = _quadratic([0.0] * 6)
+    with weight_space(model, x, y, loss_fn=loss_fn, batch_size=64) as ws:
+        r = hessian_lambda_max(ws, iters=10)[0]
+    assert r["value"] == 0.0 and r["converged"]
+
+
+def test_each_module_gets_back_its_own_mode():
+    m = calibrated(build_model(ModelSpec("cnn_digits", width=4), 8), (16, 1, 8, 8)).train()
+    bn = next(mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d))
+    bn.eval()  # a frozen BatchNorm inside a training model
+    x, y = torch.randn(10, 1, 8, 8), torch.randint(0, 10, (10,))
+    measure(m, x, y, ["trace"], options={"probes": 2})
+    assert m.training and not bn.training
+    from flatenn.evaluate import evaluate
+
+    evaluate(m, x, y)
+    assert m.training and not bn.training

@@ -50,3 +50,13 @@ def test_finetune_needs_parent_weights(digits, tiny_config):
     cfg = dataclasses.replace(tiny_config, activation="fatrelu", threshold=0.5, parent=tiny_config)
     with pytest.raises(ValueError, match="init_state"):
         fit(cfg, digits, progress=False)
+
+
+def test_fit_applies_the_configs_subset_to_passed_data(digits):
+    cfg = TrainConfig(width=4, epochs=1, train_subset=100, test_subset=50, seed=0)
+    _, rec = fit(cfg, digits, progress=False)
+    # 100 training examples: per-epoch accuracy is a multiple of 1 point; 50 test: of 2 points
+    assert (rec.epochs[0]["train_accuracy"] * 100) % 100 == pytest.approx(0, abs=1e-6)
+    assert rec.clean_accuracy % 2 == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="config says"):
+        fit(TrainConfig(dataset="fashion_mnist", epochs=1), digits, progress=False)

@@ -1,0 +1,42 @@
+"""A model's fingerprint: which exact model a measurement was made on.
+
+SHA-256 over, in name order, every quantized layer's integer weight codes and scales (the weight
+memory that faults hit) and every other parameter and buffer (biases, BatchNorm, activation clips,
+float layers' weights), each with its name, dtype and shape. Latent float weights of quantized
+layers are left out: two models with the same codes compute the same thing. Frozen-state buffers
+(``codes``, ``code_scale``, ``frozen_weight``) are left out too, so freezing does not change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from .quant import quantized_layers, weight_codes
+
+_FREEZE_BUFFERS = ("codes", "code_scale", "frozen_weight")
+LENGTH = 16  # hex digits kept
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """16 hex digits identifying what ``model`` computes (see the module docstring)."""
+    qlayers = quantized_layers(model)
+    items: dict[str, torch.Tensor] = {}
+    for name, layer in qlayers.items():
+        codes, scale = weight_codes(layer)
+        items[f"{name}.weight#codes"] = codes
+        items[f"{name}.weight#scale"] = scale
+    latent = {f"{n}.weight" for n in qlayers}
+    for name, t in model.state_dict().items():
+        if name in latent or name.rsplit(".", 1)[-1] in _FREEZE_BUFFERS:
+            continue
+        items[name] = t
+    h = hashlib.sha256()
+    for name in sorted(items):
+        t = items[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(np.ascontiguousarray(t.numpy()).tobytes() if t.numel() else b"")
+    return h.hexdigest()[:LENGTH]
