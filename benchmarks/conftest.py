@@ -1,13 +1,17 @@
-"""Benchmark options and the per-scale experiment fixture.
+"""Benchmark options, the per-scale experiment fixture, and the end-of-run report.
 
-``--scale`` (default ``smoke``; a comma list or the group ``paper``), ``--results-dir`` (default
-``results/``), ``--cache-dir`` (model zoo; default $FLATENN_CACHE or ~/.cache/flatenn/zoo) and
-``--device`` (default: CUDA when present, else CPU). At the end of the session the campaign
-summary, provenance, figures and ``results/README.md`` are (re)written from the CSVs.
+Options: ``--scale`` (default ``smoke``; a comma list or the group ``paper``); ``--results-dir``
+(default: a fresh ``runs/<UTC time>/`` folder, so a reproduction never rewrites the tracked
+``results/``); ``--reference-dir`` (the tracked results to compare with, default ``results/``);
+``--retrain`` (train every model instead of loading the shipped ones); ``--cache-dir`` (model zoo);
+``--device`` (default: CUDA when present, else CPU). At the end of the session the tables,
+provenance and figures of every scale that computed something are written, and the measured claims
+table and the comparison with the reference are printed.
 """
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -22,18 +26,27 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_addoption(parser):
     g = parser.getgroup("flatenn")
     g.addoption("--scale", default=DEFAULT_SCALE, help="scale(s) to reproduce: smoke, cpu, paper (comma list)")
-    g.addoption("--results-dir", default=str(ROOT / "results"), help="where results/<scale>/ are written")
+    g.addoption("--results-dir", default=None, help="where <scale>/ folders are written (default: runs/<UTC time>/)")
+    g.addoption("--reference-dir", default=str(ROOT / "results"), help="tracked results to compare with")
+    g.addoption("--retrain", action="store_true", help="train the models instead of loading the shipped ones")
     g.addoption("--cache-dir", default=None, help="model zoo cache folder")
     g.addoption("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
-    g.addoption("--no-report", action="store_true", help="do not redraw figures and results/README.md at the end")
+    g.addoption("--no-report", action="store_true", help="do not draw figures at the end")
 
 
 def pytest_configure(config):
     config._flatenn_experiments = {}
+    if config.getoption("--results-dir", None) is None and hasattr(config.option, "results_dir"):
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        config.option.results_dir = str(ROOT / "runs" / stamp)
 
 
 def scales_of(config) -> list[str]:
     return expand_scales(config.getoption("--scale"))
+
+
+def results_root(config) -> Path:
+    return Path(config.getoption("--results-dir"))
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +57,11 @@ def experiments(request):
     def get(name: str) -> Experiment:
         if name not in cache:
             opt = request.config.getoption
-            zoo_dev = opt("--device")
+            dev = opt("--device")
             cache[name] = Experiment(
-                get_scale(name), Path(opt("--results-dir")) / name,
-                zoo=Zoo(opt("--cache-dir"), device=zoo_dev), device=zoo_dev,
+                get_scale(name), results_root(request.config) / name, zoo=Zoo(opt("--cache-dir"), device=dev),
+                device=dev, retrain=opt("--retrain"), reference_dir=Path(opt("--reference-dir")) / name,
+                command=" ".join(["pytest", *request.config.invocation_params.args]),
             )  # fmt: skip
         return cache[name]
 
@@ -56,12 +70,22 @@ def experiments(request):
 
 def pytest_sessionfinish(session, exitstatus):
     exps: dict[str, Experiment] = getattr(session.config, "_flatenn_experiments", {})
-    if not exps:
-        return
-    for exp in exps.values():
-        exp.write_summary()
-        exp.write_provenance()
-    if not session.config.getoption("--no-report"):
+    done = {n: e for n, e in exps.items() if e.computed or (e.dir / "claims.csv").is_file()}
+    for exp in done.values():
+        exp.finish()
+    if done and not session.config.getoption("--no-report"):
         from flatenn.report import build_report
 
-        build_report(Path(session.config.getoption("--results-dir")))
+        build_report(results_root(session.config))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from flatenn.verify import summary_lines
+
+    exps: dict[str, Experiment] = getattr(config, "_flatenn_experiments", {})
+    for name, exp in exps.items():
+        if not (exp.dir / "claims.csv").is_file():
+            continue
+        terminalreporter.section(f"flatenn: measured claims at {name}")
+        for line in summary_lines(exp.dir, exp.reference, retrained=exp.retrain):
+            terminalreporter.write_line(line)

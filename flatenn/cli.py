@@ -133,6 +133,27 @@ def cmd_reproduce(a, extra: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_record(a) -> int:
+    """Re-record a scale's tracked results from retrained models, then its reference values and report."""
+    from .experiment import Experiment
+    from .report import build_report
+    from .scales import get_scale
+    from .verify import record_bands
+    from .zoo import Zoo
+
+    root = Path(a.results_dir)
+    exp = Experiment(get_scale(a.scale), root / a.scale, zoo=Zoo(a.cache_dir, device=a.device, progress=not a.quiet),
+                     device=a.device, progress=not a.quiet, retrain=True,
+                     command="python -m flatenn " + " ".join(sys.argv[1:]))  # fmt: skip
+    exp.ensure_all()
+    exp.computed = True
+    exp.finish()
+    print(f"reference values written to {record_bands(root / a.scale, a.scale)}")
+    for p in build_report(root):
+        print(p)
+    return 0
+
+
 def cmd_report(a) -> int:
     from .report import build_report
 
@@ -164,7 +185,7 @@ def cmd_bands(a) -> int:
 def cmd_compare(a) -> int:
     from .verify import compare_runs
 
-    problems = compare_runs(Path(a.tracked), Path(a.fresh))
+    problems = compare_runs(Path(a.tracked), Path(a.fresh), retrained=a.retrained)
     for p in problems:
         print(p)
     print("compare: OK" if not problems else f"compare: {len(problems)} difference(s) beyond tolerance")
@@ -238,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scale", default="smoke", help="smoke (default), cpu, paper, or a comma list")
     r.add_argument("--results-dir", default=None, help="default: results/")
 
+    rec = sub.add_parser("record", help="re-record results/<scale>/ from retrained models (tracked results)")
+    rec.add_argument("--scale", required=True, help="smoke or cpu")
+    rec.add_argument("--results-dir", default=str(ROOT / "results"))
+    _add_common(rec)
+
     for name, helptext in (("report", "draw figures and results/README.md from the CSVs"),
                            ("verify", "check tracked CSVs against the bands without recomputing")):  # fmt: skip
         q = sub.add_parser(name, help=helptext)
@@ -250,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("compare", help="compare a fresh results/<scale> folder with the tracked one")
     m.add_argument("tracked")
     m.add_argument("fresh")
+    m.add_argument("--retrained", action="store_true", help="the fresh run retrained its models: compare statistically")
     return ap
 
 
@@ -264,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["FLATENN_QUIET"] = "1"
-    handlers = {"train": cmd_train, "campaign": cmd_campaign, "sharpness": cmd_sharpness, "report": cmd_report,
+    handlers = {"record": cmd_record, "train": cmd_train, "campaign": cmd_campaign, "sharpness": cmd_sharpness, "report": cmd_report,
                 "verify": cmd_verify, "bands": cmd_bands, "compare": cmd_compare}  # fmt: skip
     try:
         if a.command == "reproduce":

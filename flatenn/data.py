@@ -8,7 +8,6 @@ data set raises :class:`DatasetNotFoundError` that says how to get it.
 from __future__ import annotations
 
 import dataclasses
-
 import gzip
 import os
 import pickle

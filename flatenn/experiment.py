@@ -1,16 +1,26 @@
 """Runs what a scale's claims need — trainings, campaigns, sharpness, sparsity — and records it.
 
-Every product is written under ``results/<scale>/`` as soon as it exists and is reused on the next
-run (resume): trained models live in the zoo cache; campaign rows, sharpness rows and sparsity rows
-are merged into their CSVs keyed by model id. Only what a caller asks for is computed, so
-``pytest benchmarks -k saq`` trains just the models the SAQ claims need.
+Every product is written under ``<results>/<scale>/`` as soon as it exists and is reused on the next
+run (resume). Every measured row carries the fingerprint of the model it was measured on and the id
+of the run that measured it; when a model is loaded, rows of the same model id with another
+fingerprint are dropped (and recomputed), so a folder never mixes measurements of different models.
+
+Models come, in this order, from the folder's own ``models/`` (what was measured there), from the
+*shipped* models of the reference folder (``results/<scale>/models``: the tracked runs' models, so a
+reproduction re-measures exactly the recorded models on any machine), or from the zoo cache, which
+trains on a miss. ``retrain=True`` skips the shipped models. Every model used is stored in the
+folder's ``models/``. Only what a caller asks for is computed, so ``pytest benchmarks -k saq``
+measures just what the SAQ claims need.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,17 +32,22 @@ from .activations import measure_sparsity
 from .campaign import run_campaign
 from .data import DataSplit
 from .determinism import deterministic_kernels, resolve_device
+from .fingerprint import model_fingerprint
 from .results import read_result, read_results, read_table, write_table
 from .scales import ScaleConfig
 from .sharpness import measure
 from .zoo import Zoo
 
-TRAINING_COLUMNS = ["model_id", "variant", "seed", "key", "dataset", "model", "width", "activation",
-                    "threshold", "optimizer", "rho", "epochs", "clean_accuracy", "clean_loss", "sparsity"]  # fmt: skip
-SHARPNESS_COLUMNS = ["model_id", "variant", "train_seed", "metric", "value", "stderr", "iterations",
-                     "n_examples", "seed"]  # fmt: skip
-SPARSITY_COLUMNS = ["model_id", "variant", "train_seed", "layer", "zeros", "total", "sparsity"]
-LANDSCAPE_COLUMNS = ["model_id", "variant", "train_seed", "alpha", "loss", "accuracy"]
+TRAINING_COLUMNS = ["model_id", "variant", "seed", "key", "fingerprint", "source", "dataset", "model", "width",
+                    "activation", "threshold", "optimizer", "rho", "epochs", "clean_accuracy", "clean_loss",
+                    "sparsity", "run_id"]  # fmt: skip
+SHARPNESS_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "metric", "value", "stderr", "iterations",
+                     "n_examples", "seed", "run_id"]  # fmt: skip
+SPARSITY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "layer", "zeros", "total", "sparsity",
+                    "run_id"]  # fmt: skip
+LANDSCAPE_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "alpha", "loss", "accuracy", "run_id"]
+MEASURED_TABLES = ("campaign", "sharpness", "sparsity", "landscape")
+REFERENCE_ROOT = Path(__file__).resolve().parent.parent / "results"
 
 
 def _merge(path: Path, new: pd.DataFrame, key: list[str], columns: list[str]) -> pd.DataFrame:
@@ -56,24 +71,40 @@ def git_state(root: Path | None = None) -> dict:
         return {"commit": "unknown", "dirty": None}
 
 
+def new_run_id(git: dict) -> str:
+    """``<UTC time>-<commit[:8]>`` (``+dirty`` when the code differs from the commit)."""
+    t = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{t}-{git['commit'][:8]}" + ("+dirty" if git.get("dirty") else "")
+
+
 class Experiment:
-    """One scale's experiment, backed by a results folder and a model zoo."""
+    """One scale's experiment, backed by a results folder, shipped models and a model zoo."""
 
     def __init__(self, scale: ScaleConfig, results_dir: str | Path, zoo: Zoo | None = None,
-                 device: str | None = None, progress: bool = True) -> None:  # fmt: skip
+                 device: str | None = None, progress: bool = True, retrain: bool = False,
+                 reference_dir: str | Path | None = None, command: str | None = None) -> None:  # fmt: skip
         self.scale = scale
         self.dir = Path(results_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(device or scale.device)
         self.zoo = zoo or Zoo(device=str(self.device), progress=progress)
         self.progress = progress
+        self.retrain = retrain
+        self.reference = Path(reference_dir) if reference_dir else REFERENCE_ROOT / scale.name
+        self.local_models = Zoo(self.dir / "models", device=str(self.device), progress=progress)
+        self.shipped = Zoo(self.reference / "models", device=str(self.device), progress=progress)
         self.timings: dict[str, float] = {}
         self.git = git_state()  # at start: the code that runs is the code recorded
+        self.run_id = new_run_id(self.git)
+        self.command = command or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
+        self.computed = False  # whether this run measured or trained anything (provenance is written only then)
         deterministic_kernels()  # also when every model comes from the cache
         self._models: dict[str, tuple] = {}
+        self._fingerprints: dict[str, str] = {}
         self._campaigns_done: set[tuple[str, str]] = set()
-        if scale.torch_threads and self.device.type == "cpu":
-            torch.set_num_threads(scale.torch_threads)
+        threads = int(os.environ.get("FLATENN_THREADS", 0)) or scale.torch_threads
+        if threads and self.device.type == "cpu":  # recorded in provenance (results may depend on it)
+            torch.set_num_threads(threads)
 
     # ---- data -------------------------------------------------------------------------------
     def data(self) -> DataSplit:
@@ -91,25 +122,70 @@ class Experiment:
         return d.x_train[idx], d.y_train[idx]
 
     # ---- models -----------------------------------------------------------------------------
+    def _obtain(self, cfg) -> tuple[object, object, str]:
+        """(model, record, source) from the folder's models, the shipped models, or the zoo."""
+        for zoo, source in ((self.local_models, "folder"), (None if self.retrain else self.shipped, "shipped")):
+            if zoo is None or (source == "shipped" and self.shipped.cache_dir == self.local_models.cache_dir):
+                continue
+            loaded = zoo.load(cfg)
+            if loaded is not None and (source == "shipped" or not self.retrain or self._trained_here(cfg)):
+                return (*loaded, source)
+        trained_before = self.zoo.has(cfg)
+        model, record = self.zoo.get(cfg)
+        self.computed = True
+        return model, record, "cache" if trained_before else "trained"
+
+    def _trained_here(self, cfg) -> bool:
+        """With --retrain, a model in the folder counts only if this folder's training.csv says it was trained."""
+        t = read_result(self.dir, "training")
+        return len(t) > 0 and bool(((t["key"] == cfg.key()) & t["source"].isin(["trained", "cache"])).any())
+
     def model(self, variant: str, seed: int):
-        """(model, record) for a variant and training seed; trains through the zoo on a miss."""
+        """(model, record) for a variant and training seed; see the module docstring for where it comes from."""
         mid = self.scale.model_id(variant, seed)
         if mid not in self._models:
             cfg = self.scale.train_config(variant, seed)
             t0 = time.perf_counter()
-            trained_before = self.zoo.has(cfg)
-            model, record = self.zoo.get(cfg)
-            if not trained_before:
+            model, record, source = self._obtain(cfg)
+            if source == "trained":
                 self.timings[f"train/{mid}"] = record.wall_time_s
             self.timings.setdefault(f"load/{mid}", time.perf_counter() - t0)
+            if source != "folder":
+                self.local_models.store(cfg, model, record)
+            fp = model_fingerprint(model)
             self._models[mid] = (model, record)
-            row = {"model_id": mid, "variant": variant, "seed": seed, "key": cfg.key(), "dataset": cfg.dataset,
-                   "model": cfg.model, "width": cfg.width, "activation": cfg.activation,
-                   "threshold": record.threshold, "optimizer": cfg.optimizer, "rho": cfg.rho, "epochs": cfg.epochs,
-                   "clean_accuracy": record.clean_accuracy, "clean_loss": record.clean_loss,
-                   "sparsity": record.sparsity}  # fmt: skip
-            _merge(self.dir / "training.csv", pd.DataFrame([row]), ["model_id"], TRAINING_COLUMNS)
+            self._fingerprints[mid] = fp
+            self._drop_stale_rows(mid, fp)
+            row = {"model_id": mid, "variant": variant, "seed": seed, "key": cfg.key(), "fingerprint": fp,
+                   "source": source, "dataset": cfg.dataset, "model": cfg.model, "width": cfg.width,
+                   "activation": cfg.activation, "threshold": record.threshold, "optimizer": cfg.optimizer,
+                   "rho": cfg.rho, "epochs": cfg.epochs, "clean_accuracy": record.clean_accuracy,
+                   "clean_loss": record.clean_loss, "sparsity": record.sparsity, "run_id": self.run_id}  # fmt: skip
+            old = read_result(self.dir, "training")
+            same = len(old) and ((old["model_id"] == mid) & (old["fingerprint"] == fp)).any()
+            if not same:
+                _merge(self.dir / "training.csv", pd.DataFrame([row]), ["model_id"], TRAINING_COLUMNS)
         return self._models[mid]
+
+    def _drop_stale_rows(self, mid: str, fingerprint: str) -> None:
+        """Remove rows of ``mid`` measured on another model (another fingerprint) from every measured table."""
+        for name in MEASURED_TABLES:
+            path = self.dir / f"{name}.csv"
+            if not path.is_file():
+                continue
+            t = read_result(self.dir, name)
+            stale = (t["model_id"] == mid) & (t["fingerprint"] != fingerprint)
+            if stale.any():
+                print(f"{path}: {int(stale.sum())} rows of {mid} were measured on another model "
+                      f"(fingerprint {t.loc[stale, 'fingerprint'].iloc[0]} != {fingerprint}); recomputing them",
+                      file=sys.stderr)  # fmt: skip
+                kept = t[~stale]
+                if name == "campaign":
+                    from .results import write_schema_table
+
+                    write_schema_table(kept, path, "campaign")
+                else:
+                    write_table(kept, path)
 
     # ---- measurements -----------------------------------------------------------------------
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:
@@ -121,26 +197,27 @@ class Experiment:
             return
         t0 = time.perf_counter()
         df = run_campaign(model, x, y, fault_model, rates=self.scale.rates, trials=self.scale.trials,
-                     seed=self.scale.campaign_seed, model_id=mid, batch_size=self.scale.eval_batch_size,
-                     out=self.dir / "campaign.csv", progress=self.progress,
-                     extra={"variant": variant, "train_seed": seed})  # fmt: skip
+                          seed=self.scale.map_seed(seed), model_id=mid, batch_size=self.scale.eval_batch_size,
+                          out=self.dir / "campaign.csv", progress=self.progress,
+                          extra={"variant": variant, "train_seed": seed, "run_id": self.run_id})  # fmt: skip
         self._campaigns_done.add((mid, fault_model))
         if df.attrs.get("computed_rows"):
+            self.computed = True
             self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
 
-    def _has_rows(self, name: str, mid: str, col: str = "model_id") -> bool:
-        p = self.dir / name
-        return p.is_file() and (read_table(p)[col] == mid).any()
+    def _has_rows(self, name: str, mid: str) -> bool:
+        t = read_result(self.dir, name)
+        return len(t) > 0 and bool(((t["model_id"] == mid) & (t["fingerprint"] == self._fingerprints[mid])).any())
 
     def sharpness(self, variant: str, seed: int) -> None:
         """Measure the scale's sharpness metrics (and 1-D landscape) for one model, unless recorded."""
         mid = self.scale.model_id(variant, seed)
+        model, _ = self.model(variant, seed)
         recorded = read_result(self.dir, "sharpness")
         if len(recorded):
-            have = set(recorded.loc[recorded["model_id"] == mid, "metric"])
-            if set(self.scale.sharpness_metrics) <= have:
+            mine = (recorded["model_id"] == mid) & (recorded["fingerprint"] == self._fingerprints[mid])
+            if set(self.scale.sharpness_metrics) <= set(recorded.loc[mine, "metric"]):
                 return
-        model, _ = self.model(variant, seed)
         x, y = self.sharpness_set()
         s = self.scale
         t0 = time.perf_counter()
@@ -152,22 +229,24 @@ class Experiment:
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
         self.timings[f"sharpness/{mid}"] = time.perf_counter() - t0
-        rows = rows.assign(variant=variant, train_seed=seed)
-        _merge(self.dir / "sharpness.csv", rows, ["model_id", "metric"], SHARPNESS_COLUMNS)
+        tags = {"variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid], "run_id": self.run_id}
+        self.computed = True
+        _merge(self.dir / "sharpness.csv", rows.assign(**tags), ["model_id", "metric"], SHARPNESS_COLUMNS)
         if len(land):
-            _merge(self.dir / "landscape.csv", land.assign(variant=variant, train_seed=seed),
-                   ["model_id", "alpha"], LANDSCAPE_COLUMNS)  # fmt: skip
+            _merge(self.dir / "landscape.csv", land.assign(**tags), ["model_id", "alpha"], LANDSCAPE_COLUMNS)
 
     def sparsity(self, variant: str, seed: int) -> None:
         """Per-layer activation sparsity of one model on the evaluation set, unless recorded."""
         mid = self.scale.model_id(variant, seed)
-        if self._has_rows("sparsity.csv", mid):
-            return
         model, _ = self.model(variant, seed)
+        if self._has_rows("sparsity", mid):
+            return
         x, _ = self.eval_set()
         df = measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
-        _merge(self.dir / "sparsity.csv", df.assign(model_id=mid, variant=variant, train_seed=seed),
-               ["model_id", "layer"], SPARSITY_COLUMNS)  # fmt: skip
+        self.computed = True
+        tags = {"model_id": mid, "variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid],
+                "run_id": self.run_id}  # fmt: skip
+        _merge(self.dir / "sparsity.csv", df.assign(**tags), ["model_id", "layer"], SPARSITY_COLUMNS)
 
     def ensure(self, variants: tuple[str, ...], campaign: tuple[str, ...] = (), sharpness: bool = False,
                sparsity: bool = False) -> None:  # fmt: skip
@@ -189,48 +268,61 @@ class Experiment:
 
     def write_summary(self) -> None:
         """campaign_summary.csv from campaign.csv."""
-        from .stats import summarize_campaign
 
         camp = self.tables()["campaign"]
         if len(camp):
-            summ = summarize_campaign(camp)
-            variants = camp.drop_duplicates("model_id").set_index("model_id")[["variant", "train_seed"]]
-            summ = summ.join(variants, on="model_id")
-            cols = ["model_id", "variant", "train_seed", "fault_model", "bits", "rate", "count", "trials",
-                    "accuracy_mean", "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "loss_mean",
-                    "faulty_bits_mean", "clean_accuracy"]  # fmt: skip
-            write_table(summ, self.dir / "campaign_summary.csv", cols,
-                        sort=["model_id", "fault_model", "bits", "rate", "count"])  # fmt: skip
+            write_table(campaign_summary(camp), self.dir / "campaign_summary.csv", SUMMARY_COLUMNS,
+                        sort=SUMMARY_KEY)  # fmt: skip
+
+    def prune_models(self) -> None:
+        """Delete model files of the folder that no row of training.csv refers to (replaced models)."""
+        training = read_result(self.dir, "training")
+        keep = set(training["key"]) if len(training) else set()
+        for f in (self.dir / "models").glob("*"):
+            if f.suffix in (".pt", ".json") and f.stem not in keep:
+                f.unlink()
 
     def write_provenance(self) -> None:
-        """provenance.json: git state, versions, device, seeds, scale config and model config hashes."""
-        training = self.tables()["training"]
-        old = {}
+        """provenance.json: every run that contributed rows, versions, device, scale config, models, checksums."""
+        import dataclasses
+
+        import flatenn
+
+        from .results import table_checksums
+
         path = self.dir / "provenance.json"
+        old = {}
         if path.is_file():
             try:
                 old = json.loads(path.read_text())
             except ValueError:
                 old = {}
-        timings = {**old.get("timings_s", {}), **{k: round(v, 3) for k, v in self.timings.items()}}
-        import dataclasses
-
-        import flatenn
-
-        prov = {
-            "scale": self.scale.name,
-            "git": self.git,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "numpy": np.__version__, "pandas": pd.__version__,
-                         "flatenn": getattr(flatenn, "__version__", "unknown")},
+        tables = self.tables()
+        used = set()
+        for t in tables.values():
+            if len(t) and "run_id" in t.columns:
+                used |= set(t["run_id"].astype(str))
+        runs = {r["run_id"]: r for r in old.get("runs", []) if r.get("run_id") in used}
+        runs[self.run_id] = {
+            "run_id": self.run_id, "git": self.git, "command": self.command,
+            "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                         "pandas": pd.__version__, "flatenn": getattr(flatenn, "__version__", "unknown")},
             "device": {"type": self.device.type, "name": torch.cuda.get_device_name(self.device)
                        if self.device.type == "cuda" else platform.processor() or platform.machine(),
                        "torch_threads": torch.get_num_threads()},
-            "command": f"nox -s reproduce -- --scale {self.scale.name}",
+            "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
+        }  # fmt: skip
+        training = tables["training"]
+        prov = {
+            "scale": self.scale.name,
+            "runs": sorted(runs.values(), key=lambda r: r["run_id"]),
             "scale_config": json.loads(json.dumps(dataclasses.asdict(self.scale), default=list)),
-            "models": {r.model_id: r.key for r in training.itertuples()} if len(training) else {},
-            "timings_s": dict(sorted(timings.items())),
-            "note": "timings are wall-clock seconds of the run(s) that produced the files; they are not asserted",
+            "models": {r.model_id: {"key": r.key, "fingerprint": r.fingerprint, "source": r.source}
+                       for r in training.itertuples()} if len(training) else {},
+            "tables_sha256": table_checksums(self.dir),
+            "note": "each row of every table names the run that measured it (run_id); timings are wall-clock "
+                    "seconds of that run and are not asserted",
         }  # fmt: skip
         path.write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
 
@@ -247,12 +339,42 @@ class Experiment:
         if c.sweep:
             self.ensure(tuple(s.sweep_variants()), campaign=(s.sweep_fault_model,), sparsity=True)
 
-    def record_claims(self, case_ids: list[str] | None = None) -> pd.DataFrame:
-        """Evaluate cases from the recorded tables and merge them into claims.csv / claims_detail.csv."""
+    def ensure_all(self) -> None:
+        """Everything every claim of the scale needs."""
+        from .claims import CLAIMS
+
+        for cid in CLAIMS:
+            self.ensure_for(cid)
+
+    def finish(self) -> None:
+        """Write the derived tables, claims and provenance of what this run computed."""
+        if self.computed:
+            self.write_summary()
+            self.record_claims()
+            self.prune_models()
+            self.write_provenance()
+
+    def record_claims(self) -> pd.DataFrame:
+        """Evaluate every case whose inputs are recorded; (re)write claims.csv and claims_detail.csv."""
         from .claims import CLAIM_COLUMNS, DETAIL_COLUMNS, evaluate_all
 
-        claims, detail = evaluate_all(self.tables(), self.scale, only=case_ids)
-        _merge(self.dir / "claims.csv", claims, ["case"], CLAIM_COLUMNS)
-        if len(detail):
-            _merge(self.dir / "claims_detail.csv", detail, ["claim", "metric", "fault_model", "rate"], DETAIL_COLUMNS)
+        claims, detail = evaluate_all(self.tables(), self.scale)
+        write_table(claims, self.dir / "claims.csv", CLAIM_COLUMNS, sort=["case"])
+        write_table(detail, self.dir / "claims_detail.csv", DETAIL_COLUMNS,
+                    sort=["claim", "metric", "fault_model", "rate"])  # fmt: skip
         return claims
+
+
+SUMMARY_KEY = ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count"]
+SUMMARY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", *SUMMARY_KEY[1:], "trials", "accuracy_mean",
+                   "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "loss_mean", "faulty_bits_mean",
+                   "clean_accuracy"]  # fmt: skip
+
+
+def campaign_summary(camp: pd.DataFrame) -> pd.DataFrame:
+    """campaign_summary.csv's rows from campaign rows (also used by verify to re-derive the file)."""
+    from .stats import summarize_campaign
+
+    summ = summarize_campaign(camp)
+    tags = camp.drop_duplicates("model_id").set_index("model_id")[["variant", "train_seed", "fingerprint"]]
+    return summ.join(tags, on="model_id")[SUMMARY_COLUMNS]

@@ -104,7 +104,7 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
     """Each sharpness metric against the mean accuracy drop (informative rates), Spearman rho in titles."""
     from .claims import SHARP_METRICS, _model_drop
 
-    drop = _model_drop(camp, scale)
+    drop = _model_drop(camp, scale.informative_rates)["drop"]
     fig, axes = plt.subplots(1, len(SHARP_METRICS), figsize=(4.3 * len(SHARP_METRICS), 3.5), squeeze=False)
     for ax, m in zip(axes[0], SHARP_METRICS, strict=True):
         v = sharp[sharp["metric"] == m].set_index("model_id")
@@ -113,7 +113,8 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
             var = v.loc[mid, "variant"]
             ax.scatter(v.loc[mid, "value"], drop[mid], color=COLORS.get(var, "gray"), s=18)
         row = claims[claims["case"] == f"sharper_minima[spearman_{m}]"]
-        rho = f"rho={row['effect'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, {row['ci_high'].iloc[0]:.2f}]" if len(row) else ""
+        rho = (f"rho={row['effect'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, {row['ci_high'].iloc[0]:.2f}]"
+               " (seed-cluster bootstrap)") if len(row) else ""  # fmt: skip
         ax.set_title(f"{m}  {rho}", fontsize=9)
         if m == SHARP_METRICS[0]:
             for var, color in COLORS.items():
@@ -181,13 +182,17 @@ FILES = {
 }
 
 
+def _text(v) -> str:
+    return "" if pd.isna(v) else str(v)
+
+
 def claims_table(claims: pd.DataFrame) -> str:
-    lines = ["| case | effect | 95% CI | unit | verdict | expected | band | paper |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | effect | 95% CI | unit | p (Holm) | verdict | window-stable | paper | magnitude |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in claims.itertuples():
-        band = "" if pd.isna(r.band_low) else f"[{r.band_low:.3g}, {r.band_high:.3g}]"
-        paper = "" if pd.isna(r.paper_values) else r.paper_values
-        lines.append(f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {r.verdict} | "
-                     f"{'' if pd.isna(r.expected_verdict) else r.expected_verdict} | {band} | {paper} |")  # fmt: skip
+        p = "" if pd.isna(r.p_holm) else f"{r.p_holm:.3g}"
+        lines.append(f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {p} | {r.verdict} | "
+                     f"{'yes' if r.window_stable else 'no'} | {_text(r.paper_values)} | {_text(r.magnitude)} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -211,10 +216,10 @@ def write_readme(root: Path) -> Path:
         prov = {}
         if (d / "provenance.json").is_file():
             prov = json.loads((d / "provenance.json").read_text())
-        git = prov.get("git", {})
-        out += ["", f"## {d.name}", "",
-                f"Commit `{git.get('commit', '?')}`{' (dirty)' if git.get('dirty') else ''}, "
-                f"torch {prov.get('versions', {}).get('torch', '?')}, device {prov.get('device', {}).get('type', '?')}.",
+        runs = prov.get("runs", [])
+        run_text = "; ".join(f"`{r['run_id']}` ({r['device']['type']}, torch {r['versions']['torch']}): "
+                             f"`{r['command']}`" for r in runs)  # fmt: skip
+        out += ["", f"## {d.name}", "", f"Runs that produced these rows: {run_text or 'unknown'}.",
                 "", claims_table(claims.sort_values("case"))]  # fmt: skip
         for cid in claims["claim"].drop_duplicates():
             out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")

@@ -80,3 +80,10 @@ def read_result(folder: str | Path, name: str) -> pd.DataFrame:
 def read_results(folder: str | Path) -> dict[str, pd.DataFrame]:
     """The raw tables of one ``results/<scale>`` folder that claims are derived from."""
     return {name: read_result(folder, name) for name in RESULT_TABLES}
+
+
+def table_checksums(folder: str | Path) -> dict[str, str]:
+    """SHA-256 of every CSV of a results folder (recorded in provenance.json; verify re-checks them)."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob("*.csv"))}

@@ -1,34 +1,39 @@
-"""Small statistics without SciPy: t quantiles, mean confidence intervals, paired differences, Spearman."""
+"""Statistics for seed-level designs: t intervals and tests, TOST equivalence, Holm, and clustered Spearman.
+
+The unit of replication is the training seed: every model of one seed shares that seed's fault maps
+(pairing), and different seeds see different maps, so a t interval over per-seed effects contains
+both training and fault-map variation. Correlations over models use the seed as a cluster: a
+bootstrap that resamples whole seeds for the CI and a permutation test within seed blocks for the
+p-value (no Fisher interval that would treat models of one seed as independent points).
+Quantiles, tests and ranks come from :mod:`scipy.stats`.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-# Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30.
-_T975 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-         2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-         2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423]  # fmt: skip
-_Z975 = 1.959963984540054
+ALPHA = 0.05
 
 
 def t975(df: int) -> float:
-    """t_{0.975, df}: the table for df <= 30, a Cornish-Fisher expansion beyond (error < 1e-4)."""
-    if df < 1:
-        return float("nan")
-    if df <= 30:
-        return _T975[df - 1]
-    z = _Z975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    """t_{0.975, df} (NaN for df < 1)."""
+    return float(stats.t.ppf(0.975, df)) if df >= 1 else float("nan")
 
 
-def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float, float, int]:
-    """(mean, sample sd, 95% CI low, 95% CI high, n) with a Student-t interval; n=1: CI = mean."""
+def _clean(values: Sequence[float] | np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
-    v = v[~np.isnan(v)]
+    return v[~np.isnan(v)]
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float, float, int]:
+    """(mean, sample sd, CI low, CI high, n) with a Student-t interval; n=1: CI = mean."""
+    v = _clean(values)
     n = len(v)
     if n == 0:
         return (float("nan"),) * 4 + (0,)  # type: ignore[return-value]
@@ -36,16 +41,121 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float, 
     if n == 1:
         return m, 0.0, m, m, 1
     sd = float(v.std(ddof=1))
-    half = t975(n - 1) * sd / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     return m, sd, m - half, m + half, n
 
 
+def bounded_mean_ci(values, low: float = 0.0, high: float = 100.0) -> tuple[float, float, float, float, int]:
+    """:func:`mean_ci` with the interval clipped to the quantity's range (accuracy: 0..100)."""
+    m, sd, lo, hi, n = mean_ci(values)
+    return m, sd, max(lo, low), min(hi, high), n
+
+
+def t_test(values: Sequence[float] | np.ndarray) -> float:
+    """Two-sided one-sample t-test p-value of mean = 0 (NaN with fewer than 2 values or zero spread)."""
+    v = _clean(values)
+    if len(v) < 2 or np.all(v == v[0]):
+        return float("nan") if len(v) < 2 else (0.0 if v[0] != 0 else 1.0)
+    return float(stats.ttest_1samp(v, 0.0).pvalue)
+
+
+def tost(values: Sequence[float] | np.ndarray, sesoi: float) -> float:
+    """Two one-sided t-tests for equivalence within ±sesoi: p = max of the two one-sided p-values.
+
+    p < alpha means the mean lies inside (−sesoi, sesoi) at level alpha (same as the (1−2·alpha)
+    t interval lying inside the margin).
+    """
+    v = _clean(values)
+    if not sesoi > 0 or len(v) < 2:
+        return float("nan")
+    if np.all(v == v[0]):
+        return 0.0 if abs(v[0]) < sesoi else 1.0
+    p_low = stats.ttest_1samp(v, -sesoi, alternative="greater").pvalue
+    p_high = stats.ttest_1samp(v, sesoi, alternative="less").pvalue
+    return float(max(p_low, p_high))
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaNs are left out of the family and stay NaN)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="mergesort")]
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho (average ranks for ties); NaN when either side is constant."""
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(np.corrcoef(stats.rankdata(x), stats.rankdata(y))[0, 1])
+
+
+@dataclass(frozen=True)
+class ClusteredCorrelation:
+    rho: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_equivalence: float
+    n_points: int
+    n_clusters: int
+
+
+def clustered_spearman(x, y, clusters, sesoi: float = float("nan"), resamples: int = 2000,
+                       seed: int = 0) -> ClusteredCorrelation:  # fmt: skip
+    """Spearman rho over points grouped in clusters (training seeds).
+
+    CI: percentile bootstrap resampling whole clusters (scipy.stats.bootstrap over cluster labels).
+    p-value: permutation test that shuffles x within each cluster (the design's exchangeable units).
+    p_equivalence: bootstrap TOST, max(P*(rho ≤ −sesoi), P*(rho ≥ sesoi)).
+    """
+    x, y, c = np.asarray(x, float), np.asarray(y, float), np.asarray(clusters)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y, c = x[ok], y[ok], c[ok]
+    labels = np.unique(c)
+    rho = spearman_rho(x, y)
+    nan = float("nan")
+    if np.isnan(rho) or len(labels) < 2:
+        return ClusteredCorrelation(rho, nan, nan, nan, nan, len(x), len(labels))
+    members = [np.flatnonzero(c == lab) for lab in labels]
+    rng = np.random.default_rng(seed)
+
+    def stat(idx: np.ndarray) -> float:
+        rows = np.concatenate([members[int(i)] for i in idx])
+        return spearman_rho(x[rows], y[rows])
+
+    boot = np.array([stat(rng.integers(0, len(labels), len(labels))) for _ in range(resamples)])
+    boot = boot[~np.isnan(boot)]
+    lo, hi = (np.quantile(boot, [0.025, 0.975]) if len(boot) else (nan, nan))
+    perm = np.empty(resamples)
+    for b in range(resamples):
+        xp = x.copy()
+        for m in members:
+            xp[m] = x[rng.permutation(m)]
+        perm[b] = spearman_rho(xp, y)
+    perm = perm[~np.isnan(perm)]
+    p = float((1 + np.sum(np.abs(perm) >= abs(rho) - 1e-12)) / (1 + len(perm)))
+    p_eq = float(max(np.mean(boot <= -sesoi), np.mean(boot >= sesoi))) if sesoi > 0 and len(boot) else nan
+    return ClusteredCorrelation(rho, float(lo), float(hi), p, p_eq, len(x), len(labels))
+
+
 def summarize_campaign(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sd and 95% CI of accuracy (and mean loss, faults) per model, fault model, bits and rate."""
-    keys = ["model_id", "fault_model", "bits", "rate", "count"]
+    """Mean, sd and 95% CI (clipped to 0..100) of accuracy per model, fault model, bits, layers, rate.
+
+    The CI is over fault trials of one model: it describes that model's spread under faults, not a
+    comparison between models.
+    """
+    keys = ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count"]
+    keys = [k for k in keys if k in df.columns]
     rows = []
     for k, g in df.groupby(keys, sort=True):
-        m, sd, lo, hi, n = mean_ci(g["accuracy"])
+        m, sd, lo, hi, n = bounded_mean_ci(g["accuracy"])
         rows.append(dict(zip(keys, k, strict=True), trials=n, accuracy_mean=m, accuracy_sd=sd,
                          accuracy_ci_low=lo, accuracy_ci_high=hi, loss_mean=float(g["loss"].mean()),
                          faulty_bits_mean=float(g["faulty_bits"].mean()),
@@ -57,10 +167,10 @@ PAIR_KEYS = ["fault_model", "bits", "rate", "count", "seed", "trial"]
 
 
 def paired_difference(df: pd.DataFrame, model_a: str, model_b: str, value: str = "accuracy") -> pd.DataFrame:
-    """Mean of value(A) - value(B) over trials that share a fault map, with a 95% CI, per point.
+    """Mean of value(A) − value(B) over trials that share a fault map, with a 95% CI over trials, per point.
 
-    Both models must have been run with the same campaign seed (common random numbers); rows are
-    matched on (fault model, bits, rate, count, seed, trial).
+    Both models must have been run with the same map seed (common random numbers); rows are matched
+    on (fault model, bits, rate, count, seed, trial). The CI is conditional on the maps sampled.
     """
     a = df[df["model_id"] == model_a].set_index(PAIR_KEYS)[value]
     b = df[df["model_id"] == model_b].set_index(PAIR_KEYS)[value]
@@ -74,35 +184,3 @@ def paired_difference(df: pd.DataFrame, model_a: str, model_b: str, value: str =
         rows.append(dict(zip(["fault_model", "bits", "rate", "count"], k, strict=True), model_a=model_a,
                          model_b=model_b, trials=n, diff_mean=m, diff_sd=sd, ci_low=lo, ci_high=hi))  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based), ties sharing the mean rank."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    for v in np.unique(x):
-        tie = x == v
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float, int]:
-    """Spearman rho with a 95% CI by Fisher's z (SE = 1.06 / sqrt(n - 3), Fieller et al.).
-
-    Returns (rho, ci_low, ci_high, n); the CI is NaN for n < 4.
-    """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[ok], y[ok]
-    n = len(x)
-    if n < 3:
-        return float("nan"), float("nan"), float("nan"), n
-    rx, ry = rankdata(x), rankdata(y)
-    rho = float(np.corrcoef(rx, ry)[0, 1])
-    if n < 4 or abs(rho) >= 1:
-        return rho, float("nan") if n < 4 else rho, float("nan") if n < 4 else rho, n
-    z, se = math.atanh(rho), 1.06 / math.sqrt(n - 3)
-    return rho, math.tanh(z - _Z975 * se), math.tanh(z + _Z975 * se), n

@@ -21,9 +21,11 @@ import torch
 from torch import nn
 
 from .data import DataSplit, load_dataset
+from .determinism import resolve_device
+from .fingerprint import model_fingerprint
 from .train import TrainConfig, TrainRecord, build_for, fit
 
-FORMAT = 1
+FORMAT = 2  # 2: record checksum and model fingerprint
 
 
 def default_cache_dir() -> Path:
@@ -45,6 +47,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _record_digest(record: dict | None, fingerprint: str | None) -> str:
+    """Checksum of an entry's record and fingerprint (so a hand edit of either is detected)."""
+    blob = json.dumps({"record": record, "fingerprint": fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 class CorruptEntryError(RuntimeError):
@@ -84,12 +92,16 @@ class Zoo:
             raise CorruptEntryError("format or key mismatch")
         if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
             raise CorruptEntryError("checksum mismatch (file damaged or partly written)")
+        if _record_digest(meta.get("record"), meta.get("fingerprint")) != meta.get("record_sha256"):
+            raise CorruptEntryError("the record or fingerprint was changed after the entry was written")
+        if meta["record"].get("config") != config.to_dict():
+            raise CorruptEntryError("the record's config does not match the entry's key")
         try:
             payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unpickling failure means corrupt
             raise CorruptEntryError(f"cannot unpickle: {e}") from e
         record = TrainRecord(**meta["record"])
-        return payload["state_dict"], record
+        return payload["state_dict"], record, meta.get("fingerprint")
 
     def _store(self, config: TrainConfig, model: nn.Module, record: TrainRecord) -> None:
         pt, meta_path = self.paths(config)
@@ -97,27 +109,43 @@ class Zoo:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"state_dict": state}, buf)
         blob = buf.getvalue()
+        fingerprint = model_fingerprint(model)
         meta = {"format": FORMAT, "key": config.key(), "sha256": hashlib.sha256(blob).hexdigest(),
-                "record": record.to_dict()}  # fmt: skip
+                "fingerprint": fingerprint, "record": record.to_dict(),
+                "record_sha256": _record_digest(record.to_dict(), fingerprint)}  # fmt: skip
         atomic_write_bytes(pt, blob)
         atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+
+    def load(self, config: TrainConfig, warn: bool = True) -> tuple[nn.Module, TrainRecord] | None:
+        """The stored model and record (eval mode, on the zoo's device), or None when absent or untrusted.
+
+        An entry that carries a fingerprint must reproduce it after loading (else it is untrusted).
+        """
+        if not self.has(config):
+            return None
+        try:
+            state, record, fingerprint = self._load_entry(config)
+            model = build_for(config, self.data_for(config), threshold=record.threshold)
+            model.load_state_dict(state)
+            if fingerprint is not None and model_fingerprint(model) != fingerprint:
+                raise CorruptEntryError("the loaded model does not have the recorded fingerprint")
+            return model.to(resolve_device(self.device)).eval(), record
+        except (CorruptEntryError, RuntimeError, KeyError, TypeError, ValueError) as e:
+            if warn:
+                warnings.warn(f"model entry {config.key()} in {self.cache_dir} is corrupt or stale ({e}); "
+                              "not used", stacklevel=2)  # fmt: skip
+            return None
+
+    def store(self, config: TrainConfig, model: nn.Module, record: TrainRecord) -> None:
+        """Write an entry (weights, record, fingerprint) atomically."""
+        self._store(config, model, record)
 
     def get(self, config: TrainConfig) -> tuple[nn.Module, TrainRecord]:
         """The trained model (eval mode, on the zoo's device) and its record; trains on a miss."""
         data = self.data_for(config)
-        if self.has(config):
-            try:
-                state, record = self._load_entry(config)
-                model = build_for(config, data, threshold=record.threshold)
-                model.load_state_dict(state)
-                from .determinism import resolve_device
-
-                return model.to(resolve_device(self.device)).eval(), record
-            except (CorruptEntryError, RuntimeError, KeyError, TypeError) as e:
-                warnings.warn(
-                    f"model cache entry {config.key()} in {self.cache_dir} is corrupt or stale ({e}); retraining",
-                    stacklevel=2,
-                )
+        loaded = self.load(config)
+        if loaded is not None:
+            return loaded
         init_state = None
         if config.parent is not None:
             parent, _ = self.get(config.parent)

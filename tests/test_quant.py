@@ -15,7 +15,6 @@ from flatenn.quant import (
     quantized_layers,
     weight_codes,
 )  # fmt: skip
-
 from tests.helpers import calibrated
 
 

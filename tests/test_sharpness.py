@@ -16,7 +16,6 @@ from flatenn.sharpness import (
     weight_space,
     worst_case_sharpness,
 )  # fmt: skip
-
 from tests.helpers import calibrated
 
 

@@ -30,4 +30,39 @@ def test_verify_catches_a_tampered_effect(tmp_path):
     claims.loc[0, "effect"] = claims.loc[0, "effect"] + 10
     claims.to_csv(dst / "claims.csv", index=False)
     problems = verify_all(tmp_path)
-    assert any("in claims.csv but" in p for p in problems)
+    assert any("claims.csv: " in p and "effect is" in p for p in problems)
+    assert any("checksum" in p for p in problems)
+
+
+def _copy(tmp_path):
+    import shutil
+
+    shutil.copytree(RESULTS / "smoke", tmp_path / "smoke")
+    return tmp_path / "smoke"
+
+
+def test_verify_catches_a_hand_edited_accuracy_even_with_a_fixed_checksum(tmp_path):
+    import json
+
+    from flatenn.results import table_checksums
+
+    d = _copy(tmp_path)
+    camp = read_table(d / "campaign.csv", "campaign")
+    camp.loc[camp.index[len(camp) // 2], "accuracy"] += 7.0
+    from flatenn.results import write_schema_table
+
+    write_schema_table(camp, d / "campaign.csv", "campaign")
+    prov = json.loads((d / "provenance.json").read_text())
+    prov["tables_sha256"] = table_checksums(d)  # a careful forger updates the checksums too
+    (d / "provenance.json").write_text(json.dumps(prov))
+    problems = verify_scale(d)
+    assert any("campaign_summary.csv" in p for p in problems)
+
+
+def test_verify_catches_a_forged_verdict(tmp_path):
+    d = _copy(tmp_path)
+    claims = read_table(d / "claims.csv")
+    i = claims.index[claims["direction"] == 1][0]
+    claims.loc[i, "verdict"] = "supported" if claims.loc[i, "verdict"] != "supported" else "contradicted"
+    claims.to_csv(d / "claims.csv", index=False)
+    assert any("verdict is" in p for p in verify_scale(d))
