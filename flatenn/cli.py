@@ -16,25 +16,96 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``python -m flatenn campaign: error: --rates: ...`` and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
-def _ints(text: str) -> list[int]:
+def _items(text: str, option: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{option} needs at least one value, got {text!r}")
+    return items
+
+
+def _rates(text: str) -> list[float]:
+    out = []
+    for t in _items(text, "--rates"):
+        try:
+            r = float(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bit error rates are numbers in [0, 1] like 1e-3,1e-2; got {t!r}") from None
+        if not 0.0 <= r <= 1.0:
+            raise argparse.ArgumentTypeError(f"bit error rates must be in [0, 1], got {t}")
+        out.append(r)
+    return out
+
+
+def _whole_numbers(text: str, what: str, allow_ranges: bool) -> list[int]:
+    out = []
+    for t in _items(text, what):
+        a, sep, b = t.partition("-") if allow_ranges and not t.startswith("-") else (t, "", "")
+        try:
+            vals = list(range(int(a), int(b) + 1)) if sep else [int(a)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} are whole numbers" + (" like 7 or 0-3,7" if allow_ranges else
+                                             " like 1,10,100") + f", got {t!r}") from None  # fmt: skip
+        if any(v < 0 for v in vals):
+            raise argparse.ArgumentTypeError(f"{what} must be >= 0, got {t!r}")
+        out += vals
+    return out
+
+
+def _counts(text: str) -> list[int]:
+    return _whole_numbers(text, "fault counts", allow_ranges=False)
+
+
+def _bits(text: str) -> list[int]:
+    return _whole_numbers(text, "bit positions", allow_ranges=True)
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
     try:
-        out = []
-        for t in (t.strip() for t in text.split(",") if t.strip()):
-            if "-" in t:
-                a, b = t.split("-")
-                out += list(range(int(a), int(b) + 1))
-            else:
-                out.append(int(t))
-        return out
+        v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers like 7 or 0-3,7, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a valid regular expression ({e}): {text!r}") from None
+    return text
 
 
 def resolve_config(spec: str, cache_dir: str | None = None):
@@ -45,10 +116,19 @@ def resolve_config(spec: str, cache_dir: str | None = None):
 
     if spec.count(":") == 2:
         scale, variant, seed = spec.split(":")
+        if not seed.isdigit():
+            raise ValueError(f"--model {spec!r}: the training seed must be a whole number >= 0, got {seed!r}")
         return get_scale(scale).train_config(variant, int(seed))
     p = Path(spec)
     if p.is_file():
-        return TrainConfig.from_dict(json.loads(p.read_text()))
+        try:
+            d = json.loads(p.read_text())
+            if not isinstance(d, dict):
+                raise TypeError("the file holds a JSON " + type(d).__name__ + ", not an object")
+            return TrainConfig.from_dict(d)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"--model {spec}: not a valid training config ({e}); see python -m flatenn train --help "
+                             "for the fields") from None  # fmt: skip
     if re.fullmatch(r"[0-9a-f]{16}", spec):
         meta = Path(cache_dir or default_cache_dir()) / f"{spec}.json"
         if meta.is_file():
@@ -81,10 +161,52 @@ def cmd_train(a) -> int:
     return 0
 
 
+def check_device(name: str | None) -> None:
+    """A named device must exist here (checked before any work)."""
+    import torch
+
+    if name in (None, "auto"):
+        return
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name}: only cpu and cuda are supported")
+
+
+def check_out(path: str | None, table: str | None = None) -> None:
+    """``--out`` must be a writable file path; an existing file must be a table of the same kind (resume)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a file name such as {p / 'campaign.csv'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: folder {parent} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ValueError(f"--out {path}: not writable")
+    if table and p.is_file():
+        from .results import SCHEMAS
+
+        header = p.read_text().split("\n", 1)[0].split(",")
+        if header != list(SCHEMAS[table][0]):
+            raise ValueError(f"--out {path} exists but is not a {table} table of this flatenn version; "
+                             "choose another file")  # fmt: skip
+
+
 def _load_model(a):
     """(model, data, config) for the ``--model`` spec of a command, trained through the zoo if needed."""
     from .zoo import Zoo
 
+    check_device(a.device)
     cfg = resolve_config(a.model, a.cache_dir)
     zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
     model, _ = zoo.get(cfg)
@@ -95,7 +217,10 @@ def cmd_campaign(a) -> int:
     from .campaign import run_campaign
     from .stats import summarize_campaign
 
+    check_out(a.out, "campaign")
     model, data, cfg = _load_model(a)
+    if a.eval_examples is not None and a.eval_examples > len(data.x_test):
+        raise ValueError(f"--eval-examples {a.eval_examples}: the test set has only {len(data.x_test)} examples")
     n = a.eval_examples or len(data.x_test)
     df = run_campaign(model, data.x_test[:n], data.y_test[:n], a.fault, rates=a.rates, counts=a.counts,
                       trials=a.trials, seed=a.seed, model_id=a.model_id or cfg.key(), bit_positions=a.bits,
@@ -113,6 +238,7 @@ def cmd_sharpness(a) -> int:
     from .results import write_table
     from .sharpness import measure
 
+    check_out(a.out)
     model, data, cfg = _load_model(a)
     x, y = data.x_train[: a.examples], data.y_train[: a.examples]
     rows, land = measure(model, x, y, a.metrics, model_id=a.model_id or cfg.key(), seed=a.seed,
@@ -199,30 +325,29 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
     from .sharpness import METRICS
 
-    ap = argparse.ArgumentParser(prog="python -m flatenn", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = _Parser(prog="python -m flatenn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train (or load from the cache) one model and print its record")
     t.add_argument("--model-spec", help="SCALE:VARIANT:SEED instead of the options below (e.g. smoke:sparse-saq:0)")
     t.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default digits)")
     t.add_argument("--model", default="cnn_digits", choices=sorted(MODELS), help="architecture")
-    t.add_argument("--width", type=int, default=16, help="channels of the first stage (default 16)")
+    t.add_argument("--width", type=_at_least(1), default=16, help="channels of the first stage (default 16)")
     t.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="relu or fatrelu")
-    t.add_argument("--threshold", type=float, default=0.0, help="FATReLU threshold T: f(x)=x if x>T else 0")
+    t.add_argument("--threshold", type=_nonneg_float, default=0.0, help="FATReLU threshold T: f(x)=x if x>T else 0")
     t.add_argument("--w-bits", type=int, default=8, help="weight bits, 2..16 (default 8)")
     t.add_argument("--a-bits", type=int, default=8, help="activation bits, 2..16 (default 8)")
     t.add_argument("--float-first-last", action="store_true", help="keep the first and last layers in float")
     t.add_argument("--optimizer", default="sgd", choices=("sgd", "saq"), help="conventional SGD or SAQ")
-    t.add_argument("--rho", type=float, default=0.05, help="SAQ neighbourhood radius (default 0.05)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=0.05, help="initial learning rate (cosine schedule)")
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=5e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--train-subset", type=int, default=None, help="use a seeded subset of the training data")
-    t.add_argument("--test-subset", type=int, default=None, help="use a seeded subset of the test data")
+    t.add_argument("--rho", type=_nonneg_float, default=0.05, help="SAQ neighbourhood radius (default 0.05)")
+    t.add_argument("--epochs", type=_at_least(0), default=30)
+    t.add_argument("--batch-size", type=_at_least(1), default=64)
+    t.add_argument("--lr", type=_positive_float, default=0.05, help="initial learning rate (cosine schedule)")
+    t.add_argument("--momentum", type=_nonneg_float, default=0.9)
+    t.add_argument("--weight-decay", type=_nonneg_float, default=5e-4)
+    t.add_argument("--seed", type=_at_least(0), default=0)
+    t.add_argument("--train-subset", type=_at_least(1), default=None, help="use a seeded subset of the training data")
+    t.add_argument("--test-subset", type=_at_least(1), default=None, help="use a seeded subset of the test data")
     t.add_argument("--json", action="store_true", help="print the whole record as JSON")
     _add_common(t)
 
@@ -230,14 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
     c.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
     g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rates", type=_floats, help="bit error rates, e.g. 1e-3,1e-2")
-    g.add_argument("--counts", type=_ints, help="exact numbers of faulty bits, e.g. 1,10,100")
-    c.add_argument("--trials", type=int, default=50, help="fault maps per point (default 50)")
-    c.add_argument("--seed", type=int, default=0, help="campaign seed (same seed = same maps for every model)")
-    c.add_argument("--bits", type=_ints, default=None, help="only these bit positions, e.g. 7 or 0-3 (default all)")
-    c.add_argument("--layers", default=None, help="regex: only layers whose name matches")
-    c.add_argument("--eval-examples", type=int, default=None, help="evaluate on the first N test examples")
-    c.add_argument("--batch-size", type=int, default=512, help="evaluation batch size (pin it: results depend on it)")
+    g.add_argument("--rates", type=_rates, help="bit error rates, e.g. 1e-3,1e-2")
+    g.add_argument("--counts", type=_counts, help="exact numbers of faulty bits, e.g. 1,10,100")
+    c.add_argument("--trials", type=_at_least(1), default=50, help="fault maps per point (default 50)")
+    c.add_argument("--seed", type=_at_least(0), default=0, help="campaign seed (same seed = same maps for every model)")
+    c.add_argument("--bits", type=_bits, default=None, help="only these bit positions, e.g. 7 or 0-3 (default all)")
+    c.add_argument("--layers", type=_regex, default=None, help="regex: only layers whose name matches")
+    c.add_argument("--eval-examples", type=_at_least(1), default=None, help="evaluate on the first N test examples")
+    c.add_argument("--batch-size", type=_at_least(1), default=512, help="evaluation batch size (pin it: results depend on it)")
     c.add_argument("--model-id", default=None, help="id written in the rows (default: the zoo key)")
     c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
     _add_common(c)
@@ -246,11 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
     s.add_argument("--metrics", type=lambda t: t.split(","), default=["lambda_max_fn", "trace_fn", "avg_sharpness"],
                    help=f"comma list from {','.join(METRICS)}")
-    s.add_argument("--examples", type=int, default=512, help="training examples used (default 512)")
-    s.add_argument("--probes", type=int, default=20, help="Hutchinson probes (default 20)")
-    s.add_argument("--directions", type=int, default=20, help="directions for average sharpness (default 20)")
-    s.add_argument("--sigma", type=float, default=0.05, help="relative perturbation size (default 0.05)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--examples", type=_at_least(2), default=512, help="training examples used (default 512)")
+    s.add_argument("--probes", type=_at_least(2), default=20, help="Hutchinson probes (default 20)")
+    s.add_argument("--directions", type=_at_least(2), default=20, help="directions for average sharpness (default 20)")
+    s.add_argument("--sigma", type=_positive_float, default=0.05, help="relative perturbation size (default 0.05)")
+    s.add_argument("--seed", type=_at_least(0), default=0)
     s.add_argument("--model-id", default=None)
     s.add_argument("--out", default=None, help="CSV for the metric rows")
     _add_common(s)
@@ -297,9 +422,14 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "reproduce":
             return cmd_reproduce(a, extra)
         return handlers[a.command](a)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, KeyError, TypeError, PermissionError) as e:
+        msg = str(e).strip("'\"") or type(e).__name__
+        print(f"python -m flatenn {a.command}: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"python -m flatenn {a.command}: interrupted; finished work is kept, run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":

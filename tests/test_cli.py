@@ -40,10 +40,62 @@ def test_train_and_campaign_commands(tmp_path, capsys):
     assert sharp.read_text().splitlines()[0].startswith("model_id,metric,value") and len(sharp.read_text().splitlines()) == 3
 
 
-def test_bad_rate_is_a_clear_error(tmp_path, capsys):
-    code = main(["campaign", "--model", "smoke:standard-sgd:0", "--fault", "bitflip", "--rates", "1.5",
-                 "--cache-dir", str(tmp_path), "--quiet"])
-    assert code == 2 and "[0, 1]" in capsys.readouterr().err
+def _cli_error(argv, capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+CAMPAIGN = ["campaign", "--model", "smoke:standard-sgd:0", "--fault", "bitflip", "--quiet"]
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--rates", "1.5"], "[0, 1]"), (["--rates", ","], "at least one"), (["--rates", "x"], "numbers"),
+    (["--counts", "-1"], ">= 0"), (["--counts", "1.7"], "whole numbers"),
+    (["--rates", "0.1", "--bits", "-1"], "bit positions must be >= 0"),
+    (["--rates", "0.1", "--bits", "1.5"], "whole numbers"),
+    (["--rates", "0.1", "--batch-size", "0"], "--batch-size"), (["--rates", "0.1", "--batch-size", "-1"], ">= 1"),
+    (["--rates", "0.1", "--trials", "0"], "--trials"), (["--rates", "0.1", "--layers", "("], "regular expression"),
+    (["--rates", "0.1", "--eval-examples", "0"], "--eval-examples"),
+    (["--rates", "0.1", "--eval-examples", "-5"], "--eval-examples"),
+    (["--rates", "0.1", "--device", "tpu9"], "--device"), (["--rates", "0.1", "--seed", "-3"], "--seed"),
+])  # fmt: skip
+def test_bad_campaign_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, extra, match):
+    code, err = _cli_error([*CAMPAIGN, "--cache-dir", str(tmp_path / "zoo"), *extra], capsys)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "zoo").exists()  # nothing was trained
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["campaign", "--model", "smoke:standard-sgd:-1", "--fault", "bitflip", "--rates", "0.1"], "seed"),
+    (["campaign", "--model", "smoke:nonsense:0", "--fault", "bitflip", "--rates", "0.1"], "unknown variant"),
+    (["train", "--width", "0"], "--width"), (["train", "--train-subset", "0"], "--train-subset"),
+    (["train", "--train-subset", "-10"], "--train-subset"), (["train", "--threshold", "-1"], "--threshold"),
+    (["sharpness", "--model", "smoke:standard-sgd:0", "--examples", "0"], "--examples"),
+    (["sharpness", "--model", "smoke:standard-sgd:0", "--sigma", "-1"], "--sigma"),
+])  # fmt: skip
+def test_other_bad_input(tmp_path, capsys, argv, match):
+    code, err = _cli_error([*argv, "--cache-dir", str(tmp_path / "zoo")], capsys)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_bad_out_and_config_files(tmp_path, capsys):
+    cache = ["--cache-dir", str(tmp_path / "zoo")]
+    code, err = _cli_error([*CAMPAIGN, "--rates", "0.1", "--out", str(tmp_path), *cache], capsys)
+    assert code == 2 and "is a folder" in err
+    other = tmp_path / "t.csv"
+    other.write_text("model_id,metric,value\n")
+    code, err = _cli_error([*CAMPAIGN, "--rates", "0.1", "--out", str(other), *cache], capsys)
+    assert code == 2 and "not a campaign table" in err
+    for text in ("[1, 2]", '{"no_such_field": 1}', "{not json"):
+        cfg = tmp_path / "cfg.json"
+        cfg.write_text(text)
+        code, err = _cli_error(["campaign", "--model", str(cfg), "--fault", "bitflip", "--rates", "0.1", *cache], capsys)
+        assert code == 2 and "not a valid training config" in err
+    assert not (tmp_path / "zoo").exists()
 
 
 def test_module_entry_point():
