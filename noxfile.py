@@ -3,9 +3,11 @@ and reused, so torch is installed once. Set FLATENN_TORCH to change the torch pi
 (default: torch==2.14.1 torchvision==0.29.1, the builds this project is tested with).
 
   nox -s tests                      unit tests (tests/)
-  nox -s reproduce                  every claim at the default `smoke` scale -> results/smoke/
+  nox -s reproduce                  every claim at the default `smoke` scale from the shipped models -> runs/<time>/
+  nox -s reproduce -- --retrain     ... retraining every model (statistical comparison with results/)
   nox -s reproduce -- --scale cpu   ... at another scale; args after -- go to pytest
-  nox -s verify                     check tracked results/ CSVs against the bands (no recomputation)
+  nox -s record -- --scale smoke    re-record the tracked results/<scale>/ from retrained models
+  nox -s verify                     re-derive every tracked results/<scale>/ table and check it (no recomputation)
   nox -s figures                    redraw figures and results/README.md from the CSVs
   nox -s speed                      speed benchmarks (pytest-benchmark) and the campaign speed ratios
   nox -s lint                       ruff
@@ -44,22 +46,29 @@ def _python(session: nox.Session) -> str:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Unit tests, then a check that the tracked results still verify."""
+    """Unit tests (tests/), including a re-derivation of the tracked results."""
     py = _python(session)
     session.run(py, "-m", "pytest", "tests", "-q", *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")
 def reproduce(session: nox.Session) -> None:
-    """Run the claims benchmarks (default scale smoke); `-- --scale cpu` etc. go to pytest."""
+    """Claims benchmarks into a fresh runs/<time>/ folder, compared with results/ (`-- --scale cpu`, `--retrain`)."""
     py = _python(session)
-    session.run(py, "-m", "pytest", "benchmarks", "-m", "not speed", "-p", "no:cacheprovider", "-rxXs",
-                *session.posargs, external=True)  # fmt: skip
+    session.run(py, "-m", "pytest", "benchmarks", "-m", "not speed", "-p", "no:cacheprovider", "-ra",
+                "--benchmark-disable-gc", "--benchmark-columns=min", *session.posargs, external=True)  # fmt: skip
+
+
+@nox.session(venv_backend="none")
+def record(session: nox.Session) -> None:
+    """Re-record tracked results/<scale>/ from retrained models (`-- --scale smoke`), then its reference values."""
+    py = _python(session)
+    session.run(py, "-m", "flatenn", "record", *(session.posargs or ["--scale", "smoke"]), external=True)
 
 
 @nox.session(venv_backend="none")
 def verify(session: nox.Session) -> None:
-    """Re-derive every tracked claims.csv from its CSVs and check bands and verdicts."""
+    """Re-derive every tracked table from its CSVs and check fingerprints, completeness, checksums and verdicts."""
     py = _python(session)
     session.run(py, "-m", "flatenn", "verify", *session.posargs, external=True)
 
@@ -82,5 +91,6 @@ def speed(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
+    """ruff."""
     py = _python(session)
     session.run(py, "-m", "ruff", "check", "flatenn", "tests", "benchmarks", "noxfile.py", external=True)

@@ -41,6 +41,16 @@ def pytest_configure(config):
         config.option.results_dir = str(ROOT / "runs" / stamp)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Speed benchmarks run only when asked for (``-m speed`` or naming benchmarks/test_speed.py)."""
+    if config.getoption("-m") or any("test_speed" in a for a in config.invocation_params.args):
+        return
+    speed = [i for i in items if i.get_closest_marker("speed")]
+    if speed:
+        config.hook.pytest_deselected(items=speed)
+        items[:] = [i for i in items if not i.get_closest_marker("speed")]
+
+
 def scales_of(config) -> list[str]:
     return expand_scales(config.getoption("--scale"))
 

@@ -225,6 +225,7 @@ class Experiment:
                              batch_size=s.eval_batch_size,
                              options={"probes": s.sharpness_probes, "directions": s.sharpness_directions,
                                       "sigma": s.sharpness_sigma, "rate": s.sensitivity_rate,
+                                      "iters": s.sharpness_iters,
                                       "fault_model": "bitflip"})  # fmt: skip
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)

@@ -61,6 +61,7 @@ class ScaleConfig:
     sharpness_probes: int = 20
     sharpness_directions: int = 20
     sharpness_sigma: float = 0.05
+    sharpness_iters: int = 100  # power-iteration cap for lambda_max (residual tolerance 1e-3)
     sharpness_metrics: tuple[str, ...] = ("lambda_max", "lambda_max_fn", "trace_fn", "avg_sharpness",
                                           "eps_sharpness", "landscape1d", "bit_sensitivity")  # fmt: skip
     sensitivity_rate: float = 3e-3  # bit-flip rate at which bit_sensitivity predicts the loss increase

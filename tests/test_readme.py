@@ -1,0 +1,26 @@
+"""The README's Python blocks run as written, and its claims summary matches the tracked CSVs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flatenn.report import SUMMARY_END, SUMMARY_START, summary_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_python_blocks_run_as_written(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README is ours
+    out = capsys.readouterr().out
+    assert "accuracy_mean" in out and "clean accuracy" in out
+
+
+def test_summary_block_matches_the_tracked_results():
+    block = README.split(SUMMARY_START, 1)[1].split(SUMMARY_END, 1)[0].strip()
+    assert block == summary_markdown(ROOT / "results").strip(), "run `nox -s figures` to refresh the README summary"
