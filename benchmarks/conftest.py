@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from flatenn.data import DatasetNotFoundError
 from flatenn.experiment import Experiment
 from flatenn.scales import DEFAULT_SCALE, expand_scales, get_scale
 from flatenn.zoo import Zoo
@@ -36,9 +37,32 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config._flatenn_experiments = {}
+    _terminal_progress(config)
     if config.getoption("--results-dir", None) is None and hasattr(config.option, "results_dir"):
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         config.option.results_dir = str(ROOT / "runs" / stamp)
+
+
+def _terminal_progress(config) -> None:
+    """Stage progress lines go to the terminal (pytest captures stderr), each on its own line."""
+    from flatenn.progress import set_sink
+
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if tr is None or capman is None:
+        return
+
+    def sink(line: str) -> None:
+        with capman.global_and_fixture_disabled():
+            tr.write_line(line)
+
+    set_sink(sink)
+
+
+def pytest_unconfigure(config):
+    from flatenn.progress import set_sink
+
+    set_sink(None)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,10 +93,15 @@ def experiments(request):
             opt = request.config.getoption
             dev = opt("--device")
             cache[name] = Experiment(
-                get_scale(name), results_root(request.config) / name, zoo=Zoo(opt("--cache-dir"), device=dev),
-                device=dev, retrain=opt("--retrain"), reference_dir=Path(opt("--reference-dir")) / name,
+                get_scale(name), results_root(request.config) / name,
+                zoo=Zoo(opt("--cache-dir"), device=dev, progress=False), device=dev, progress=False,
+                retrain=opt("--retrain"), reference_dir=Path(opt("--reference-dir")) / name,
                 command=" ".join(["pytest", *request.config.invocation_params.args]),
             )  # fmt: skip
+            try:
+                cache[name].data()  # a missing data set stops the session once, with the instruction
+            except DatasetNotFoundError as e:
+                pytest.exit(f"{name}: {e}", returncode=2)
         return cache[name]
 
     return get
@@ -83,6 +112,8 @@ def pytest_sessionfinish(session, exitstatus):
     done = {n: e for n, e in exps.items() if e.computed or (e.dir / "claims.csv").is_file()}
     for exp in done.values():
         exp.finish()
+    for exp in exps.values():
+        exp.close()
     if done and not session.config.getoption("--no-report"):
         from flatenn.report import build_report
 

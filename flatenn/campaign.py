@@ -14,6 +14,7 @@ clean forward plus well under a millisecond of sampling, so the simple path is k
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .evaluate import eval_mode, evaluate
 from .faults import bits_label, check_fault_model, check_rate, check_seed
 from .fingerprint import model_fingerprint
 from .injector import FaultInjector, LayerFilter
+from .locks import exclusive
 from .progress import Progress
 from .quant import frozen
 from .results import SCHEMAS, read_table, write_schema_table
@@ -98,6 +100,14 @@ def run_campaign(
     label, layers = bits_label(bit_positions), layers_label(layer_filter)
     extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
     fingerprint = model_fingerprint(model)
+    lock = exclusive(Path(str(out) + ".lock")) if out is not None else contextlib.nullcontext()
+    with lock:  # concurrent campaigns on one file: the later one waits, then resumes from the earlier one's rows
+        return _run(model, x, y, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
+                    batch_size, out, progress, extra, label, layers, fingerprint)  # fmt: skip
+
+
+def _run(model, x, y, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, batch_size, out,
+         progress, extra, label, layers, fingerprint) -> pd.DataFrame:  # fmt: skip
     recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
     sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
            & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)

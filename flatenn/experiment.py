@@ -33,8 +33,10 @@ from .campaign import run_campaign
 from .data import DataSplit
 from .determinism import deterministic_kernels, resolve_device
 from .fingerprint import model_fingerprint
+from .locks import FolderLock, clean_stale_temp_files
+from .progress import Stages
 from .results import read_result, read_results, read_table, write_table
-from .scales import ScaleConfig
+from .scales import MAIN_VARIANTS, ScaleConfig
 from .sharpness import measure
 from .zoo import Zoo
 
@@ -85,7 +87,14 @@ class Experiment:
                  reference_dir: str | Path | None = None, command: str | None = None) -> None:  # fmt: skip
         self.scale = scale
         self.dir = Path(results_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot create the results folder {self.dir}: {e.strerror}") from None
+        if not os.access(self.dir, os.W_OK):
+            raise ValueError(f"results folder {self.dir} is not writable; choose another --results-dir")
+        self.lock = FolderLock(self.dir)  # one writer per folder; released when the process ends
+        clean_stale_temp_files(self.dir)
         self.device = resolve_device(device or scale.device)
         self.zoo = zoo or Zoo(device=str(self.device), progress=progress)
         self.progress = progress
@@ -101,10 +110,28 @@ class Experiment:
         deterministic_kernels()  # also when every model comes from the cache
         self._models: dict[str, tuple] = {}
         self._fingerprints: dict[str, str] = {}
+        n_seeds, n_main = len(scale.seeds), len(MAIN_VARIANTS)
+        n_sweep = len([v for v in scale.sweep_variants() if v not in MAIN_VARIANTS])
+        self.stages = Stages(f"[{scale.name}]", {
+            "models": len(scale.all_variants()) * n_seeds,
+            "campaigns": (n_main * len(scale.fault_models) + n_sweep) * n_seeds,
+            "sharpness": n_main * n_seeds,
+            "sparsity": (n_main + n_sweep) * n_seeds,
+        })  # fmt: skip
         self._campaigns_done: set[tuple[str, str]] = set()
         threads = int(os.environ.get("FLATENN_THREADS", 0)) or scale.torch_threads
         if threads and self.device.type == "cpu":  # recorded in provenance (results may depend on it)
             torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        """Release the folder lock (also released when the process ends)."""
+        self.lock.release()
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- data -------------------------------------------------------------------------------
     def data(self) -> DataSplit:
@@ -152,6 +179,7 @@ class Experiment:
             self.timings.setdefault(f"load/{mid}", time.perf_counter() - t0)
             if source != "folder":
                 self.local_models.store(cfg, model, record)
+            self.stages.step("models", f"{mid}, {source}, clean accuracy {record.clean_accuracy:.2f}%")
             fp = model_fingerprint(model)
             self._models[mid] = (model, record)
             self._fingerprints[mid] = fp
@@ -201,6 +229,7 @@ class Experiment:
                           out=self.dir / "campaign.csv", progress=self.progress,
                           extra={"variant": variant, "train_seed": seed, "run_id": self.run_id})  # fmt: skip
         self._campaigns_done.add((mid, fault_model))
+        self.stages.step("campaigns", f"{mid} {fault_model}" + ("" if df.attrs.get("computed_rows") else ", resumed"))
         if df.attrs.get("computed_rows"):
             self.computed = True
             self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
@@ -217,6 +246,7 @@ class Experiment:
         if len(recorded):
             mine = (recorded["model_id"] == mid) & (recorded["fingerprint"] == self._fingerprints[mid])
             if set(self.scale.sharpness_metrics) <= set(recorded.loc[mine, "metric"]):
+                self.stages.step("sharpness", f"{mid}, resumed")
                 return
         x, y = self.sharpness_set()
         s = self.scale
@@ -230,6 +260,7 @@ class Experiment:
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
         self.timings[f"sharpness/{mid}"] = time.perf_counter() - t0
+        self.stages.step("sharpness", f"{mid}, {time.perf_counter() - t0:.0f}s")
         tags = {"variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid], "run_id": self.run_id}
         self.computed = True
         _merge(self.dir / "sharpness.csv", rows.assign(**tags), ["model_id", "metric"], SHARPNESS_COLUMNS)
@@ -241,6 +272,7 @@ class Experiment:
         mid = self.scale.model_id(variant, seed)
         model, _ = self.model(variant, seed)
         if self._has_rows("sparsity", mid):
+            self.stages.step("sparsity", f"{mid}, resumed")
             return
         x, _ = self.eval_set()
         df = measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
@@ -248,6 +280,7 @@ class Experiment:
         tags = {"model_id": mid, "variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid],
                 "run_id": self.run_id}  # fmt: skip
         _merge(self.dir / "sparsity.csv", df.assign(**tags), ["model_id", "layer"], SPARSITY_COLUMNS)
+        self.stages.step("sparsity", mid)
 
     def ensure(self, variants: tuple[str, ...], campaign: tuple[str, ...] = (), sharpness: bool = False,
                sparsity: bool = False) -> None:  # fmt: skip

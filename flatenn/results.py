@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 FLOAT_FORMAT = "%.6g"
@@ -56,14 +57,69 @@ def write_schema_table(df: pd.DataFrame, path: str | Path, table: str) -> None:
     write_table(df.astype({c: t for c, t in cols.items() if c in df.columns}), path, list(cols), sort)
 
 
+class ResultsTableError(ValueError):
+    """A results table is damaged: names the file, the line and what is wrong."""
+
+
+def _check_rows_complete(path: Path) -> None:
+    """Every line has the header's number of fields and the file ends with a newline (our writer's format)."""
+    import csv
+
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        raise ResultsTableError(f"{path}, line {text.count(chr(10)) + 1}: the file ends inside a row (cut off?)")
+    rows = csv.reader(text.splitlines())
+    header = next(rows, None)
+    for i, row in enumerate(rows, start=2):
+        if header is not None and len(row) != len(header):
+            raise ResultsTableError(f"{path}, line {i}: {len(row)} fields, the header has {len(header)}")
+
+
+# value ranges checked on read: column -> (low, high); NaN is never allowed in these
+RANGES = {"accuracy": (0.0, 100.0), "clean_accuracy": (0.0, 100.0), "loss": (0.0, float("inf")),
+          "clean_loss": (0.0, float("inf")), "rate": (0.0, 1.0), "trial": (0, float("inf")),
+          "faulty_bits": (0, float("inf")), "changed_weights": (0, float("inf")), "n_eval": (1, float("inf"))}  # fmt: skip
+
+
 def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
-    """Read a CSV; with a known ``table`` name the declared dtypes are applied."""
-    if table is None:
-        return pd.read_csv(path, keep_default_na=True)
-    cols, _ = SCHEMAS[table]
-    text_cols = {c: str for c, t in cols.items() if t == "str"}
-    df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""])
-    return df.astype({c: t for c, t in cols.items() if c in df.columns and t != "str"})
+    """Read a CSV; with a known ``table`` name the declared dtypes, ranges and unique keys are checked.
+
+    A damaged file raises :class:`ResultsTableError` naming the file and the first bad line (line 1 is
+    the header), never a raw pandas error, and is never silently reused.
+    """
+    path = Path(path)
+    try:
+        if table is None:
+            return pd.read_csv(path, keep_default_na=True)
+        cols, key = SCHEMAS[table]
+        _check_rows_complete(path)
+        text_cols = {c: str for c, t in cols.items() if t == "str"}
+        df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""])
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ResultsTableError(f"{path}: not a readable CSV table ({str(e).strip()}); delete or restore it") from None
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ResultsTableError(f"{path}: columns {missing} are missing (header: {list(df.columns)}); "
+                                "delete or restore the file")  # fmt: skip
+    for c, t in cols.items():
+        if t == "str":
+            continue
+        conv = pd.to_numeric(df[c], errors="coerce")
+        bad = conv.isna() | ~np.isfinite(conv.astype(float))
+        if t == "int64":
+            bad |= conv.notna() & (conv != conv.round())
+        lo, hi = RANGES.get(c, (-np.inf, np.inf))
+        bad |= ~conv.between(lo, hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ResultsTableError(f"{path}, line {i + 2}: column {c} is {df[c].iloc[i]!r}, expected a finite "
+                                    f"{'whole number' if t == 'int64' else 'number'} in [{lo:g}, {hi:g}]")  # fmt: skip
+        df[c] = conv.astype(t)
+    dup = df.duplicated(key, keep=False)
+    if dup.any():
+        lines = (np.flatnonzero(dup.to_numpy())[:4] + 2).tolist()
+        raise ResultsTableError(f"{path}, lines {lines}: the same row key {key} appears more than once")
+    return df
 
 
 RESULT_TABLES = ("training", "sharpness", "sparsity", "landscape", "campaign")

@@ -15,6 +15,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -135,6 +136,38 @@ def _data_for_config(config: TrainConfig, data: DataSplit) -> DataSplit:
     return subset_split(data, config.train_subset, config.test_subset)
 
 
+def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float) -> None:
+    import io
+
+    from .zoo import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"key": config.key(), "epochs": record.epochs, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "generator": gen.get_state(), "spent": spent}, buf)  # fmt: skip
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def _resume(path, config, model, opt, sched, gen, record) -> tuple[int, float]:
+    """Load a training checkpoint of this config if one exists; returns (first epoch to run, seconds spent)."""
+    if path is None or not Path(path).is_file():
+        return 0, 0.0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("key") != config.key():
+            return 0, 0.0
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint means: start over
+        import warnings
+
+        warnings.warn(f"training checkpoint {path} is unreadable ({e}); training from epoch 0", stacklevel=3)
+        return 0, 0.0
+    record.epochs = list(state["epochs"])
+    return len(record.epochs), float(state.get("spent", 0.0))
+
+
 def _cosine(total_steps: int):
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
@@ -145,11 +178,14 @@ def fit(
     device: str | None = None,
     progress: bool = True,
     init_state: dict[str, torch.Tensor] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[nn.Module, TrainRecord]:
     """Train ``config`` and return (model in eval mode, record).
 
     For a fine-tuned sparse config pass the trained parent's ``init_state`` (the zoo does this).
-    Same config, seed and device give bit-identical weights.
+    Same config, seed and device give bit-identical weights. With ``checkpoint`` the full training
+    state (weights, buffers, optimizer, schedule, shuffling generator) is written after every epoch
+    and a killed run resumes from it, bit-identical to an uninterrupted one.
     """
     dev = resolve_device(device)
     set_deterministic(config.seed)
@@ -177,9 +213,11 @@ def fit(
     saq = SAQ(model, opt, config.rho) if config.optimizer == "saq" else None
     gen = torch.Generator().manual_seed(config.seed)
     record = TrainRecord(config=config.to_dict(), key=config.key(), threshold=threshold, device=str(dev))
+    first_epoch, spent = _resume(checkpoint, config, model, opt, sched, gen, record)
     bar = Progress(config.epochs, f"train {config.key()} ({config.optimizer}, {config.activation})", progress)
-    start = time.perf_counter()
-    for epoch in range(config.epochs):
+    bar.done = first_epoch
+    start = time.perf_counter() - spent
+    for epoch in range(first_epoch, config.epochs):
         model.train()
         perm = torch.randperm(n, generator=gen).to(dev)
         loss_sum, correct = 0.0, 0
@@ -202,6 +240,8 @@ def fit(
             {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": 100.0 * correct / n}
         )
         bar.update(1, f"loss {loss_sum / n:.4f}")
+        if checkpoint is not None and epoch + 1 < config.epochs:
+            _save_checkpoint(checkpoint, config, model, opt, sched, gen, record, time.perf_counter() - start)
     record.wall_time_s = time.perf_counter() - start
     record.seconds_per_epoch = record.wall_time_s / max(config.epochs, 1)
     model.eval()

@@ -20,7 +20,7 @@ from scipy import stats
 
 from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
 from .experiment import MEASURED_TABLES, SUMMARY_COLUMNS, SUMMARY_KEY, campaign_summary, git_state
-from .results import read_result, read_results, read_table, table_checksums
+from .results import ResultsTableError, read_result, read_results, read_table, table_checksums
 from .scales import SCALES
 
 MIN_TRIALS = 50
@@ -186,11 +186,17 @@ def _campaign_completeness(name: str, camp: pd.DataFrame, scale) -> list[str]:
 
 
 def verify_all(root: Path) -> list[str]:
-    """Verify every ``results/<scale>`` folder that has a claims.csv."""
+    """Verify every ``results/<scale>`` folder that has a claims.csv (a damaged table is a problem, not a crash)."""
     dirs = sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "claims.csv").is_file())
     if not dirs:
         return [f"{root}: no results/<scale>/claims.csv to verify"]
-    return [p for d in dirs for p in verify_scale(d)]
+    out = []
+    for d in dirs:
+        try:
+            out += verify_scale(d)
+        except (ResultsTableError, KeyError, ValueError) as e:
+            out.append(f"{d.name}: {e}")
+    return out
 
 
 # ---- reference values ---------------------------------------------------------------------------

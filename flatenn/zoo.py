@@ -23,6 +23,7 @@ from torch import nn
 from .data import DataSplit, load_dataset
 from .determinism import resolve_device
 from .fingerprint import model_fingerprint
+from .locks import exclusive
 from .train import TrainConfig, TrainRecord, build_for, fit
 
 FORMAT = 2  # 2: record checksum and model fingerprint
@@ -115,6 +116,7 @@ class Zoo:
                 "record_sha256": _record_digest(record.to_dict(), fingerprint)}  # fmt: skip
         atomic_write_bytes(pt, blob)
         atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+        pt.with_suffix(".ckpt").unlink(missing_ok=True)  # the finished entry replaces the training checkpoint
 
     def load(self, config: TrainConfig, warn: bool = True) -> tuple[nn.Module, TrainRecord] | None:
         """The stored model and record (eval mode, on the zoo's device), or None when absent or untrusted.
@@ -146,10 +148,26 @@ class Zoo:
         loaded = self.load(config)
         if loaded is not None:
             return loaded
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot create the model cache {self.cache_dir}: {e.strerror}; set FLATENN_CACHE "
+                             "or --cache-dir to a writable folder") from None  # fmt: skip
+        if not os.access(self.cache_dir, os.W_OK):
+            raise ValueError(f"model cache {self.cache_dir} is not writable and {config.key()} is not in it; set "
+                             "FLATENN_CACHE or --cache-dir to a writable folder")  # fmt: skip
+        with exclusive(self.cache_dir / f"{config.key()}.lock"):
+            loaded = self.load(config, warn=False)  # another process may have trained it meanwhile
+            if loaded is not None:
+                return loaded
+            return self._train(config, data)
+
+    def _train(self, config: TrainConfig, data: DataSplit) -> tuple[nn.Module, TrainRecord]:
         init_state = None
         if config.parent is not None:
             parent, _ = self.get(config.parent)
             init_state = {k: v.detach().clone() for k, v in parent.state_dict().items()}
-        model, record = fit(config, data, device=self.device, progress=self.progress, init_state=init_state)
+        model, record = fit(config, data, device=self.device, progress=self.progress, init_state=init_state,
+                            checkpoint=self.cache_dir / f"{config.key()}.ckpt")  # fmt: skip
         self._store(config, model, record)
         return model, record

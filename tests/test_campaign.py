@@ -141,3 +141,30 @@ def test_faults_land_in_channels_last_layers(data):
 def test_more_bad_arguments(data, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_concurrent_campaigns_on_one_file_lose_nothing(tmp_path, writers):
+    """N processes append to one --out file at once: every row present once, equal to a solo run."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from flatenn.campaign import run_campaign\n"
+        "from flatenn.data import load_digits\n"
+        "from tests.test_campaign import _model\n"
+        "torch.set_num_threads(1)\n"
+        "d = load_digits()\n"
+        "run_campaign(_model(0), d.x_test[:60], d.y_test[:60], 'bitflip', rates=[0.01, 0.03, 0.1], trials=4,\n"
+        "             model_id='m', out=sys.argv[1], progress=False)\n"
+    )  # fmt: skip
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    shared, solo = tmp_path / "shared.csv", tmp_path / "solo.csv"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(shared)], cwd=root) for _ in range(writers)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert subprocess.run([sys.executable, "-c", script, str(solo)], cwd=root).returncode == 0
+    a = read_table(shared, "campaign").drop(columns="run_id")
+    b = read_table(solo, "campaign").drop(columns="run_id")
+    assert len(a) == 12 and not a.duplicated(["rate", "trial"]).any()
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

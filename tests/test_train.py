@@ -60,3 +60,29 @@ def test_fit_applies_the_configs_subset_to_passed_data(digits):
     assert rec.clean_accuracy % 2 == pytest.approx(0, abs=1e-6)
     with pytest.raises(ValueError, match="config says"):
         fit(TrainConfig(dataset="fashion_mnist", epochs=1), digits, progress=False)
+
+
+def test_killed_training_resumes_bit_identical(digits, tmp_path, monkeypatch):
+    import flatenn.train as train_mod
+
+    cfg = TrainConfig(width=4, epochs=3, train_subset=128, seed=3, optimizer="saq")
+    ref, _ = fit(cfg, digits, progress=False)
+    ckpt = tmp_path / "run.ckpt"
+    calls = {"n": 0}
+    orig = train_mod.Progress.update
+
+    def killed_after_two_epochs(self, *a, **k):
+        orig(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod.Progress, "update", killed_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, digits, progress=False, checkpoint=ckpt)
+    monkeypatch.setattr(train_mod.Progress, "update", orig)
+    assert ckpt.is_file()
+    resumed, rec = fit(cfg, digits, progress=False, checkpoint=ckpt)
+    assert len(rec.epochs) == 3
+    for (n, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), n

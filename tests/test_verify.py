@@ -48,7 +48,8 @@ def test_verify_catches_a_hand_edited_accuracy_even_with_a_fixed_checksum(tmp_pa
 
     d = _copy(tmp_path)
     camp = read_table(d / "campaign.csv", "campaign")
-    camp.loc[camp.index[len(camp) // 2], "accuracy"] += 7.0
+    i = camp.index[len(camp) // 2]
+    camp.loc[i, "accuracy"] = max(0.0, camp.loc[i, "accuracy"] - 7.0)
     from flatenn.results import write_schema_table
 
     write_schema_table(camp, d / "campaign.csv", "campaign")
@@ -66,3 +67,11 @@ def test_verify_catches_a_forged_verdict(tmp_path):
     claims.loc[i, "verdict"] = "supported" if claims.loc[i, "verdict"] != "supported" else "contradicted"
     claims.to_csv(d / "claims.csv", index=False)
     assert any("verdict is" in p for p in verify_scale(d))
+
+
+def test_verify_catches_swapped_accuracy_and_loss_headers(tmp_path):
+    d = _copy(tmp_path)
+    text = (d / "campaign.csv").read_text()
+    (d / "campaign.csv").write_text(text.replace("accuracy,loss", "loss,accuracy", 1))
+    problems = verify_all(tmp_path)
+    assert any("campaign" in p for p in problems)
