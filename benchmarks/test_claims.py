@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 from flatenn.claims import CLAIMS, cases, load_bands
+from flatenn.scales import get_scale
 from flatenn.verify import compatibility
 
 from .conftest import scales_of
@@ -39,7 +40,10 @@ def _params(scales: list[str], retrain: bool):
     out = []
     for scale in scales:
         bands = load_bands(scale)
+        scoped = get_scale(scale).claims
         for case in cases():
+            if scoped is not None and case.claim not in scoped:
+                continue
             claim = CLAIMS[case.claim]
             marks = [pytest.mark.claim] + [FAMILY_MARKS[f] for f in claim.family]
             if claim.campaign or claim.sweep:

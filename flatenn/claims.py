@@ -156,9 +156,9 @@ def cases() -> list[Case]:
     return [Case(c.id, m, d, u) for c in CLAIMS.values() for m, d, u in c.metrics]
 
 
-def hypothesis_family() -> list[str]:
-    """The multiplicity family: every hypothesis case of a scale."""
-    return [c.id for c in cases() if c.direction]
+def hypothesis_family(claims: tuple[str, ...] | None = None) -> list[str]:
+    """The multiplicity family: every hypothesis case of a scale (of the scale's claims when it names them)."""
+    return [c.id for c in cases() if c.direction and (claims is None or c.claim in claims)]
 
 
 @dataclass
@@ -253,6 +253,19 @@ def _in_window(per: pd.DataFrame, rates: dict[str, tuple[float, ...]]) -> pd.Dat
 def _seed_level(values: np.ndarray, sesoi: float, note: str = "") -> Result:
     m, _, lo, hi, n = mean_ci(values)
     return Result(m, lo, hi, n, t_test(values), tost(values, sesoi), note)
+
+
+def seed_effects(case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfig,
+                 window: str = "informative") -> pd.Series:  # fmt: skip
+    """Per-training-seed effect of a campaign case (acc/drop views), the values its t interval is over."""
+    better, worse = _PAIRS[case.claim]
+    camp = _main_rows(tables["campaign"])
+    view = "drop" if case.metric.startswith("drop") else "acc"
+    if view == "acc":
+        per = _paired_by_seed(camp, better, worse, scale.seeds, "accuracy")
+    else:
+        per = _paired_by_seed(_with_drop(camp), worse, better, scale.seeds, "drop")
+    return _in_window(per, window_rates(scale, window)).groupby("train_seed")["diff"].mean()
 
 
 def _campaign_effect(camp, scale, better: str, worse: str, view: str, rates, sesoi: float) -> Result:
@@ -402,10 +415,10 @@ CLAIM_COLUMNS = ["claim", "metric", "case", "effect", "ci_low", "ci_high", "n", 
 DETAIL_COLUMNS = ["claim", "metric", "fault_model", "rate", "effect", "ci_low", "ci_high", "n_seeds"]
 
 
-def adjust(pvalues: dict[str, float]) -> tuple[dict[str, float], bool]:
+def adjust(pvalues: dict[str, float], family: list[str] | None = None) -> tuple[dict[str, float], bool]:
     """Holm over the whole hypothesis family when every p-value is known; else Bonferroni with the full
     family size (never less conservative than Holm). Returns (adjusted p per case, family complete)."""
-    family = hypothesis_family()
+    family = hypothesis_family() if family is None else family
     complete = all(c in pvalues and not np.isnan(pvalues[c]) for c in family)
     if complete:
         adj = holm([pvalues[c] for c in family])
@@ -413,11 +426,12 @@ def adjust(pvalues: dict[str, float]) -> tuple[dict[str, float], bool]:
     return {c: min(1.0, len(family) * p) if not np.isnan(p) else np.nan for c, p in pvalues.items()}, False
 
 
-def _verdicts(results: dict[str, Result], by_id: dict[str, Case]) -> tuple[dict[str, str], dict, dict, bool]:
+def _verdicts(results: dict[str, Result], by_id: dict[str, Case], family: list[str]
+              ) -> tuple[dict[str, str], dict, dict, bool]:  # fmt: skip
     p = {cid: r.p_value for cid, r in results.items() if by_id[cid].direction}
     pe = {cid: r.p_equivalence for cid, r in results.items() if by_id[cid].direction}
-    p_adj, complete = adjust(p)
-    pe_adj, _ = adjust(pe)
+    p_adj, complete = adjust(p, family)
+    pe_adj, _ = adjust(pe, family)
     out = {cid: direction_verdict(by_id[cid].direction, r.effect, p_adj.get(cid, np.nan), pe_adj.get(cid, np.nan))
            for cid, r in results.items()}  # fmt: skip
     return out, p_adj, pe_adj, complete
@@ -426,17 +440,20 @@ def _verdicts(results: dict[str, Result], by_id: dict[str, Case]) -> tuple[dict[
 def evaluate_all(tables: dict[str, pd.DataFrame], scale: ScaleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every case whose inputs exist, under every window: (claims, per-point details)."""
     by_id = {c.id: c for c in cases()}
+    family = hypothesis_family(scale.claims)
     per_window: dict[str, dict[str, Result]] = {}
     for w in WINDOWS:
         res = {}
         for case in cases():
+            if scale.claims is not None and case.claim not in scale.claims:
+                continue
             try:
                 res[case.id] = evaluate_case(case, tables, scale, w)
             except LookupError:
                 continue  # inputs for this case are not recorded at this scale
         per_window[w] = res
     main = per_window["informative"]
-    verdicts = {w: _verdicts(r, by_id) for w, r in per_window.items()}
+    verdicts = {w: _verdicts(r, by_id, family) for w, r in per_window.items()}
     v_main, p_adj, pe_adj, complete = verdicts["informative"]
     rows, details = [], []
     for cid, r in main.items():

@@ -111,7 +111,7 @@ class Experiment:
         self._models: dict[str, tuple] = {}
         self._fingerprints: dict[str, str] = {}
         n_seeds, n_main = len(scale.seeds), len(MAIN_VARIANTS)
-        n_sweep = len([v for v in scale.sweep_variants() if v not in MAIN_VARIANTS])
+        n_sweep = len([v for v in scale.sweep_variants() if v not in MAIN_VARIANTS]) if scale.claims is None else 0
         self.stages = Stages(f"[{scale.name}]", {
             "models": len(scale.all_variants()) * n_seeds,
             "campaigns": (n_main * len(scale.fault_models) + n_sweep) * n_seeds,
@@ -377,7 +377,7 @@ class Experiment:
         """Everything every claim of the scale needs."""
         from .claims import CLAIMS
 
-        for cid in CLAIMS:
+        for cid in self.scale.claims or CLAIMS:
             self.ensure_for(cid)
 
     def finish(self) -> None:

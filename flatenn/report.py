@@ -421,5 +421,8 @@ def build_report(root: Path) -> list[Path]:
     made = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "claims.csv").is_file()):
         made += scale_figures(d)
+    from .ablation import write_ablation
+
+    made += write_ablation(root)
     made.append(write_readme(root))
     return made

@@ -23,7 +23,7 @@ SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
          "bits": "str", "layers": "str", "n_eval": "int64", "rate": "float64", "count": "int64", "seed": "int64",
          "trial": "int64", "faulty_bits": "int64", "changed_weights": "int64", "accuracy": "float64",
          "loss": "float64", "clean_accuracy": "float64", "clean_loss": "float64", "run_id": "str"},
-        ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"],
+        ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"],
     ),
 }  # fmt: skip
 

@@ -14,6 +14,7 @@ by the same rule after a first GPU run.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from .train import TrainConfig
@@ -48,7 +49,7 @@ class ScaleConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     w_bits: int = 8
-    a_bits: int = 8
+    a_bits: int | None = 8
     fault_models: tuple[str, ...] = ("bitflip", "stuck0", "stuck1")
     rates: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 6e-2, 1e-1, 2e-1)
     informative_rates: dict[str, tuple[float, ...]] = field(default_factory=dict)
@@ -67,6 +68,9 @@ class ScaleConfig:
     sensitivity_rate: float = 3e-3  # bit-flip rate at which bit_sensitivity predicts the loss increase
     device: str = "auto"
     torch_threads: int | None = None
+    sparse_target: float | None = None  # finetune: calibrate one global threshold to this activation sparsity
+    claims: tuple[str, ...] | None = None  # the claims this scale evaluates (None: all)
+    level_of: str | None = None  # ablation levels: the factor this level belongs to
 
     def __hash__(self) -> int:  # informative_rates is a dict
         return hash(self.name)
@@ -102,7 +106,9 @@ class ScaleConfig:
         if act == "fatrelu" and self.sparse_init == "finetune":
             parent = TrainConfig(**base, activation="relu", optimizer=opt)
             ft = {**base, "epochs": self.finetune_epochs, "lr": self.lr / 10}
-            return TrainConfig(**ft, activation="fatrelu", threshold=threshold, optimizer=opt, parent=parent)
+            target = self.sparse_target if not variant.startswith("sweep-t") else None
+            return TrainConfig(**ft, activation="fatrelu", threshold=threshold, optimizer=opt, parent=parent,
+                               target_sparsity=target)  # fmt: skip
         return TrainConfig(**base, activation=act, threshold=threshold, optimizer=opt)
 
     def model_id(self, variant: str, seed: int) -> str:
@@ -147,7 +153,26 @@ SCALES: dict[str, ScaleConfig] = {
         sharpness_examples=2048, sensitivity_rate=1e-5,
     ),
 }  # fmt: skip
-SCALE_GROUPS: dict[str, tuple[str, ...]] = {"paper": ("paper_resnet20", "paper_resnet18")}
+# Ablation levels (flatenn/ablation_plan.md): the cpu baseline with one setting moved toward the paper.
+ABLATION_CLAIMS = ("sparse_vs_standard", "saq_gain_sparse", "saq_gain_standard")
+_ABL_BASE = dataclasses.replace(SCALES["cpu"], name="ablation_base", seeds=(0, 1, 2), trials=30,
+                                claims=ABLATION_CLAIMS, level_of="baseline")  # fmt: skip
+ABLATION_LEVELS: dict[str, ScaleConfig] = {
+    "ablation_base": _ABL_BASE,
+    **{f"ablation_finetune{int(100 * t)}": dataclasses.replace(
+        _ABL_BASE, name=f"ablation_finetune{int(100 * t)}", sparse_init="finetune", finetune_epochs=2,
+        sparse_target=t, level_of="how sparse models are made") for t in (0.60, 0.75, 0.90)},
+    "ablation_actfloat": dataclasses.replace(_ABL_BASE, name="ablation_actfloat", a_bits=None,
+                                             level_of="activation quantization"),
+    "ablation_eval1000": dataclasses.replace(_ABL_BASE, name="ablation_eval1000", eval_examples=1000,
+                                             level_of="evaluation set"),
+    "ablation_converged": dataclasses.replace(_ABL_BASE, name="ablation_converged", train_subset=None, epochs=5,
+                                              level_of="training length"),
+    "ablation_width16": dataclasses.replace(_ABL_BASE, name="ablation_width16", width=16, level_of="width"),
+}  # fmt: skip
+SCALES.update(ABLATION_LEVELS)
+SCALE_GROUPS: dict[str, tuple[str, ...]] = {"paper": ("paper_resnet20", "paper_resnet18"),
+                                            "ablation": tuple(ABLATION_LEVELS)}
 DEFAULT_SCALE = "smoke"
 
 

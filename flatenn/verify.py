@@ -196,7 +196,9 @@ def verify_all(root: Path) -> list[str]:
             out += verify_scale(d)
         except (ResultsTableError, KeyError, ValueError) as e:
             out.append(f"{d.name}: {e}")
-    return out
+    from .ablation import verify_ablation
+
+    return out + verify_ablation(Path(root))
 
 
 # ---- reference values ---------------------------------------------------------------------------
