@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .determinism import model_device
-from .evaluate import eval_mode, evaluate
+from .evaluate import as_batches, eval_mode, evaluate_batches
 from .faults import bits_label, check_fault_model, check_rate, check_seed
 from .fingerprint import model_fingerprint
 from .injector import FaultInjector, LayerFilter
@@ -67,8 +67,8 @@ def campaign_points(rates: Sequence[float] | None, counts: Sequence[int] | None)
 
 def run_campaign(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x,
+    y: torch.Tensor | None,
     fault_model: str,
     rates: Sequence[float] | None = None,
     trials: int = 50,
@@ -84,6 +84,8 @@ def run_campaign(
 ) -> pd.DataFrame:
     """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
 
+    ``x, y``: evaluation tensors, or ``x`` a data loader of (inputs, labels) batches and ``y=None`` (the
+    loader's batching is used as it is; the same data and batching give the tensor path's numbers).
     ``rates`` (bit error rates) or ``counts`` (exact numbers of faulty bits). In both modes the
     ``rate`` column is faulty bits per *eligible* bit: the bits of the selected layers at the
     selected bit positions (in count mode, count / eligible bits). ``extra`` adds constant columns
@@ -95,34 +97,32 @@ def run_campaign(
     trials = _whole(trials, "trials", 1)
     seed = check_seed(seed)
     batch_size = _whole(batch_size, "batch_size", 1)
-    if len(x) == 0 or len(x) != len(y):
-        raise ValueError(f"need a non-empty evaluation set with one label per example, got {len(x)} and {len(y)}")
+    batches = as_batches(x, y, batch_size, model_device(model))
     label, layers = bits_label(bit_positions), layers_label(layer_filter)
     extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
     fingerprint = model_fingerprint(model)
     lock = exclusive(Path(str(out) + ".lock")) if out is not None else contextlib.nullcontext()
     with lock:  # concurrent campaigns on one file: the later one waits, then resumes from the earlier one's rows
-        return _run(model, x, y, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
-                    batch_size, out, progress, extra, label, layers, fingerprint)  # fmt: skip
+        return _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
+                    out, progress, extra, label, layers, fingerprint)  # fmt: skip
 
 
-def _run(model, x, y, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, batch_size, out,
+def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, out,
          progress, extra, label, layers, fingerprint) -> pd.DataFrame:  # fmt: skip
+    n_eval = sum(len(yb) for _, yb in batches)
     recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
     sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
            & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)
-           & (recorded["layers"] == layers) & (recorded["n_eval"] == len(x)) & (recorded["seed"] == seed))  # fmt: skip
+           & (recorded["layers"] == layers) & (recorded["n_eval"] == n_eval) & (recorded["seed"] == seed))  # fmt: skip
     old = recorded[sel].reset_index(drop=True)
     done = {_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)}
-    device = model_device(model)
-    x, y = x.to(device), y.to(device)
     rows: list[dict] = []
     with eval_mode(model), frozen(model):
         injector = FaultInjector(model, layer_filter)
         eligible = injector.eligible_bits(bit_positions)
         if any(c > eligible for _, c in points):
             raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
-        clean_acc, clean_loss = evaluate(model, x, y, batch_size)
+        clean_acc, clean_loss = evaluate_batches(model, batches)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
         for r, c in points:
@@ -132,10 +132,10 @@ def _run(model, x, y, fault_model, points, trials, seed, model_id, bit_positions
                 maps = injector.sample(seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None,
                                        bit_positions=bit_positions)  # fmt: skip
                 with injector.applied(maps, fault_model) as (nbits, changed):
-                    acc, loss = evaluate(model, x, y, batch_size)
+                    acc, loss = evaluate_batches(model, batches)
                 rate = r if c < 0 else c / eligible
                 rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,
-                             "bits": label, "layers": layers, "n_eval": len(x), "rate": rate, "count": c,
+                             "bits": label, "layers": layers, "n_eval": n_eval, "rate": rate, "count": c,
                              "seed": seed, "trial": t, "faulty_bits": nbits, "changed_weights": changed,
                              "accuracy": acc, "loss": loss, "clean_accuracy": clean_acc,
                              "clean_loss": clean_loss})  # fmt: skip

@@ -137,6 +137,18 @@ def resolve_config(spec: str, cache_dir: str | None = None):
     raise SystemExit(f"error: model spec {spec!r} is not SCALE:VARIANT:SEED, a zoo key or a config JSON file")
 
 
+def _add_foreign(p: argparse.ArgumentParser) -> None:
+    """Options for a model flatenn did not build (torchvision:NAME or package.module:factory)."""
+    from .data import DATASETS
+
+    p.add_argument("--weights", default=None, help="state dict (.pt) for an own model (default: its initial weights)")
+    p.add_argument("--data", default=None, choices=sorted(DATASETS), help="data set an own model is calibrated and "
+                   "evaluated on")  # fmt: skip
+    p.add_argument("--w-bits", type=int, default=8, help="own model: weight bits (default 8)")
+    p.add_argument("--a-bits", type=int, default=8, help="own model: input-activation bits (default 8)")
+    p.add_argument("--calibration-batches", type=_at_least(1), default=4, help="own model: calibration batches")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="model zoo folder (default $FLATENN_CACHE or ~/.cache/flatenn/zoo)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present, else cpu)")
@@ -202,11 +214,45 @@ def check_out(path: str | None, table: str | None = None) -> None:
                              "choose another file")  # fmt: skip
 
 
+def is_foreign(spec: str) -> bool:
+    """``torchvision:NAME`` or ``package.module:factory`` (one colon), not ``SCALE:VARIANT:SEED``."""
+    return spec.count(":") == 1
+
+
+def _load_foreign(a):
+    """A model flatenn did not build: load, quantize, calibrate on ``--data``'s training split."""
+    import torch
+
+    from .convert import load_named_model, quantize_model
+    from .data import load_dataset
+    from .determinism import resolve_device
+    from .quant import calibrate_activations
+
+    if not a.data:
+        raise ValueError(f"--model {a.model}: name the data set to calibrate and evaluate on with --data")
+    data = load_dataset(a.data)
+    model = load_named_model(a.model, a.weights, num_classes=data.num_classes)
+    quantize_model(model, w_bits=a.w_bits, a_bits=a.a_bits)
+    dev = resolve_device(a.device)
+    model.to(dev)
+    n = a.calibration_batches * a.batch_size
+    try:
+        calibrate_activations(model, [data.x_train[i : i + a.batch_size].to(dev)
+                                      for i in range(0, min(n, len(data.x_train)), a.batch_size)])
+    except RuntimeError as e:
+        raise ValueError(f"--model {a.model} does not accept {a.data} inputs of shape "
+                         f"{tuple(data.x_train.shape[1:])}: {str(e).splitlines()[0]}") from None  # fmt: skip
+    torch.set_grad_enabled(True)
+    return model.eval(), data, None
+
+
 def _load_model(a):
     """(model, data, config) for the ``--model`` spec of a command, trained through the zoo if needed."""
     from .zoo import Zoo
 
     check_device(a.device)
+    if is_foreign(a.model):
+        return _load_foreign(a)
     cfg = resolve_config(a.model, a.cache_dir)
     zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
     model, _ = zoo.get(cfg)
@@ -223,7 +269,8 @@ def cmd_campaign(a) -> int:
         raise ValueError(f"--eval-examples {a.eval_examples}: the test set has only {len(data.x_test)} examples")
     n = a.eval_examples or len(data.x_test)
     df = run_campaign(model, data.x_test[:n], data.y_test[:n], a.fault, rates=a.rates, counts=a.counts,
-                      trials=a.trials, seed=a.seed, model_id=a.model_id or cfg.key(), bit_positions=a.bits,
+                      trials=a.trials, seed=a.seed, model_id=a.model_id or (cfg.key() if cfg else a.model),
+                      bit_positions=a.bits,
                       layer_filter=a.layers, batch_size=a.batch_size, out=a.out, progress=not a.quiet)  # fmt: skip
     summ = summarize_campaign(df)
     cols = ["fault_model", "bits", "rate", "count", "trials", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high",
@@ -241,7 +288,7 @@ def cmd_sharpness(a) -> int:
     check_out(a.out)
     model, data, cfg = _load_model(a)
     x, y = data.x_train[: a.examples], data.y_train[: a.examples]
-    rows, land = measure(model, x, y, a.metrics, model_id=a.model_id or cfg.key(), seed=a.seed,
+    rows, land = measure(model, x, y, a.metrics, model_id=a.model_id or (cfg.key() if cfg else a.model), seed=a.seed,
                          options={"probes": a.probes, "directions": a.directions, "sigma": a.sigma})  # fmt: skip
     print(rows.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
     if a.out:
@@ -352,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
 
     c = sub.add_parser("campaign", help="run a seeded fault campaign on one model")
-    c.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
+    c.add_argument("--model", required=True, help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or "
+                   "package.module:factory (your own model: quantized and calibrated on --data)")
     c.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
     g = c.add_mutually_exclusive_group(required=True)
     g.add_argument("--rates", type=_rates, help="bit error rates, e.g. 1e-3,1e-2")
@@ -364,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--eval-examples", type=_at_least(1), default=None, help="evaluate on the first N test examples")
     c.add_argument("--batch-size", type=_at_least(1), default=512, help="evaluation batch size (pin it: results depend on it)")
     c.add_argument("--model-id", default=None, help="id written in the rows (default: the zoo key)")
+    _add_foreign(c)
     c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
     _add_common(c)
 
@@ -377,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sigma", type=_positive_float, default=0.05, help="relative perturbation size (default 0.05)")
     s.add_argument("--seed", type=_at_least(0), default=0)
     s.add_argument("--model-id", default=None)
+    s.add_argument("--batch-size", type=_at_least(1), default=512, help="batch size (calibration of own models)")
+    _add_foreign(s)
     s.add_argument("--out", default=None, help="CSV for the metric rows")
     _add_common(s)
 

@@ -168,6 +168,56 @@ class ActQuant(nn.Module):
         return f"bits={self.bits}"
 
 
+class _FakeQuantSigned(torch.autograd.Function):
+    """Symmetric signed fake quantization on [-clip, clip] with 2^(b-1)-1 levels a side; STE inside."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, clip: torch.Tensor, bits: int) -> torch.Tensor:  # type: ignore[override]
+        levels = 2 ** (bits - 1) - 1
+        c = torch.clamp(clip, min=1e-8).to(x.dtype)
+        step = c / levels
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x.abs() <= c)
+        return torch.round(torch.clamp(x, -c, c) / step) * step
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (inside,) = ctx.saved_tensors
+        return grad * inside.to(grad.dtype), None, None
+
+
+class InputQuant(ActQuant):
+    """b-bit quantizer for a layer's *input* in an arbitrary graph (used by ``quantize_model``).
+
+    Calibration tracks the EMA of max|x| and whether negative values occur: inputs that were never
+    negative (e.g. after ReLU) use the unsigned [0, clip] grid of :class:`ActQuant`; others (images,
+    residual sums, BatchNorm outputs) a symmetric signed grid on [-clip, clip].
+    """
+
+    def __init__(self, bits: int | None = 8, momentum: float = 0.1) -> None:
+        super().__init__(bits, momentum)
+        self.register_buffer("signed", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bits is None:
+            return x
+        if not (self.training and self.update_range):
+            self._check_calibrated()
+        else:
+            with torch.no_grad():
+                amax = x.detach().abs().max().to(self.clip.dtype)
+                if bool(x.detach().min() < 0):
+                    self.signed.fill_(True)
+                if bool(self.calibrated):
+                    self.clip.mul_(1 - self.momentum).add_(self.momentum * amax)
+                else:
+                    self.clip.copy_(amax)
+                    self.calibrated.fill_(True)
+        if bool(self.signed):
+            return _FakeQuantSigned.apply(x, self.clip, self.bits)
+        return _FakeQuantAct.apply(x, self.clip, self.bits)
+
+
 class QuantizedWeightMixin:
     """Shared weight handling of :class:`QConv2d` and :class:`QLinear`.
 
@@ -181,6 +231,7 @@ class QuantizedWeightMixin:
     def _init_quant(self, w_bits: int | None) -> None:
         self.w_bits = None if w_bits is None else check_bits(w_bits)
         self.perturbation: torch.Tensor | None = None
+        self.input_quant: nn.Module | None = None  # set by flatenn.convert.quantize_model
         self.capture_weight = False
         self.last_weight: torch.Tensor | None = None
         self.register_buffer("codes", None)  # type: ignore[attr-defined]
@@ -213,6 +264,8 @@ class QConv2d(QuantizedWeightMixin, nn.Conv2d):
         self._init_quant(w_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_quant is not None:
+            x = self.input_quant(x)
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
     def extra_repr(self) -> str:
@@ -227,6 +280,8 @@ class QLinear(QuantizedWeightMixin, nn.Linear):
         self._init_quant(w_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_quant is not None:
+            x = self.input_quant(x)
         return F.linear(x, self.effective_weight(), self.bias)
 
     def extra_repr(self) -> str:
@@ -317,7 +372,7 @@ def frozen(model: nn.Module, include_float: bool = False) -> Iterator[dict[str, 
             unfreeze_layer(m)
 
 
-def act_quantizers(model: nn.Module) -> list[ActQuant]:
+def act_quantizers(model: nn.Module) -> list[ActQuant]:  # InputQuant included (a subclass)
     """Every activation quantizer of ``model`` (model order)."""
     return [m for m in model.modules() if isinstance(m, ActQuant)]
 

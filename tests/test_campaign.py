@@ -61,8 +61,8 @@ def test_resume_does_not_recompute(tmp_path, data, monkeypatch):
     calls = []
     import flatenn.campaign as camp
 
-    orig = camp.evaluate
-    monkeypatch.setattr(camp, "evaluate", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    orig = camp.evaluate_batches
+    monkeypatch.setattr(camp, "evaluate_batches", lambda *a, **k: calls.append(1) or orig(*a, **k))
     both = run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=3, out=out, progress=False)
     assert len(calls) == 1 + 3  # the clean pass and the three new trials only
     assert len(both) == 6 and len(read_table(out, "campaign")) == 6
@@ -168,3 +168,13 @@ def test_concurrent_campaigns_on_one_file_lose_nothing(tmp_path, writers):
     b = read_table(solo, "campaign").drop(columns="run_id")
     assert len(a) == 12 and not a.duplicated(["rate", "trial"]).any()
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_data_loader_gives_the_tensor_paths_numbers(data):
+    m = _model(0)
+    x, y = data
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=False)
+    a = run_campaign(m, loader, None, "stuck0", rates=[0.02, 0.05], trials=3, progress=False)
+    b = run_campaign(m, x, y, "stuck0", rates=[0.02, 0.05], trials=3, batch_size=32, progress=False)
+    assert a["accuracy"].tolist() == b["accuracy"].tolist() and a["loss"].tolist() == b["loss"].tolist()
+    assert set(a["n_eval"]) == {len(x)}

@@ -106,3 +106,22 @@ def test_module_entry_point():
 def test_parser_rejects_unknown_fault():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["campaign", "--model", "x", "--fault", "melt", "--rates", "0.1"])
+
+
+def test_campaign_on_a_model_flatenn_did_not_build(tmp_path, capsys):
+    import torch
+
+    from tests.factories import tiny_digits_cnn
+
+    weights = tmp_path / "w.pt"
+    torch.save(tiny_digits_cnn().state_dict(), weights)
+    out = tmp_path / "c.csv"
+    assert main(["campaign", "--model", "tests.factories:tiny_digits_cnn", "--weights", str(weights), "--data", "digits",
+                 "--fault", "stuck1", "--rates", "0.01,0.1", "--trials", "2", "--out", str(out), "--quiet"]) == 0
+    assert "stuck1" in capsys.readouterr().out and len(out.read_text().splitlines()) == 5
+    code, err = _cli_error(["campaign", "--model", "torchvision:resnet18", "--data", "digits", "--fault", "bitflip",
+                            "--rates", "0.1", "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "does not accept digits inputs" in err
+    code, err = _cli_error(["campaign", "--model", "tests.factories:tiny_digits_cnn", "--fault", "bitflip",
+                            "--rates", "0.1"], capsys)  # fmt: skip
+    assert code == 2 and "--data" in err
