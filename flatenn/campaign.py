@@ -81,6 +81,9 @@ def run_campaign(
     out: str | Path | None = None,
     progress: bool = True,
     extra: dict | None = None,
+    target_halfwidth: float | None = None,
+    min_trials: int = 10,
+    prefix_reuse: bool = True,
 ) -> pd.DataFrame:
     """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
 
@@ -91,6 +94,12 @@ def run_campaign(
     selected bit positions (in count mode, count / eligible bits). ``extra`` adds constant columns
     (``variant``, ``train_seed``, ``run_id``) to every row. With ``out`` a recorded row is reused only
     when the model's fingerprint and every option that changes a row's meaning match (``KEY``).
+
+    ``target_halfwidth`` (accuracy points) makes trial counts adaptive: a point stops after the first
+    ``min_trials`` trials once the 95% CI half-width of its accuracy is at most the target (trials
+    0, 1, … in order, so maps stay the fixed design's; keep fixed counts where pairs must stay paired).
+    With a layer filter, ``prefix_reuse`` evaluates only the part of the network after the first faulted
+    layer (:mod:`flatenn.prefix`; bit-identical; falls back to the full forward for untraceable models).
     """
     check_fault_model(fault_model)
     points = campaign_points(rates, counts)
@@ -98,17 +107,21 @@ def run_campaign(
     seed = check_seed(seed)
     batch_size = _whole(batch_size, "batch_size", 1)
     batches = as_batches(x, y, batch_size, model_device(model))
+    if target_halfwidth is not None and not target_halfwidth > 0:
+        raise ValueError(f"target_halfwidth must be > 0 accuracy points, got {target_halfwidth!r}")
+    min_trials = _whole(min_trials, "min_trials", 2)
+    adaptive = (target_halfwidth, min(min_trials, trials)) if target_halfwidth is not None else None
     label, layers = bits_label(bit_positions), layers_label(layer_filter)
     extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
     fingerprint = model_fingerprint(model)
     lock = exclusive(Path(str(out) + ".lock")) if out is not None else contextlib.nullcontext()
     with lock:  # concurrent campaigns on one file: the later one waits, then resumes from the earlier one's rows
         return _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
-                    out, progress, extra, label, layers, fingerprint)  # fmt: skip
+                    out, progress, extra, label, layers, fingerprint, adaptive, prefix_reuse)  # fmt: skip
 
 
 def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, out,
-         progress, extra, label, layers, fingerprint) -> pd.DataFrame:  # fmt: skip
+         progress, extra, label, layers, fingerprint, adaptive, prefix_reuse) -> pd.DataFrame:  # fmt: skip
     n_eval = sum(len(yb) for _, yb in batches)
     recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
     sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
@@ -123,16 +136,25 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
         if any(c > eligible for _, c in points):
             raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
         clean_acc, clean_loss = evaluate_batches(model, batches)
+        evaluator = _suffix(model, batches, injector) if prefix_reuse and layer_filter is not None else None
+        faulty_eval = evaluator.evaluate if evaluator is not None else lambda: evaluate_batches(model, batches)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
         for r, c in points:
+            accs = old.loc[[_point_key(rr, cc, tt)[:2] == _point_key(r, c, 0)[:2] for rr, cc, tt in
+                            zip(old["rate"], old["count"], old["trial"], strict=True)], "accuracy"].tolist()  # fmt: skip
             for t in range(trials):
+                if adaptive is not None and t >= adaptive[1] and len(accs) >= adaptive[1] \
+                        and _halfwidth(accs) <= adaptive[0]:  # fmt: skip
+                    bar.update(sum(1 for tt in range(t, trials) if _point_key(r, c, tt) not in done), "adaptive stop")
+                    break
                 if _point_key(r, c, t) in done:
                     continue
                 maps = injector.sample(seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None,
                                        bit_positions=bit_positions)  # fmt: skip
                 with injector.applied(maps, fault_model) as (nbits, changed):
-                    acc, loss = evaluate_batches(model, batches)
+                    acc, loss = faulty_eval()
+                accs.append(acc)
                 rate = r if c < 0 else c / eligible
                 rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,
                              "bits": label, "layers": layers, "n_eval": n_eval, "rate": rate, "count": c,
@@ -148,6 +170,23 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
     out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
     out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)
     return out_df
+
+
+def _halfwidth(values: list[float]) -> float:
+    from .stats import mean_ci
+
+    _, _, lo, hi, _ = mean_ci(values)
+    return (hi - lo) / 2
+
+
+def _suffix(model, batches, injector):
+    """A prefix-reusing evaluator for the injector's layers, or None when the model cannot be traced."""
+    from .prefix import NotTraceable, SuffixEvaluator
+
+    try:
+        return SuffixEvaluator(model, batches, set(injector.layers))
+    except (NotTraceable, ValueError):
+        return None
 
 
 def _point_key(rate: float, count: int, trial: int) -> tuple:

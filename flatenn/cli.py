@@ -281,6 +281,31 @@ def cmd_campaign(a) -> int:
     return 0
 
 
+def cmd_vulnerability(a) -> int:
+    import re as _re
+
+    from .quant import quantized_layers
+    from .results import write_table
+    from .vulnerability import COLUMNS, plot_vulnerability, vulnerability_map
+
+    check_out(a.out)
+    model, data, cfg = _load_model(a)
+    n = a.eval_examples or len(data.x_test)
+    names = [k for k in quantized_layers(model) if a.layers is None or _re.search(a.layers, k)]
+    if not names:
+        raise ValueError(f"--layers {a.layers!r} matches no quantized layer; layers: {list(quantized_layers(model))}")
+    df = vulnerability_map(model, data.x_test[:n], data.y_test[:n], a.fault, rate=a.rate, trials=a.trials,
+                           seed=a.seed, layers=names, bits=a.bits, batch_size=a.batch_size,
+                           progress=not a.quiet)  # fmt: skip
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if a.out:
+        write_table(df, a.out, COLUMNS)
+        fig = Path(a.out).with_suffix(".png")
+        plot_vulnerability(df, fig, a.model)
+        print(f"rows written to {a.out}, heat map to {fig}")
+    return 0
+
+
 def cmd_sharpness(a) -> int:
     from .results import write_table
     from .sharpness import measure
@@ -416,6 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
     _add_common(c)
 
+    v = sub.add_parser("vulnerability", help="accuracy drop per (layer, bit position): which bits to protect")
+    v.add_argument("--model", required=True, help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or "
+                   "package.module:factory")  # fmt: skip
+    v.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
+    v.add_argument("--rate", type=lambda t: _rates(t)[0], default=1e-2, help="bit error rate per eligible bit")
+    v.add_argument("--trials", type=_at_least(2), default=20, help="fault maps per (layer, bit) (default 20)")
+    v.add_argument("--seed", type=_at_least(0), default=0)
+    v.add_argument("--layers", type=_regex, default=None, help="regex: only these layers (default all)")
+    v.add_argument("--bits", type=_bits, default=None, help="bit positions (default all)")
+    v.add_argument("--eval-examples", type=_at_least(1), default=None)
+    v.add_argument("--batch-size", type=_at_least(1), default=512)
+    v.add_argument("--out", default=None, help="CSV to write (a heat map .png is written beside it)")
+    _add_foreign(v)
+    _add_common(v)
+
     s = sub.add_parser("sharpness", help="measure sharpness metrics of one model")
     s.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
     s.add_argument("--metrics", type=lambda t: t.split(","), default=["lambda_max_fn", "trace_fn", "avg_sharpness"],
@@ -467,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["FLATENN_QUIET"] = "1"
-    handlers = {"record": cmd_record, "train": cmd_train, "campaign": cmd_campaign, "sharpness": cmd_sharpness, "report": cmd_report,
+    handlers = {"vulnerability": cmd_vulnerability, "record": cmd_record, "train": cmd_train, "campaign": cmd_campaign, "sharpness": cmd_sharpness, "report": cmd_report,
                 "verify": cmd_verify, "bands": cmd_bands, "compare": cmd_compare}  # fmt: skip
     try:
         if a.command == "reproduce":

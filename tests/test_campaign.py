@@ -178,3 +178,39 @@ def test_data_loader_gives_the_tensor_paths_numbers(data):
     b = run_campaign(m, x, y, "stuck0", rates=[0.02, 0.05], trials=3, batch_size=32, progress=False)
     assert a["accuracy"].tolist() == b["accuracy"].tolist() and a["loss"].tolist() == b["loss"].tolist()
     assert set(a["n_eval"]) == {len(x)}
+
+
+def test_prefix_reuse_is_bit_identical_to_the_full_forward(data):
+    m = _model(0)
+    for name in ("features.0", "classifier", "features.[37]"):
+        fast = run_campaign(m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False)
+        full = run_campaign(m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False,
+                            prefix_reuse=False)  # fmt: skip
+        assert fast["accuracy"].tolist() == full["accuracy"].tolist() and fast["loss"].tolist() == full["loss"].tolist()
+
+
+def test_adaptive_trials_respect_minimum_and_target(data):
+    m = _model(0)
+    wide = run_campaign(m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=50.0, min_trials=6,
+                        progress=False)  # fmt: skip
+    counts = wide.groupby("rate")["trial"].count()
+    assert (counts == 6).all()  # a loose target stops every point at the minimum
+    tight = run_campaign(m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=1e-6, min_trials=6,
+                         progress=False)  # fmt: skip
+    counts = tight.groupby("rate")["trial"].count()
+    assert counts[0.0] == 6 and counts[0.3] == 40  # no spread at rate 0 (half-width 0); a noisy point runs all
+    fixed = run_campaign(m, *data, "stuck1", rates=[0.3], trials=40, progress=False)
+    assert tight[tight["rate"] == 0.3]["accuracy"].tolist() == fixed["accuracy"].tolist()  # same maps, same order
+
+
+def test_vulnerability_map_sign_bit_dominates(data, digits):
+    from flatenn.train import TrainConfig, fit
+    from flatenn.vulnerability import vulnerability_map
+
+    m, _ = fit(TrainConfig(width=4, epochs=3, seed=0), digits, progress=False)  # a trained model: faults can hurt
+    df = vulnerability_map(m, *data, "bitflip", rate=0.2, trials=6, layers=["features.0", "classifier"], bits=[0, 7],
+                           progress=False)  # fmt: skip
+    assert len(df) == 4 and set(df["bit"]) == {0, 7}
+    drop = df.set_index(["layer", "bit"])["drop_mean"]
+    assert drop[("features.0", 7)] > drop[("features.0", 0)]  # the sign bit of a conv costs more than its LSB
+    assert (df["drop_ci_low"] <= df["drop_mean"]).all() and (df["drop_mean"] <= df["drop_ci_high"]).all()

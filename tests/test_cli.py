@@ -125,3 +125,17 @@ def test_campaign_on_a_model_flatenn_did_not_build(tmp_path, capsys):
     code, err = _cli_error(["campaign", "--model", "tests.factories:tiny_digits_cnn", "--fault", "bitflip",
                             "--rates", "0.1"], capsys)  # fmt: skip
     assert code == 2 and "--data" in err
+
+
+def test_vulnerability_command_writes_table_and_heat_map(tmp_path, capsys):
+    cache = str(tmp_path / "zoo")
+    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "128", "--cache-dir", cache, "--quiet",
+                 "--json"]) == 0
+    import json
+
+    key = json.loads(capsys.readouterr().out)["key"]
+    out = tmp_path / "v.csv"
+    assert main(["vulnerability", "--model", key, "--fault", "bitflip", "--rate", "0.1", "--trials", "2",
+                 "--layers", "classifier", "--bits", "6-7", "--eval-examples", "60", "--cache-dir", cache,
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert len(out.read_text().splitlines()) == 3 and out.with_suffix(".png").stat().st_size > 1000
