@@ -201,6 +201,12 @@ class FaultMap:
         return FaultMap(uniq.astype(np.int64), mask.astype(np.int64), int(len(positions)))
 
 
+def _eligible(layers: Sequence[tuple[str, int, int]], bit_positions) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per layer: the hit-able bit positions and the number of eligible bits (weights x positions)."""
+    sets = [check_bit_positions(bit_positions, b) for _, _, b in layers]
+    return sets, np.array([n * len(bs) for (_, n, _), bs in zip(layers, sets, strict=True)], dtype=np.int64)
+
+
 def sample_rate_maps(
     layers: Sequence[tuple[str, int, int]],
     seed: int,
@@ -213,8 +219,7 @@ def sample_rate_maps(
     Eligible bits are the layer's bits at ``bit_positions`` (all when None). One vectorized draw for
     all layers; each layer's map depends only on (seed, its name, trial, rate, its size and bit set).
     """
-    sets = [check_bit_positions(bit_positions, b) for _, _, b in layers]
-    n_bits = np.array([n * len(bs) for (_, n, _), bs in zip(layers, sets, strict=True)], dtype=np.int64)
+    sets, n_bits = _eligible(layers, bit_positions)
     names = [name for name, _, _ in layers]
     k = sample_counts(n_bits, rate, stream_keys(seed, names, trial, "count"))
     pos = sample_distinct(n_bits, k, stream_keys(seed, names, trial, "positions"))
@@ -248,8 +253,7 @@ def sample_count_maps(
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"fault count must be a whole number >= 0, got {count!r}")
-    sets = [check_bit_positions(bit_positions, b) for _, _, b in layers]
-    sizes = np.array([n * len(s) for (_, n, _), s in zip(layers, sets, strict=True)], dtype=np.int64)
+    sets, sizes = _eligible(layers, bit_positions)
     total = int(sizes.sum())
     keys = stream_keys(seed, [GLOBAL_LAYER], trial, "positions")
     pos = sample_distinct(np.array([total]), np.array([int(count)]), keys)[0]

@@ -44,6 +44,16 @@ def _shade_window(ax, rates) -> None:
         ax.axvspan(lo / 1.25, hi * 1.25, color="0.85", zorder=0, label="rates behind the verdict")
 
 
+def _save_with_legend(fig, ax, path: Path, title: str, bottom: float = 0.08) -> None:
+    """One legend below all panels (from ``ax``), a title that names the scale, then save."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -75,12 +85,7 @@ def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path, scale=None) -> None
         ax.set_xlabel("bit error rate (per stored bit)")
         ax.set_ylabel("accuracy under faults (%)")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(f"{scale_title(scale)} — mean over seeds, band: 95% t-CI over seeds", fontsize=9)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — mean over seeds, band: 95% t-CI over seeds")
 
 
 def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
@@ -118,13 +123,8 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("bit error rate")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(f"{scale_title(scale)} — paired effects, 95% t-CI over seeds (positive = the claim's direction)",
-                 fontsize=9)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — paired effects, 95% t-CI over seeds "
+                      "(positive = the claim's direction)", bottom=0.05)  # fmt: skip
 
 
 def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None:
@@ -201,12 +201,7 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
         ax.grid(alpha=0.3)
     for var in MAIN_VARIANTS:
         axes[0][0].scatter([], [], color=COLORS[var], s=18, label=var)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(f"{scale_title(scale)} — one point per model", fontsize=9)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — one point per model")
 
 
 def layer_label(name: str, position: int) -> str:
