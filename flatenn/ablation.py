@@ -150,3 +150,35 @@ def verify_ablation(root: Path) -> list[str]:
     if list(t["verdict"]) != list(f["verdict"]):
         problems.append("ablation/effects.csv: a verdict differs from its re-derivation")
     return problems
+
+
+def ablation_markdown(root: Path) -> str:
+    """The ablation outcome in a few lines: per level, each headline factor effect with CI and verdict."""
+    root = Path(root)
+    eff = factor_effects(root)
+    levels = recorded_levels(root)
+    if eff.empty:
+        if BASE in levels:
+            return "Only the baseline level of the ablation is recorded so far; the plan is `flatenn/ablation_plan.md`."
+        return "The ablation scale has not been recorded yet (`python -m flatenn record --scale ablation_base`, …)."
+    names = [c.id for c in HEADLINE]
+    lines = ["| level (factor) | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
+    base = eff.drop_duplicates("case").set_index("case")["base_effect"]
+    lines.append("| base effect | " + " | ".join(f"{base.get(n, float('nan')):.2f}" for n in names) + " |")
+    for level, g in eff.groupby("level", sort=False):
+        g = g.set_index("case")
+        cells = [f"{g.at[n, 'factor_effect']:+.2f} [{g.at[n, 'ci_low']:.2f}, {g.at[n, 'ci_high']:.2f}] "
+                 f"{g.at[n, 'verdict']}" if n in g.index else "" for n in names]  # fmt: skip
+        lines.append(f"| {level.replace('ablation_', '')} ({g['factor'].iloc[0]}) | " + " | ".join(cells) + " |")
+    missing = [lv.replace("ablation_", "") for lv in ABLATION_LEVELS if lv not in levels]
+    facts = level_facts(root)
+    sparse = facts[facts["variant"] == "sparse-sgd"].set_index("level")
+    notes = [f"{lv.replace('ablation_', '')}: sparse-SGD sparsity {sparse.at[lv, 'sparsity']:.0f}%, clean accuracy "
+             f"{sparse.at[lv, 'clean_accuracy']:.1f}%" for lv in levels if lv in sparse.index]  # fmt: skip
+    text = ["Factor effect = effect at the level minus the baseline's, paired by training seed, accuracy points, "
+            "[95% t-CI over 3 seeds], Holm-adjusted verdict (`supported` = the factor moves the effect up, toward "
+            "the published value; `equivalent` = within ± the claim's SESOI).", "", *lines, "",
+            "Achieved: " + "; ".join(notes) + "."]  # fmt: skip
+    if missing:
+        text.append(f"Not run (yet): {', '.join(missing)}; the plan is `flatenn/ablation_plan.md`.")
+    return "\n".join(text)

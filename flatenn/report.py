@@ -314,6 +314,7 @@ HEADLINE = [  # (paper claim, case) rows of the 30-second summary
     ("4. SAQ-trained AS QDNNs beat SGD-trained standard ones", "saq_sparse_beats_standard[acc_gap]"),
 ]
 SUMMARY_START, SUMMARY_END = "<!-- claims-summary:start -->", "<!-- claims-summary:end -->"
+ABLATION_START, ABLATION_END = "<!-- ablation-summary:start -->", "<!-- ablation-summary:end -->"
 
 
 def _cell(claims: pd.DataFrame | None, case: str) -> str:
@@ -346,13 +347,13 @@ def summary_markdown(root: Path) -> str:
     return "\n".join(lines)
 
 
-def replace_summary(text: str, summary: str) -> str:
-    """Put ``summary`` between the summary markers of a markdown text (unchanged text if no markers)."""
-    if SUMMARY_START not in text:
+def replace_summary(text: str, summary: str, start: str = SUMMARY_START, end: str = SUMMARY_END) -> str:
+    """Put ``summary`` between two markers of a markdown text (unchanged text if no markers)."""
+    if start not in text:
         return text
-    head, rest = text.split(SUMMARY_START, 1)
-    _, tail = rest.split(SUMMARY_END, 1)
-    return f"{head}{SUMMARY_START}\n{summary}\n{SUMMARY_END}{tail}"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{summary}\n{end}{tail}"
 
 
 def write_readme(root: Path) -> Path:
@@ -385,11 +386,17 @@ def write_readme(root: Path) -> Path:
                 "", claims_table(claims.sort_values("case"))]  # fmt: skip
         for cid in claims["claim"].drop_duplicates():
             out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")
+    from .ablation import ablation_markdown
+
+    out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation_markdown(root), "",
+            "![factor effects](ablation/figures/factor_effects.png)"]  # fmt: skip
     path = root / "README.md"
     path.write_text("\n".join(out) + "\n")
     top = root.parent / "README.md"
     if root.resolve() == (Path(__file__).resolve().parent.parent / "results").resolve() and top.is_file():
-        top.write_text(replace_summary(top.read_text(), summary_markdown(root)))
+        text = replace_summary(top.read_text(), summary_markdown(root))
+        text = replace_summary(text, ablation_markdown(root), ABLATION_START, ABLATION_END)
+        top.write_text(text)
     return path
 
 

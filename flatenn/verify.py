@@ -261,7 +261,7 @@ def summary_lines(fresh: Path, tracked: Path | None, retrained: bool) -> list[st
     claims = read_table(fresh / "claims.csv")
     ref = read_table(tracked / "claims.csv").set_index("case") if tracked and (tracked / "claims.csv").is_file() \
         and tracked.resolve() != fresh.resolve() else None  # fmt: skip
-    lines = [f"results: {fresh}  (figures in {fresh.parent / 'figures'} and {fresh / 'figures'})"]
+    lines = [f"results: {fresh} (figures in {fresh / 'figures'}, all tables: {fresh.parent / 'README.md'})"]
     head = f"{'case':44s} {'effect [95% CI]':>28s}  {'verdict':13s} {'magnitude':18s}"
     lines += [head + ("  tracked" if ref is not None else ""), "-" * len(head)]
     for r in claims.itertuples():

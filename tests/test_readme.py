@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flatenn.report import SUMMARY_END, SUMMARY_START, summary_markdown
+from flatenn.ablation import ablation_markdown
+from flatenn.report import ABLATION_END, ABLATION_START, SUMMARY_END, SUMMARY_START, summary_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -24,3 +25,8 @@ def test_python_blocks_run_as_written(capsys):
 def test_summary_block_matches_the_tracked_results():
     block = README.split(SUMMARY_START, 1)[1].split(SUMMARY_END, 1)[0].strip()
     assert block == summary_markdown(ROOT / "results").strip(), "run `nox -s figures` to refresh the README summary"
+
+
+def test_ablation_block_matches_the_tracked_results():
+    block = README.split(ABLATION_START, 1)[1].split(ABLATION_END, 1)[0].strip()
+    assert block == ablation_markdown(ROOT / "results").strip(), "run `nox -s figures` to refresh the README summary"
