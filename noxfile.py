@@ -37,6 +37,7 @@ def _python(session: nox.Session) -> str:
     if not py.exists():
         session.run(sys.executable, "-m", "venv", str(ENV), external=True)
     if not stamp.exists() or stamp.read_text() != want:
+        session.log(f"installing {' '.join(TORCH)} and flatenn into {ENV} (one time, about 3 minutes)")
         session.run(str(py), "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
         session.run(str(py), "-m", "pip", "install", "-q", *TORCH, external=True)
         session.run(str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]", external=True)

@@ -55,6 +55,7 @@ def _terminal_progress(config) -> None:
     def sink(line: str) -> None:
         with capman.global_and_fixture_disabled():
             tr.write_line(line)
+            tr._tw.flush()  # a redirected stdout (CI logs) is block-buffered
 
     set_sink(sink)
 

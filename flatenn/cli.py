@@ -363,9 +363,13 @@ def cmd_report(a) -> int:
 def cmd_verify(a) -> int:
     from .verify import verify_all
 
-    problems = verify_all(Path(a.results_dir))
+    root = Path(a.results_dir)
+    problems = verify_all(root)
     for p in problems:
         print(p)
+    scales = sorted(d.name for d in root.iterdir() if (d / "claims.csv").is_file())
+    print(f"checked {len(scales)} folder(s) ({', '.join(scales)}): every derived table re-derived from the raw "
+          "CSVs, fingerprints against training.csv, completeness, checksums in provenance.json, recorded verdicts")
     print("verify: OK" if not problems else f"verify: {len(problems)} problem(s)")
     return 1 if problems else 0
 

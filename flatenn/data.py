@@ -117,8 +117,12 @@ def load_digits(
 def _read_idx(path: Path) -> np.ndarray:
     """Read an idx (MNIST-format) file, gzipped or not."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path} cannot be read as {'a gzip' if path.suffix == '.gz' else 'an idx'} file ({e}); "
+                         "delete it and get the data set again") from None  # fmt: skip
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path} is not an idx file (bad magic number)")
     ndim = data[3]
@@ -187,13 +191,23 @@ CIFAR_HELP = (
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a CIFAR batch
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (cannot unpickle: {type(e).__name__}); "
+                         "delete it and get the data set again") from None  # fmt: skip
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (holds a {type(d).__name__}, not a dict)")
     data = d.get(b"data", d.get("data"))
     labels = d.get(b"labels", d.get("labels"))
     if data is None or labels is None:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no data/labels)")
-    return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels)
+    data, labels = np.asarray(data), np.asarray(labels)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise ValueError(f"{path}: CIFAR-10 batches hold N x 3072 bytes and N labels, found data {data.shape} and "
+                         f"{len(labels)} labels")  # fmt: skip
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels
 
 
 def load_cifar10(

@@ -126,10 +126,25 @@ class WeightSpace:
         return out
 
 
+def materialize(x, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensors as given, or a data loader's (inputs, labels) batches concatenated (``y=None``)."""
+    if y is not None:
+        return x, y
+    parts = [(b[0], b[1]) for b in x]
+    if not parts:
+        raise ValueError("the data loader yielded no batches")
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 @contextlib.contextmanager
-def weight_space(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
+def weight_space(model: nn.Module, x, y: torch.Tensor | None, loss_fn: LossFn = F.cross_entropy,
                  batch_size: int = 512) -> Iterator[WeightSpace]:  # fmt: skip
-    """Freeze, switch to eval and disable parameter gradients; restore all of it exactly on exit."""
+    """Freeze, switch to eval and disable parameter gradients; restore all of it exactly on exit.
+
+    ``x, y``: tensors, or ``x`` a data loader of (inputs, labels) and ``y=None`` (its batches are
+    concatenated: sharpness subsets are small).
+    """
+    x, y = materialize(x, y)
     modes = {m: m.training for m in model.modules()}  # each module's own flag, not the parent's
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -448,6 +463,7 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: Sequenc
     ``*_fn`` are filter-normalized. ``options`` overrides defaults: iters, tol, probes, sigma,
     directions, epsilon, alphas, rate, fault_model.
     """
+    x, y = materialize(x, y)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {METRICS}")

@@ -86,3 +86,27 @@ def test_fashion_mnist_idx_reader(tmp_path, monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="registered"):
         load_dataset("imagenet")
+
+
+@pytest.mark.parametrize("content,match", [(b"not a pickle", "cannot unpickle"), (None, "3072")])
+def test_damaged_cifar_batch_is_a_named_error(tmp_path, content, match):
+    _write_cifar(tmp_path)
+    bad = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    if content is None:  # wrong shape
+        with open(bad, "wb") as f:
+            pickle.dump({b"data": np.zeros((4, 100), np.uint8), b"labels": [0, 1, 2, 3]}, f)
+    else:
+        bad.write_bytes(content)
+    with pytest.raises(ValueError, match=match) as e:
+        load_cifar10(root=tmp_path)
+    assert "data_batch_3" in str(e.value)
+
+
+def test_non_gzip_gz_idx_file_is_a_named_error(tmp_path):
+    from flatenn.data import _read_idx
+
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(b"plain bytes, not gzip")
+    with pytest.raises(ValueError, match="gzip") as e:
+        _read_idx(p)
+    assert str(p) in str(e.value)

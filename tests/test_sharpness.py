@@ -210,3 +210,12 @@ def test_each_module_gets_back_its_own_mode():
 
     evaluate(m, x, y)
     assert m.training and not bn.training
+
+
+def test_sharpness_on_a_data_loader_equals_the_tensor_path():
+    m = calibrated(build_model(ModelSpec("cnn_digits", width=4), 8), (16, 1, 8, 8))
+    x, y = torch.randn(40, 1, 8, 8), torch.randint(0, 10, (40,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    a, _ = measure(m, x, y, ["trace", "avg_sharpness"], options={"probes": 3, "directions": 3})
+    b, _ = measure(m, loader, None, ["trace", "avg_sharpness"], options={"probes": 3, "directions": 3})
+    assert a["value"].tolist() == b["value"].tolist()
