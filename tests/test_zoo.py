@@ -52,3 +52,28 @@ def test_finetuned_sparse_model_through_zoo(zoo, tiny_config):
     assert all(m.threshold == rec.threshold for m in model.modules() if isinstance(m, FATReLU))
     model2, _ = zoo.get(child)
     assert all(m.threshold == rec.threshold for m in model2.modules() if isinstance(m, FATReLU))
+
+
+@pytest.mark.parametrize("field,value", [("threshold", 0.25), ("clean_accuracy", 12.5)])
+def test_hand_edited_record_is_not_trusted(zoo, tiny_config, field, value):
+    import json
+
+    _, r1 = zoo.get(tiny_config)
+    _, meta = zoo.paths(tiny_config)
+    doc = json.loads(meta.read_text())
+    doc["record"][field] = value
+    meta.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="record or fingerprint was changed"):
+        _, r2 = zoo.get(tiny_config)
+    assert getattr(r2, field) != value  # retrained: the edit never reaches a result
+
+
+def test_read_only_cache_missing_an_entry_is_one_clear_error(tmp_path, tiny_config, monkeypatch):
+    import flatenn.zoo as zoo_mod
+
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    real = zoo_mod.os.access
+    monkeypatch.setattr(zoo_mod.os, "access", lambda p, m: False if str(p) == str(cache) else real(p, m))
+    with pytest.raises(ValueError, match="not writable"):
+        Zoo(cache, device="cpu", progress=False).get(tiny_config)
