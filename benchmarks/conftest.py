@@ -37,10 +37,13 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config._flatenn_experiments = {}
-    _terminal_progress(config)
     if config.getoption("--results-dir", None) is None and hasattr(config.option, "results_dir"):
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         config.option.results_dir = str(ROOT / "runs" / stamp)
+
+
+def pytest_sessionstart(session):
+    _terminal_progress(session.config)  # the terminal reporter exists from here on (not yet at configure)
 
 
 def _terminal_progress(config) -> None:

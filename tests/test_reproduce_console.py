@@ -1,0 +1,19 @@
+"""What a person sees from `pytest benchmarks` (the core of `nox -s reproduce`): stage progress through
+pytest's capture, and the measured claims table with the comparison at the end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_stage_progress_and_measured_table_are_printed(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-m", "not speed", "-p", "no:cacheprovider",
+                        "-k", "sparsity_level and standard-sgd", "--results-dir", str(tmp_path), "--no-report"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "[smoke] models 1/30" in r.stdout and "shipped" in r.stdout  # progress, visible through capture
+    assert "flatenn: measured claims at smoke" in r.stdout
+    assert "sparsity_level[standard-sgd]" in r.stdout and "all cases agree" in r.stdout
+    assert (tmp_path / "smoke" / "claims.csv").is_file()
