@@ -151,11 +151,13 @@ class Experiment:
     # ---- models -----------------------------------------------------------------------------
     def _obtain(self, cfg) -> tuple[object, object, str]:
         """(model, record, source) from the folder's models, the shipped models, or the zoo."""
-        for zoo, source in ((self.local_models, "folder"), (None if self.retrain else self.shipped, "shipped")):
-            if zoo is None or (source == "shipped" and self.shipped.cache_dir == self.local_models.cache_dir):
-                continue
+        candidates = [(self.local_models, "folder")]
+        if not self.retrain and self.shipped.cache_dir != self.local_models.cache_dir:
+            candidates.append((self.shipped, "shipped"))
+        for zoo, source in candidates:
             loaded = zoo.load(cfg)
-            if loaded is not None and (source == "shipped" or not self.retrain or self._trained_here(cfg)):
+            # with --retrain a model already in the folder counts only if this folder trained it
+            if loaded is not None and (not self.retrain or source == "shipped" or self._trained_here(cfg)):
                 return (*loaded, source)
         trained_before = self.zoo.has(cfg)
         model, record = self.zoo.get(cfg)
