@@ -30,6 +30,23 @@ COLUMNS = ["level", "factor", "case", "base_effect", "level_effect", "factor_eff
            "p_value", "p_holm", "sesoi", "p_equivalence", "p_equivalence_holm", "verdict"]  # fmt: skip
 
 
+def applies(level: str, case: Case) -> bool:
+    """A case is affected by a level when the level trains the case's variants differently or evaluates
+    them on another set; otherwise its factor effect is 0 by construction and is not a test."""
+    from .claims import _PAIRS
+
+    base, lv = ABLATION_LEVELS[BASE], ABLATION_LEVELS[level]
+    if (base.eval_examples, base.rates, base.trials) != (lv.eval_examples, lv.rates, lv.trials):
+        return True
+    return any(base.train_config(v, s).key() != lv.train_config(v, s).key()
+               for v in _PAIRS[case.claim] for s in base.seeds)  # fmt: skip
+
+
+def planned_family() -> list[tuple[str, str]]:
+    """The declared multiplicity family: every (level, headline case) the plan's levels affect."""
+    return [(lv, c.id) for lv in ABLATION_LEVELS if lv != BASE for c in HEADLINE if applies(lv, c)]
+
+
 def recorded_levels(root: Path) -> list[str]:
     """Ablation levels whose results folder has a claims.csv, in plan order."""
     return [n for n in ABLATION_LEVELS if (Path(root) / n / "claims.csv").is_file()]
@@ -50,6 +67,8 @@ def factor_effects(root: Path) -> pd.DataFrame:
         scale = ABLATION_LEVELS[level]
         tables = read_results(root / level)
         for case in HEADLINE:
+            if not applies(level, case):
+                continue
             try:
                 b = seed_effects(case, base_tables, base_scale)
                 v = seed_effects(case, tables, scale)
@@ -63,8 +82,12 @@ def factor_effects(root: Path) -> pd.DataFrame:
                          "p_equivalence": tost(d.to_numpy(), case.sesoi)})  # fmt: skip
     df = pd.DataFrame(rows, columns=COLUMNS)
     if len(df):
-        df["p_holm"] = holm(df["p_value"].to_numpy())
-        df["p_equivalence_holm"] = holm(df["p_equivalence"].to_numpy())
+        family = planned_family()
+        complete = len(df) == len(family)
+        for col, adj in (("p_value", "p_holm"), ("p_equivalence", "p_equivalence_holm")):
+            p = df[col].to_numpy()
+            # Holm over the declared family once every level is recorded; Bonferroni over its size before that
+            df[adj] = holm(p) if complete else np.minimum(1.0, len(family) * p)
         df["verdict"] = [direction_verdict(1, e, p, q) for e, p, q in
                          zip(df["factor_effect"], df["p_holm"], df["p_equivalence_holm"], strict=True)]  # fmt: skip
     return df
@@ -163,21 +186,28 @@ def ablation_markdown(root: Path) -> str:
         return "The ablation scale has not been recorded yet (`python -m flatenn record --scale ablation_base`, …)."
     names = [c.id for c in HEADLINE]
     lines = ["| level (factor) | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
-    base = eff.drop_duplicates("case").set_index("case")["base_effect"]
-    lines.append("| base effect | " + " | ".join(f"{base.get(n, float('nan')):.2f}" for n in names) + " |")
+    from .results import read_table
+
+    base = read_table(root / BASE / "claims.csv").set_index("case")
+    lines.append("| baseline effect (cpu setup, 3 seeds) | " + " | ".join(
+        f"{base.at[n, 'effect']:.2f} [{base.at[n, 'ci_low']:.2f}, {base.at[n, 'ci_high']:.2f}]" for n in names) + " |")
     for level, g in eff.groupby("level", sort=False):
         g = g.set_index("case")
         cells = [f"{g.at[n, 'factor_effect']:+.2f} [{g.at[n, 'ci_low']:.2f}, {g.at[n, 'ci_high']:.2f}] "
-                 f"{g.at[n, 'verdict']}" if n in g.index else "" for n in names]  # fmt: skip
+                 f"{g.at[n, 'verdict']}" if n in g.index else "same models" for n in names]  # fmt: skip
         lines.append(f"| {level.replace('ablation_', '')} ({g['factor'].iloc[0]}) | " + " | ".join(cells) + " |")
     missing = [lv.replace("ablation_", "") for lv in ABLATION_LEVELS if lv not in levels]
     facts = level_facts(root)
     sparse = facts[facts["variant"] == "sparse-sgd"].set_index("level")
     notes = [f"{lv.replace('ablation_', '')}: sparse-SGD sparsity {sparse.at[lv, 'sparsity']:.0f}%, clean accuracy "
              f"{sparse.at[lv, 'clean_accuracy']:.1f}%" for lv in levels if lv in sparse.index]  # fmt: skip
+    family = planned_family()
+    adjust = ("Holm over" if len(eff) == len(family) else "Bonferroni (not every level recorded yet) over") + \
+        f" the plan's {len(family)} (level, case) pairs"  # fmt: skip
     text = ["Factor effect = effect at the level minus the baseline's, paired by training seed, accuracy points, "
-            "[95% t-CI over 3 seeds], Holm-adjusted verdict (`supported` = the factor moves the effect up, toward "
-            "the published value; `equivalent` = within ± the claim's SESOI).", "", *lines, "",
+            f"[95% t-CI over 3 seeds], verdict adjusted by {adjust} (`supported` = the factor moves the effect up, "
+            "toward the published value; `equivalent` = within ± the claim's SESOI; `same models` = the level "
+            "does not change that comparison).", "", *lines, "",
             "Achieved: " + "; ".join(notes) + "."]  # fmt: skip
     if missing:
         text.append(f"Not run (yet): {', '.join(missing)}; the plan is `flatenn/ablation_plan.md`.")
