@@ -157,6 +157,8 @@ class Zoo:
             raise ValueError(f"model cache {self.cache_dir} is not writable and {config.key()} is not in it; set "
                              "FLATENN_CACHE or --cache-dir to a writable folder")  # fmt: skip
         with exclusive(self.cache_dir / f"{config.key()}.lock"):
+            for stale in self.cache_dir.glob(f"{config.key()}.*.tmp"):  # left by a writer killed before its rename
+                stale.unlink(missing_ok=True)
             loaded = self.load(config, warn=False)  # another process may have trained it meanwhile
             if loaded is not None:
                 return loaded

@@ -77,3 +77,11 @@ def test_read_only_cache_missing_an_entry_is_one_clear_error(tmp_path, tiny_conf
     monkeypatch.setattr(zoo_mod.os, "access", lambda p, m: False if str(p) == str(cache) else real(p, m))
     with pytest.raises(ValueError, match="not writable"):
         Zoo(cache, device="cpu", progress=False).get(tiny_config)
+
+
+def test_stale_temp_files_of_an_entry_are_cleaned(zoo, tiny_config):
+    zoo.cache_dir.mkdir(parents=True, exist_ok=True)
+    stale = zoo.cache_dir / f"{tiny_config.key()}.pt.abc123.tmp"
+    stale.write_bytes(b"half a file")
+    zoo.get(tiny_config)
+    assert not stale.exists() and zoo.has(tiny_config)
