@@ -9,9 +9,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_stage_progress_and_measured_table_are_printed(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "FLATENN_QUIET"}  # CI exports it; a person does not
     r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-m", "not speed", "-p", "no:cacheprovider",
                         "-k", "sparsity_level and standard-sgd", "--results-dir", str(tmp_path), "--no-report"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:]
     assert "[smoke] models 1/30" in r.stdout and "shipped" in r.stdout  # progress, visible through capture
     assert "flatenn: measured claims at smoke" in r.stdout
