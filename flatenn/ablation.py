@@ -131,11 +131,12 @@ def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
     from .claims import CLAIMS
 
     levels = recorded_levels(root)
+    tables = {level: read_results(root / level) for level in levels}  # read (and validate) each level once
     fig, axes = plt.subplots(1, len(HEADLINE), figsize=(3.1 * len(HEADLINE), 4.2), sharey=False, squeeze=False)
     for ax, case in zip(axes[0], HEADLINE, strict=True):
         for i, level in enumerate(levels):
             try:
-                e = seed_effects(case, read_results(root / level), ABLATION_LEVELS[level])
+                e = seed_effects(case, tables[level], ABLATION_LEVELS[level])
             except LookupError:
                 continue
             m, _, lo, hi, _ = mean_ci(e.to_numpy())

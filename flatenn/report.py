@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .claims import CLAIMS  # noqa: E402
-from .results import read_result  # noqa: E402
+from .results import read_result, text_or_empty  # noqa: E402
 from .scales import MAIN_VARIANTS, SCALES  # noqa: E402
 from .stats import mean_ci  # noqa: E402
 
@@ -286,17 +286,13 @@ FILES = {
 }
 
 
-def _text(v) -> str:
-    return "" if pd.isna(v) else str(v)
-
-
 def claims_table(claims: pd.DataFrame) -> str:
     lines = ["| case | effect | 95% CI | unit | p (Holm) | verdict | window-stable | paper | magnitude |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in claims.itertuples():
         p = "" if pd.isna(r.p_holm) else f"{r.p_holm:.3g}"
         lines.append(f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {p} | {r.verdict} | "
-                     f"{'yes' if r.window_stable else 'no'} | {_text(r.paper_values)} | {_text(r.magnitude)} |")  # fmt: skip
+                     f"{'yes' if r.window_stable else 'no'} | {text_or_empty(r.paper_values)} | {text_or_empty(r.magnitude)} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -143,3 +143,8 @@ def table_checksums(folder: str | Path) -> dict[str, str]:
     import hashlib
 
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob("*.csv"))}
+
+
+def text_or_empty(v) -> str:
+    """A table cell as text: NaN/None (an empty CSV field read back) becomes ''."""
+    return "" if v is None or (isinstance(v, float) and v != v) else str(v)

@@ -20,7 +20,7 @@ from scipy import stats
 
 from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
 from .experiment import MEASURED_TABLES, SUMMARY_COLUMNS, SUMMARY_KEY, campaign_summary, git_state
-from .results import ResultsTableError, read_result, read_results, read_table, table_checksums
+from .results import ResultsTableError, read_result, read_results, read_table, table_checksums, text_or_empty
 from .scales import SCALES
 
 MIN_TRIALS = 50
@@ -78,10 +78,6 @@ def _close(a, b) -> bool:
     return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=NUMERIC_RTOL, atol=1e-6))
 
 
-def _text(v) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-
-
 def _compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: list[str]) -> list[str]:
     """Every row and column of a tracked derived table equals its re-derivation."""
     problems = []
@@ -99,7 +95,7 @@ def _compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: 
         for k in common:
             a, b = t.at[k, col], f.at[k, col]
             same = _close(a, b) if isinstance(b, (int, float, np.number)) and not isinstance(b, bool) else \
-                _text(a) == _text(b)  # fmt: skip
+                text_or_empty(a) == text_or_empty(b)  # fmt: skip
             if not same:
                 problems.append(f"{name}: {k} {col} is {a!r} but the tables give {b!r}")
                 break
