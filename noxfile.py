@@ -25,6 +25,9 @@ import nox
 ROOT = Path(__file__).parent
 ENV = ROOT / ".nox" / "flatenn"
 TORCH = os.environ.get("FLATENN_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
+# benchmark peers (tests/test_pytorchfi_peer.py, nox -s speed), never runtime dependencies of flatenn;
+# installed --no-deps so they can never move the torch pin
+PEERS = ["pytorchfi==0.6.0"]
 nox.options.sessions = ["tests"]
 
 
@@ -33,7 +36,7 @@ def _python(session: nox.Session) -> str:
     bindir = "Scripts" if sys.platform == "win32" else "bin"
     py = ENV / bindir / "python"
     stamp = ENV / ".flatenn-installed"
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + " ".join(TORCH).encode()).hexdigest()
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + " ".join(TORCH + PEERS).encode()).hexdigest()
     if not py.exists():
         session.run(sys.executable, "-m", "venv", str(ENV), external=True)
     if not stamp.exists() or stamp.read_text() != want:
@@ -41,6 +44,7 @@ def _python(session: nox.Session) -> str:
         session.run(str(py), "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
         session.run(str(py), "-m", "pip", "install", "-q", *TORCH, external=True)
         session.run(str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]", external=True)
+        session.run(str(py), "-m", "pip", "install", "-q", "--no-deps", *PEERS, external=True)
         stamp.write_text(want)
     return str(py)
 

@@ -7,10 +7,12 @@ alike), wall time and CPU time (process_time) side by side, medians over repeats
 2. Per-trial campaign overhead (sample + write + restore, no forward) for the digits CNN, ResNet-20 and
    an 11M-weight ResNet-18 at rates 1e-5 … 1e-2, split into a per-layer and a per-faulty-bit term
    (least squares over the rates).
-3. Campaign trials against the clean-forward limit (digits CNN, ResNet-20), and the pytorchfi-style
-   baseline (deep copy + Python write loop per trial).
-4. A per-layer vulnerability map of ResNet-20 with prefix reuse against the same map with full
-   forwards and against the clean-forward limit (L layers x T trials clean forwards).
+3. Campaign trials against the clean-forward limit (digits CNN, ResNet-20), and against pytorchfi 0.6.0
+   applying the same faults (checked bit-identical first; skipped with a note when pytorchfi is absent).
+4. Per-layer vulnerability maps of ResNet-20 (``flatenn.vulnerability_map``, prefix reuse) against the
+   clean-forward limit (layers x bits x trials clean forwards), interleaved layer by layer, at one bit
+   with few trials (the frontier is amortized least) and at the default all bits x 20 trials; and the
+   same small map with full forwards.
 5. Adaptive trial counts on a shipped smoke model: trials needed for the CI half-width of the fixed design.
 
     python benchmarks/speed_report.py [--repeats N]
@@ -28,12 +30,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_setup import baseline_trial, calibrated, eval_set, forward_all  # noqa: E402
+from speed_setup import calibrated, eval_set, forward_all  # noqa: E402
 
 from flatenn.evaluate import as_batches, evaluate_batches  # noqa: E402
 from flatenn.injector import FaultInjector  # noqa: E402
-from flatenn.prefix import SuffixEvaluator  # noqa: E402
 from flatenn.quant import frozen, quantized_layers  # noqa: E402
+from flatenn.vulnerability import vulnerability_map  # noqa: E402
 
 
 def interleaved(ops: dict, repeats: int) -> dict[str, tuple[float, float]]:
@@ -81,46 +83,95 @@ def campaign_vs_forward(label: str, model, x, rates, repeats: int) -> None:
             return run
 
         ops = {"clean": lambda i: forward_all(model, x), **{r: trial(r) for r in rates}}
-        ops["pytorchfi-style"] = lambda i: baseline_trial(model, x, rates[-1], 0, i)
         t = interleaved(ops, repeats)
     c = t["clean"]
     print(f"\n{label}, {len(x)} images: clean forward {1000 * c[0]:.1f} ms wall / {1000 * c[1]:.1f} ms CPU")
     for r in rates:
         print(f"  campaign trial at {r:.0e}: {t[r][0] / c[0]:.2f}x wall, {t[r][1] / c[1]:.2f}x CPU of the clean forward")
-    b = t["pytorchfi-style"]
-    print(f"  pytorchfi-style trial at {rates[-1]:.0e}: {b[0] / c[0]:.2f}x wall, {b[1] / c[1]:.2f}x CPU "
-          f"(flatenn is {b[0] / t[rates[-1]][0]:.1f}x faster)")
 
 
-def vulnerability_speedup(trials: int) -> None:
+def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
+    """flatenn trials against pytorchfi 0.6.0 writing the same faults (bit-identical logits checked first).
+
+    pytorchfi gets its fault lists precomputed from flatenn's maps (its own sampling is not timed); per
+    trial it deep-copies the model, writes each weight in a Python loop and runs the forward. flatenn
+    samples, writes, runs the forward and restores.
+    """
+    try:
+        import pytorchfi  # noqa: F401
+    except ImportError:
+        print(f"\n{label}: pytorchfi not installed, comparison skipped (pip install --no-deps pytorchfi==0.6.0)")
+        return
+    from pytorchfi_peer import float_twin, pytorchfi_faults, pytorchfi_injector, pytorchfi_layer_numbers
+
+    with frozen(model), torch.no_grad():
+        inj = FaultInjector(model)
+        twin = float_twin(model)
+        fi = pytorchfi_injector(twin, list(x.shape[1:]))
+        numbers = pytorchfi_layer_numbers(twin)
+        lists = {(r, i): pytorchfi_faults(inj, inj.sample(0, i, rate=r), "bitflip", numbers)
+                 for r in rates for i in range(repeats + 1)}  # fmt: skip
+        for r in rates:  # same faults, same logits, before anything is timed
+            with inj.applied(inj.sample(0, 0, rate=r), "bitflip"):
+                if not torch.equal(fi.declare_weight_fi(**lists[(r, 0)])(x[:64]), model(x[:64])):
+                    raise AssertionError(f"pytorchfi and flatenn disagree at rate {r:g}")
+
+        def ours(r):
+            def run(i):
+                with inj.applied(inj.sample(0, i, rate=r), "bitflip"):
+                    forward_all(model, x)
+            return run
+
+        def theirs(r):
+            return lambda i: forward_all(fi.declare_weight_fi(**lists[(r, i)]), x)
+
+        ops = {"clean": lambda i: forward_all(model, x)}
+        for r in rates:
+            ops[("flatenn", r)], ops[("pytorchfi", r)] = ours(r), theirs(r)
+        t = interleaved(ops, repeats)
+    c = t["clean"]
+    print(f"\n{label}, {len(x)} images, flatenn vs pytorchfi 0.6.0 (same faults, logits bit-identical): "
+          f"clean forward {1000 * c[0]:.1f} ms wall")
+    for r in rates:
+        f, p = t[("flatenn", r)], t[("pytorchfi", r)]
+        n = sum(len(v) for v in [lists[(r, i)]["value"] for i in range(repeats + 1)]) / (repeats + 1)
+        print(f"  rate {r:.0e} (~{n:,.0f} changed weights): flatenn {f[0] / c[0]:.2f}x, pytorchfi {p[0] / c[0]:.2f}x "
+              f"the clean forward (wall); pytorchfi / flatenn = {p[0] / f[0]:.2f}x wall, {p[1] / f[1]:.2f}x CPU")
+
+
+def vulnerability_speedup(trials: int, bits: list[int] | None, full_forward: bool) -> None:
+    """One whole map (as a user runs it) between two sets of clean forwards that give the limit."""
     model = calibrated("resnet20", 16, 3, 32)
     x, y = eval_set(3, 32, 256)
     batches = as_batches(x, y, 256, torch.device("cpu"))
-    with frozen(model):
-        names = list(quantized_layers(model))
-        t0 = time.perf_counter()
+    names = list(quantized_layers(model))
+    n_bits = 8 if bits is None else len(bits)
+
+    def clean_forward() -> float:
+        w = time.perf_counter()
         for _ in range(3):
             evaluate_batches(model, batches)
-        clean = (time.perf_counter() - t0) / 3
-        times = {"prefix reuse": 0.0, "full forward": 0.0}
-        for name in names:  # interleaved per layer
-            inj = FaultInjector(model, lambda n, name=name: n == name)
-            t0 = time.perf_counter()
-            ev = SuffixEvaluator(model, batches, {name})
-            for t in range(trials):
-                with inj.applied(inj.sample(0, t, rate=1e-2, bit_positions=[7]), "bitflip"):
-                    ev.evaluate()
-            times["prefix reuse"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for t in range(trials):
-                with inj.applied(inj.sample(0, t, rate=1e-2, bit_positions=[7]), "bitflip"):
-                    evaluate_batches(model, batches)
-            times["full forward"] += time.perf_counter() - t0
-    limit = clean * len(names) * trials
-    print(f"\nVulnerability map, ResNet-20 width 16, {len(names)} layers x {trials} trials, 256 images: "
-          f"prefix reuse {times['prefix reuse']:.2f} s, full forwards {times['full forward']:.2f} s, "
-          f"clean-forward limit {limit:.2f} s -> {limit / times['prefix reuse']:.2f}x faster than the limit "
-          f"({times['full forward'] / times['prefix reuse']:.2f}x faster than full forwards)")
+        return (time.perf_counter() - w) / 3
+
+    def timed_map(prefix_reuse: bool) -> float:
+        w = time.perf_counter()
+        vulnerability_map(model, x, y, rate=1e-2, trials=trials, bits=bits, batch_size=256, prefix_reuse=prefix_reuse,
+                          progress=False)  # fmt: skip
+        return time.perf_counter() - w
+
+    with frozen(model):
+        before = clean_forward()
+        prefix = timed_map(True)
+        full = timed_map(False) if full_forward else float("nan")
+        after = clean_forward()
+    limit = (before + after) / 2 * len(names) * n_bits * trials
+    line = (f"\nVulnerability map, ResNet-20 width 16, {len(names)} layers x {n_bits} bit(s) x {trials} trials, "
+            f"bitflip 1e-2, 256 images: prefix reuse {prefix:.1f} s, clean-forward limit {limit:.1f} s "
+            f"(clean forward {1000 * before:.0f} ms before, {1000 * after:.0f} ms after) -> "
+            f"{limit / prefix:.2f}x faster than the limit")
+    if full_forward:
+        line += f"; full forwards {full:.1f} s ({full / prefix:.2f}x slower than prefix reuse)"
+    print(line)
 
 
 def adaptive_savings() -> None:
@@ -166,8 +217,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    print("pytorchfi itself is not run: it writes float weights, and flatenn's frozen int8 codes are not float "
-          "parameters; the pytorchfi-style baseline reproduces its per-trial deep copy and Python write loop.")
     bench_saq_cost()
     rates = [1e-5, 1e-4, 1e-3, 1e-2]
     overhead("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), rates, a.repeats)
@@ -177,7 +226,12 @@ def main() -> None:
                         [1e-4, 1e-3, 1e-2], a.repeats)  # fmt: skip
     campaign_vs_forward("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), eval_set(3, 32, 256)[0],
                         [1e-4, 1e-3], max(5, a.repeats // 4))  # fmt: skip
-    vulnerability_speedup(trials=5)
+    versus_pytorchfi("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0],
+                     [1e-4, 1e-3, 1e-2], a.repeats)  # fmt: skip
+    versus_pytorchfi("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), eval_set(3, 32, 256)[0],
+                     [1e-4, 1e-3], max(5, a.repeats // 4))  # fmt: skip
+    vulnerability_speedup(trials=5, bits=[7], full_forward=True)
+    vulnerability_speedup(trials=20, bits=None, full_forward=False)
     adaptive_savings()
 
 

@@ -8,7 +8,7 @@ import torch
 from flatenn.injector import FaultInjector
 from flatenn.quant import frozen
 
-from .speed_setup import baseline_trial, calibrated, eval_set, forward_all
+from .speed_setup import calibrated, eval_set, forward_all
 
 pytestmark = pytest.mark.speed
 
@@ -39,10 +39,19 @@ def test_campaign_trial(benchmark, digits_model, rate):
         benchmark(trial)
 
 
-def test_pytorchfi_style_baseline(benchmark, digits_model):
+def test_pytorchfi_trial(benchmark, digits_model):
+    """pytorchfi 0.6.0 applying flatenn's 1e-3 maps (deep copy + Python writes + forward) per trial."""
+    pytest.importorskip("pytorchfi")
+    from .pytorchfi_peer import float_twin, pytorchfi_faults, pytorchfi_injector, pytorchfi_layer_numbers
+
     model, x = digits_model
+    with frozen(model):
+        inj = FaultInjector(model)
+        twin = float_twin(model)
+        fi, numbers = pytorchfi_injector(twin, list(x.shape[1:])), pytorchfi_layer_numbers(twin)
+        lists = [pytorchfi_faults(inj, inj.sample(0, t, rate=1e-3), "bitflip", numbers) for t in range(200)]
     counter = iter(range(10**9))
-    benchmark(lambda: baseline_trial(model, x, 1e-3, 0, next(counter)))
+    benchmark(lambda: forward_all(fi.declare_weight_fi(**lists[next(counter) % len(lists)]), x))
 
 
 def test_sampling_and_application_11m_weights(benchmark):

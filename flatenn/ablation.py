@@ -105,8 +105,75 @@ def level_facts(root: Path) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+FULL_TRAIN_SIZE = {"fashion_mnist": 60_000}  # training images per epoch when a level uses no subset
+CURVE_COLUMNS = ["level", "variant", "seed", "epoch", "images_seen", "train_loss", "train_accuracy"]
+
+
+def training_curves(root: Path) -> pd.DataFrame:
+    """Per-epoch training loss of every from-scratch model of the recorded levels, from the shipped
+    models' checksummed records (``results/<level>/models/<key>.json``). Fine-tuned models are left out,
+    and a model shared by several levels (same config key) is listed once, under the first level."""
+    from .zoo import entry_record
+
+    rows, seen = [], set()
+    for level in recorded_levels(root):
+        t = read_results(Path(root) / level)["training"]
+        for variant, seed, key in zip(t["variant"], t["seed"], t["key"], strict=True):
+            if key in seen:
+                continue
+            seen.add(key)
+            rec = entry_record(Path(root) / level / "models" / f"{key}.json")
+            cfg = rec["config"]
+            if cfg.get("parent") is not None:
+                continue
+            n = cfg["train_subset"] or FULL_TRAIN_SIZE[cfg["dataset"]]
+            rows += [{"level": level, "variant": variant, "seed": int(seed), "epoch": int(e["epoch"]),
+                      "images_seen": int(e["epoch"]) * n, "train_loss": float(e["train_loss"]),
+                      "train_accuracy": float(e["train_accuracy"])} for e in rec["epochs"]]  # fmt: skip
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def last_epoch_decrease(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per level and variant: relative drop of the seed-mean training loss over the last epoch (plateau check)."""
+    out = []
+    for (level, variant), g in curves.groupby(["level", "variant"], sort=False):
+        m = g.groupby("epoch")["train_loss"].mean().sort_index()
+        if len(m) >= 2:
+            out.append({"level": level, "variant": variant, "epochs": int(m.index[-1]),
+                        "last_epoch_decrease": float((m.iloc[-2] - m.iloc[-1]) / m.iloc[-2])})  # fmt: skip
+    return pd.DataFrame(out, columns=["level", "variant", "epochs", "last_epoch_decrease"])
+
+
+def plot_training_curves(curves: pd.DataFrame, path: Path) -> None:
+    """Training loss against training images seen, one panel per variant, seed mean and range per level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(curves["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.2), sharey=True, squeeze=False)
+    for ax, v in zip(axes[0], variants, strict=True):
+        for i, (level, g) in enumerate(curves[curves["variant"] == v].groupby("level", sort=False)):
+            s = g.groupby("images_seen")["train_loss"].agg(["mean", "min", "max"]).sort_index()
+            x = s.index.to_numpy() / 1000
+            ax.plot(x, s["mean"], marker="o", ms=3, color=f"C{i}", label=level.replace("ablation_", ""))
+            ax.fill_between(x, s["min"], s["max"], color=f"C{i}", alpha=0.2, lw=0)
+        ax.set_title(v, fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("training images seen (thousands, log scale)", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("training loss (epoch mean)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("ablation: training loss per epoch, mean and range over seeds (cosine learning rate to 0 at the "
+                 "last step, so the final epochs flatten partly by annealing)", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_ablation(root: Path) -> list[Path]:
-    """results/ablation/{effects,levels}.csv and the factor figure, from the level folders."""
+    """results/ablation/{effects,levels,training_curves}.csv and the figures, from the level folders."""
     root = Path(root)
     eff = factor_effects(root)
     if eff.empty:
@@ -115,10 +182,14 @@ def write_ablation(root: Path) -> list[Path]:
     write_table(eff, out / "effects.csv", COLUMNS, sort=["level", "case"])
     facts = level_facts(root)
     write_table(facts, out / "levels.csv", list(facts.columns), sort=["level", "variant"])
+    curves = training_curves(root)
+    write_table(curves, out / "training_curves.csv", CURVE_COLUMNS, sort=["level", "variant", "seed", "epoch"])
     fig = out / "figures" / "factor_effects.png"
     fig.parent.mkdir(parents=True, exist_ok=True)
     plot_factor_effects(eff, root, fig)
-    return [out / "effects.csv", out / "levels.csv", fig]
+    curve_fig = out / "figures" / "training_curves.png"
+    plot_training_curves(curves, curve_fig)
+    return [out / "effects.csv", out / "levels.csv", out / "training_curves.csv", fig, curve_fig]
 
 
 def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
@@ -173,6 +244,15 @@ def verify_ablation(root: Path) -> list[str]:
             problems.append(f"ablation/effects.csv: column {col} differs from its re-derivation")
     if list(t["verdict"]) != list(f["verdict"]):
         problems.append("ablation/effects.csv: a verdict differs from its re-derivation")
+    curves_path = Path(root) / "ablation" / "training_curves.csv"
+    if curves_path.is_file():
+        keys = ["level", "variant", "seed", "epoch"]
+        tc = read_table(curves_path).sort_values(keys).reset_index(drop=True)
+        fc = training_curves(root).sort_values(keys).reset_index(drop=True)
+        same = len(tc) == len(fc) and (tc[keys].astype(str).to_numpy() == fc[keys].astype(str).to_numpy()).all() \
+            and np.allclose(tc["train_loss"].astype(float), fc["train_loss"].astype(float), rtol=1e-5)  # fmt: skip
+        if not same:
+            problems.append("ablation/training_curves.csv differs from the shipped models' training records")
     return problems
 
 
@@ -202,6 +282,9 @@ def ablation_markdown(root: Path) -> str:
     sparse = facts[facts["variant"] == "sparse-sgd"].set_index("level")
     notes = [f"{lv.replace('ablation_', '')}: sparse-SGD sparsity {sparse.at[lv, 'sparsity']:.0f}%, clean accuracy "
              f"{sparse.at[lv, 'clean_accuracy']:.1f}%" for lv in levels if lv in sparse.index]  # fmt: skip
+    dec = last_epoch_decrease(training_curves(root))
+    plateau = [f"{r.level.replace('ablation_', '')} {r.variant} {100 * r.last_epoch_decrease:.1f}% "
+               f"(epoch {r.epochs})" for r in dec.itertuples()]  # fmt: skip
     family = planned_family()
     adjust = ("Holm over" if len(eff) == len(family) else "Bonferroni (not every level recorded yet) over") + \
         f" the plan's {len(family)} (level, case) pairs"  # fmt: skip
@@ -209,7 +292,9 @@ def ablation_markdown(root: Path) -> str:
             f"[95% t-CI over 3 seeds], verdict adjusted by {adjust} (`supported` = the factor moves the effect up, "
             "toward the published value; `equivalent` = within ± the claim's SESOI; `same models` = the level "
             "does not change that comparison).", "", *lines, "",
-            "Achieved: " + "; ".join(notes) + "."]  # fmt: skip
+            "Achieved: " + "; ".join(notes) + ".", "",
+            "Plateau check (`ablation/figures/training_curves.png`): drop of the seed-mean training loss over the "
+            "last epoch: " + "; ".join(plateau) + "."]  # fmt: skip
     if missing:
         text.append(f"Not run (yet): {', '.join(missing)}; the plan is `flatenn/ablation_plan.md`.")
     text += ["", "Deviations from the committed plan: (1) the plan's family was 6 cases x 7 levels; comparisons a "

@@ -6,7 +6,8 @@
 ``campaign`` in :mod:`flatenn.results`). With ``out=`` the rows are written after every rate and
 rows already in that file for the same model fingerprint and options are not recomputed (resume).
 
-Trials are evaluated one after another over the whole evaluation set. Batching several trials per
+Trials are evaluated one after another over the whole evaluation set; a trial whose faults change no
+weight value is the clean model and is scored with the clean numbers without a forward pass. Batching several trials per
 forward (grouped weights) was considered; at the model sizes here a trial already costs about one
 clean forward plus well under a millisecond of sampling, so the simple path is kept (see
 ``benchmarks/speed_report.py`` for the measured ratio).
@@ -153,7 +154,8 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
                 maps = injector.sample(seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None,
                                        bit_positions=bit_positions)  # fmt: skip
                 with injector.applied(maps, fault_model) as (nbits, changed):
-                    acc, loss = faulty_eval()
+                    # no weight value changed (e.g. stuck-at on bits already at that value): the clean model
+                    acc, loss = faulty_eval() if changed else (clean_acc, clean_loss)
                 accs.append(acc)
                 rate = r if c < 0 else c / eligible
                 rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,

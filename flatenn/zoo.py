@@ -60,6 +60,17 @@ class CorruptEntryError(RuntimeError):
     """A cache entry exists but cannot be trusted."""
 
 
+def entry_record(meta_path: str | Path) -> dict:
+    """The training record of a zoo entry's ``<key>.json``, checked against its checksum."""
+    try:
+        meta = json.loads(Path(meta_path).read_text())
+    except (OSError, ValueError) as e:
+        raise CorruptEntryError(f"{meta_path}: unreadable entry ({e})") from e
+    if _record_digest(meta.get("record"), meta.get("fingerprint")) != meta.get("record_sha256"):
+        raise CorruptEntryError(f"{meta_path}: the record or fingerprint was changed after the entry was written")
+    return meta["record"]
+
+
 class Zoo:
     """Trains or loads models by config; see the module docstring for the cache format."""
 

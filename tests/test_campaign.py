@@ -214,3 +214,18 @@ def test_vulnerability_map_sign_bit_dominates(data, digits):
     drop = df.set_index(["layer", "bit"])["drop_mean"]
     assert drop[("features.0", 7)] > drop[("features.0", 0)]  # the sign bit of a conv costs more than its LSB
     assert (df["drop_ci_low"] <= df["drop_mean"]).all() and (df["drop_mean"] <= df["drop_ci_high"]).all()
+
+
+def test_trials_that_change_no_weight_skip_the_forward_and_score_clean(data):
+    """stuck-at-0 with one or two faulty bits: about half the trials only hit bits that are already 0."""
+    m = _model(0)
+    calls = []
+    handle = m.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        df = run_campaign(m, *data, "stuck0", counts=[1, 2], trials=20, progress=False)
+    finally:
+        handle.remove()
+    unchanged = df[df["changed_weights"] == 0]
+    assert 0 < len(unchanged) < len(df) and (unchanged["faulty_bits"] > 0).any()
+    assert (unchanged["accuracy"] == unchanged["clean_accuracy"]).all() and (unchanged["loss"] == unchanged["clean_loss"]).all()
+    assert len(calls) == 1 + (df["changed_weights"] > 0).sum()  # one clean forward (one batch) + one per changed trial
