@@ -25,7 +25,7 @@ import nox
 ROOT = Path(__file__).parent
 ENV = ROOT / ".nox" / "flatenn"
 TORCH = os.environ.get("FLATENN_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
-# benchmark peers (tests/test_pytorchfi_peer.py, nox -s speed), never runtime dependencies of flatenn;
+# benchmark peers (tests/faults/test_pytorchfi_peer.py, nox -s speed), never runtime dependencies of flatenn;
 # installed --no-deps so they can never move the torch pin
 PEERS = ["pytorchfi==0.6.0"]
 nox.options.sessions = ["tests"]

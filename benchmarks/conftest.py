@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from flatenn.data import DatasetNotFoundError
-from flatenn.experiment import Experiment
-from flatenn.scales import DEFAULT_SCALE, expand_scales, get_scale
-from flatenn.zoo import Zoo
+from flatenn.core.data import DatasetNotFoundError
+from flatenn.core.zoo import Zoo
+from flatenn.repro.experiment import Experiment
+from flatenn.repro.scales import DEFAULT_SCALE, expand_scales, get_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def pytest_sessionstart(session):
 
 def _terminal_progress(config) -> None:
     """Stage progress lines go to the terminal (pytest captures stderr), each on its own line."""
-    from flatenn.progress import set_sink
+    from flatenn.core.progress import set_sink
 
     tr = config.pluginmanager.get_plugin("terminalreporter")
     capman = config.pluginmanager.get_plugin("capturemanager")
@@ -64,7 +64,7 @@ def _terminal_progress(config) -> None:
 
 
 def pytest_unconfigure(config):
-    from flatenn.progress import set_sink
+    from flatenn.core.progress import set_sink
 
     set_sink(None)
 
@@ -119,13 +119,13 @@ def pytest_sessionfinish(session, exitstatus):
     for exp in exps.values():
         exp.close()
     if done and not session.config.getoption("--no-report"):
-        from flatenn.report import build_report
+        from flatenn.repro.report import build_report
 
         build_report(results_root(session.config))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    from flatenn.verify import summary_lines
+    from flatenn.repro.verify import summary_lines
 
     exps: dict[str, Experiment] = getattr(config, "_flatenn_experiments", {})
     for name, exp in exps.items():

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from flatenn.faults import FaultMap, apply_fault_to_codes
-from flatenn.injector import FaultInjector
-from flatenn.quant import quantized_layers
+from flatenn.core.quant import quantized_layers
+from flatenn.faults.injector import FaultInjector
+from flatenn.faults.sampling import FaultMap, apply_fault_to_codes
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 

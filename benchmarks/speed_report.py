@@ -15,7 +15,11 @@ alike), wall time and CPU time (process_time) side by side, medians over repeats
    same small map with full forwards.
 5. Adaptive trial counts on a shipped smoke model: trials needed for the CI half-width of the fixed design.
 
-    python benchmarks/speed_report.py [--repeats N]
+    python benchmarks/speed_report.py [--repeats N] [--out results/speed]
+
+With ``--out`` the report is also written to ``DIR/report.txt`` with ``DIR/provenance.json`` (commit,
+dirty flag, versions, CPU, threads, load average before and after: the machine's load is part of what
+a speed number means).
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_setup import calibrated, eval_set, forward_all  # noqa: E402
 
-from flatenn.evaluate import as_batches, evaluate_batches  # noqa: E402
-from flatenn.injector import FaultInjector  # noqa: E402
-from flatenn.quant import frozen, quantized_layers  # noqa: E402
-from flatenn.vulnerability import vulnerability_map  # noqa: E402
+from flatenn.core.evaluate import as_batches, evaluate_batches  # noqa: E402
+from flatenn.core.quant import frozen, quantized_layers  # noqa: E402
+from flatenn.faults.injector import FaultInjector  # noqa: E402
+from flatenn.faults.vulnerability import vulnerability_map  # noqa: E402
 
 
 def interleaved(ops: dict, repeats: int) -> dict[str, tuple[float, float]]:
@@ -175,10 +179,10 @@ def vulnerability_speedup(trials: int, bits: list[int] | None, full_forward: boo
 
 
 def adaptive_savings() -> None:
-    from flatenn.campaign import run_campaign
-    from flatenn.experiment import Experiment
-    from flatenn.scales import SCALES
-    from flatenn.stats import mean_ci
+    from flatenn.analysis.stats import mean_ci
+    from flatenn.faults.campaign import run_campaign
+    from flatenn.repro.experiment import Experiment
+    from flatenn.repro.scales import SCALES
 
     root = Path(__file__).resolve().parent.parent
     with Experiment(SCALES["smoke"], Path("/tmp") / "flatenn-speed-adaptive", progress=False,
@@ -199,8 +203,8 @@ def adaptive_savings() -> None:
 
 
 def bench_saq_cost(repeats: int = 3) -> None:
-    from flatenn.data import load_digits
-    from flatenn.train import TrainConfig, fit
+    from flatenn.core.data import load_digits
+    from flatenn.core.train import TrainConfig, fit
 
     data = load_digits()
     times = {"sgd": [], "saq": []}
@@ -212,24 +216,78 @@ def bench_saq_cost(repeats: int = 3) -> None:
     print(f"SAQ cost (digits CNN width 8): SGD {sgd:.3f} s/epoch, SAQ {saq:.3f} s/epoch, ratio {saq / sgd:.2f}x")
 
 
+class _Tee:
+    """Writes to the terminal and keeps a copy (for ``--out``)."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.parts = stream, []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _provenance(started: str, load_before: tuple[float, ...], wall_s: float) -> dict:
+    import datetime
+    import os
+    import platform
+
+    from flatenn.repro.experiment import git_state
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() \
+        else platform.processor()  # fmt: skip
+    return {"command": " ".join(["python", *sys.argv]), "git": git_state(), "started_utc": started,
+            "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(wall_s, 1), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}}  # fmt: skip
+
+
 def main() -> None:
+    import datetime
+    import json
+    import os
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=None, help="also write DIR/report.txt and DIR/provenance.json")
     a = ap.parse_args()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    load_before, t0 = os.getloadavg(), time.perf_counter()
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        run(a.repeats)
+    finally:
+        sys.stdout = tee.stream
+    if a.out is not None:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "report.txt").write_text("".join(tee.parts))
+        prov = _provenance(started, load_before, time.perf_counter() - t0)
+        (a.out / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
+        print(f"wrote {a.out / 'report.txt'} and {a.out / 'provenance.json'}")
+
+
+def run(repeats: int) -> None:
+    """Every section of the report, in order (see the module docstring)."""
     torch.set_num_threads(1)
     bench_saq_cost()
     rates = [1e-5, 1e-4, 1e-3, 1e-2]
-    overhead("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), rates, a.repeats)
-    overhead("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), rates, a.repeats)
-    overhead("ResNet-18 width 64", calibrated("resnet18", 64, 3, 32), rates[:3], max(5, a.repeats // 2))
+    overhead("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), rates, repeats)
+    overhead("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), rates, repeats)
+    overhead("ResNet-18 width 64", calibrated("resnet18", 64, 3, 32), rates[:3], max(5, repeats // 2))
     campaign_vs_forward("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0],
-                        [1e-4, 1e-3, 1e-2], a.repeats)  # fmt: skip
+                        [1e-4, 1e-3, 1e-2], repeats)  # fmt: skip
     campaign_vs_forward("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), eval_set(3, 32, 256)[0],
-                        [1e-4, 1e-3], max(5, a.repeats // 4))  # fmt: skip
+                        [1e-4, 1e-3], max(5, repeats // 4))  # fmt: skip
     versus_pytorchfi("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0],
-                     [1e-4, 1e-3, 1e-2], a.repeats)  # fmt: skip
+                     [1e-4, 1e-3, 1e-2], repeats)  # fmt: skip
     versus_pytorchfi("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), eval_set(3, 32, 256)[0],
-                     [1e-4, 1e-3], max(5, a.repeats // 4))  # fmt: skip
+                     [1e-4, 1e-3], max(5, repeats // 4))  # fmt: skip
     vulnerability_speedup(trials=5, bits=[7], full_forward=True)
     vulnerability_speedup(trials=20, bits=None, full_forward=False)
     adaptive_savings()

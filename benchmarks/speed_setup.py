@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from flatenn.models import ModelSpec, build_model
+from flatenn.core.models import ModelSpec, build_model
 
 
 def calibrated(name: str, width: int, channels: int, size: int, seed: int = 0) -> torch.nn.Module:

@@ -4,7 +4,7 @@ Each case trains or loads its models (shipped models by default), runs the seede
 measurements it needs, computes every case whose inputs exist (so multiplicity adjustment sees the
 family), and asserts:
 
-1. the effect agrees with the recorded reference of the scale (``flatenn/bands/<scale>.json``): to
+1. the effect agrees with the recorded reference of the scale (``flatenn/repro/bands/<scale>.json``): to
    float tolerance when the models are the shipped ones, statistically when they were retrained;
 2. the direction verdict equals the recorded one (retrained: decisive verdicts must not conflict);
 3. the magnitude verdict against the published number equals the recorded one.
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import pytest
 
-from flatenn.claims import CLAIMS, cases, load_bands
-from flatenn.scales import get_scale
-from flatenn.verify import compatibility
+from flatenn.repro.claims import CLAIMS, cases, load_bands
+from flatenn.repro.scales import get_scale
+from flatenn.repro.verify import compatibility
 
 from .conftest import scales_of
 

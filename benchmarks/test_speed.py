@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flatenn.injector import FaultInjector
-from flatenn.quant import frozen
+from flatenn.core.quant import frozen
+from flatenn.faults.injector import FaultInjector
 
 from .speed_setup import calibrated, eval_set, forward_all
 
@@ -69,8 +69,8 @@ def test_sampling_and_application_11m_weights(benchmark):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "saq"])
 def test_training_epoch(benchmark, optimizer):
-    from flatenn.data import load_digits
-    from flatenn.train import TrainConfig, fit
+    from flatenn.core.data import load_digits
+    from flatenn.core.train import TrainConfig, fit
 
     data = load_digits()
     torch.set_num_threads(2)

@@ -14,11 +14,11 @@ import torch
 import torchvision
 
 from flatenn import calibrate_activations, quantize_model
-from flatenn.campaign import run_campaign
-from flatenn.evaluate import evaluate
-from flatenn.quant import frozen
-from flatenn.sharpness import average_sharpness, hessian_lambda_max, weight_space
-from flatenn.stats import summarize_campaign
+from flatenn.analysis.sharpness import average_sharpness, hessian_lambda_max, weight_space
+from flatenn.analysis.stats import summarize_campaign
+from flatenn.core.evaluate import evaluate
+from flatenn.core.quant import frozen
+from flatenn.faults.campaign import run_campaign
 
 torch.manual_seed(0)
 torch.set_num_threads(2)

@@ -110,9 +110,9 @@ def _regex(text: str) -> str:
 
 def resolve_config(spec: str, cache_dir: str | None = None):
     """A TrainConfig from ``SCALE:VARIANT:SEED``, a zoo key, or a JSON config file."""
-    from .scales import get_scale
-    from .train import TrainConfig
-    from .zoo import default_cache_dir
+    from .core.train import TrainConfig
+    from .core.zoo import default_cache_dir
+    from .repro.scales import get_scale
 
     if spec.count(":") == 2:
         scale, variant, seed = spec.split(":")
@@ -139,7 +139,7 @@ def resolve_config(spec: str, cache_dir: str | None = None):
 
 def _add_foreign(p: argparse.ArgumentParser) -> None:
     """Options for a model flatenn did not build (torchvision:NAME or package.module:factory)."""
-    from .data import DATASETS
+    from .core.data import DATASETS
 
     p.add_argument("--weights", default=None, help="state dict (.pt) for an own model (default: its initial weights)")
     p.add_argument("--data", default=None, choices=sorted(DATASETS), help="data set an own model is calibrated and "
@@ -156,8 +156,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(a) -> int:
-    from .train import TrainConfig
-    from .zoo import Zoo
+    from .core.train import TrainConfig
+    from .core.zoo import Zoo
 
     if a.model_spec:
         cfg = resolve_config(a.model_spec, a.cache_dir)
@@ -206,7 +206,7 @@ def check_out(path: str | None, table: str | None = None) -> None:
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ValueError(f"--out {path}: not writable")
     if table and p.is_file():
-        from .results import SCHEMAS
+        from .repro.results import SCHEMAS
 
         header = p.read_text().split("\n", 1)[0].split(",")
         if header != list(SCHEMAS[table][0]):
@@ -223,10 +223,10 @@ def _load_foreign(a):
     """A model flatenn did not build: load, quantize, calibrate on ``--data``'s training split."""
     import torch
 
-    from .convert import load_named_model, quantize_model
-    from .data import load_dataset
-    from .determinism import resolve_device
-    from .quant import calibrate_activations
+    from .core.convert import load_named_model, quantize_model
+    from .core.data import load_dataset
+    from .core.determinism import resolve_device
+    from .core.quant import calibrate_activations
 
     if not a.data:
         raise ValueError(f"--model {a.model}: name the data set to calibrate and evaluate on with --data")
@@ -248,7 +248,7 @@ def _load_foreign(a):
 
 def _load_model(a):
     """(model, data, config) for the ``--model`` spec of a command, trained through the zoo if needed."""
-    from .zoo import Zoo
+    from .core.zoo import Zoo
 
     check_device(a.device)
     if is_foreign(a.model):
@@ -260,8 +260,8 @@ def _load_model(a):
 
 
 def cmd_campaign(a) -> int:
-    from .campaign import run_campaign
-    from .stats import summarize_campaign
+    from .analysis.stats import summarize_campaign
+    from .faults.campaign import run_campaign
 
     check_out(a.out, "campaign")
     model, data, cfg = _load_model(a)
@@ -284,9 +284,9 @@ def cmd_campaign(a) -> int:
 def cmd_vulnerability(a) -> int:
     import re as _re
 
-    from .quant import quantized_layers
-    from .results import write_table
-    from .vulnerability import COLUMNS, plot_vulnerability, vulnerability_map
+    from .core.quant import quantized_layers
+    from .faults.vulnerability import COLUMNS, plot_vulnerability, vulnerability_map
+    from .repro.results import write_table
 
     check_out(a.out)
     model, data, cfg = _load_model(a)
@@ -307,8 +307,8 @@ def cmd_vulnerability(a) -> int:
 
 
 def cmd_sharpness(a) -> int:
-    from .results import write_table
-    from .sharpness import measure
+    from .analysis.sharpness import measure
+    from .repro.results import write_table
 
     check_out(a.out)
     model, data, cfg = _load_model(a)
@@ -333,11 +333,11 @@ def cmd_reproduce(a, extra: list[str]) -> int:
 
 def cmd_record(a) -> int:
     """Re-record a scale's tracked results from retrained models, then its reference values and report."""
-    from .experiment import Experiment
-    from .report import build_report
-    from .scales import get_scale
-    from .verify import record_bands
-    from .zoo import Zoo
+    from .core.zoo import Zoo
+    from .repro.experiment import Experiment
+    from .repro.report import build_report
+    from .repro.scales import get_scale
+    from .repro.verify import record_bands
 
     root = Path(a.results_dir)
     exp = Experiment(get_scale(a.scale), root / a.scale, zoo=Zoo(a.cache_dir, device=a.device, progress=not a.quiet),
@@ -353,7 +353,7 @@ def cmd_record(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import build_report
+    from .repro.report import build_report
 
     for p in build_report(Path(a.results_dir)):
         print(p)
@@ -361,7 +361,7 @@ def cmd_report(a) -> int:
 
 
 def cmd_verify(a) -> int:
-    from .verify import verify_all
+    from .repro.verify import verify_all
 
     root = Path(a.results_dir)
     problems = verify_all(root)
@@ -375,8 +375,8 @@ def cmd_verify(a) -> int:
 
 
 def cmd_bands(a) -> int:
-    from .report import build_report
-    from .verify import record_bands
+    from .repro.report import build_report
+    from .repro.verify import record_bands
 
     path = record_bands(Path(a.results_dir) / a.scale, a.scale)
     build_report(Path(a.results_dir))  # the claims table now shows the bands
@@ -385,7 +385,7 @@ def cmd_bands(a) -> int:
 
 
 def cmd_compare(a) -> int:
-    from .verify import compare_runs
+    from .repro.verify import compare_runs
 
     problems = compare_runs(Path(a.tracked), Path(a.fresh), retrained=a.retrained)
     for p in problems:
@@ -395,11 +395,11 @@ def cmd_compare(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .activations import ACTIVATIONS
-    from .data import DATASETS
-    from .faults import FAULT_MODELS
-    from .models import MODELS
-    from .sharpness import METRICS
+    from .analysis.sharpness import METRICS
+    from .core.activations import ACTIVATIONS
+    from .core.data import DATASETS
+    from .core.models import MODELS
+    from .faults.sampling import FAULT_MODELS
 
     ap = _Parser(prog="python -m flatenn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=helptext)
         q.add_argument("--results-dir", default=str(ROOT / "results"))
 
-    b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/bands/<scale>.json)")
+    b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/repro/bands/<scale>.json)")
     b.add_argument("--scale", required=True)
     b.add_argument("--results-dir", default=str(ROOT / "results"))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flatenn.data import load_digits
-from flatenn.train import TrainConfig
+from flatenn.core.data import load_digits
+from flatenn.core.train import TrainConfig
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from flatenn.quant import calibrate_activations
+from flatenn.core.quant import calibrate_activations
 
 
 def calibrated(model: nn.Module, shape: tuple[int, ...], seed: int = 0) -> nn.Module:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-import flatenn.scales as scales_mod
-from flatenn.experiment import Experiment
-from flatenn.models import build_model
-from flatenn.report import build_report
-from flatenn.verify import verify_scale
-from flatenn.zoo import Zoo
+import flatenn.repro.scales as scales_mod
+from flatenn.core.models import build_model
+from flatenn.core.zoo import Zoo
+from flatenn.repro.experiment import Experiment
+from flatenn.repro.report import build_report
+from flatenn.repro.verify import verify_scale
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

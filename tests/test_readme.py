@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flatenn.ablation import ablation_markdown
-from flatenn.report import ABLATION_END, ABLATION_START, SUMMARY_END, SUMMARY_START, summary_markdown
+from flatenn.repro.ablation import ablation_markdown
+from flatenn.repro.report import ABLATION_END, ABLATION_START, SUMMARY_END, SUMMARY_START, summary_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

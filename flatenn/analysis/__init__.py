@@ -1,0 +1,1 @@
+"""Statistics (``stats``: confidence intervals, tests, multiplicity) and sharpness metrics (``sharpness``)."""

@@ -1,0 +1,196 @@
+"""Fault campaigns: accuracy and loss of a model under sampled weight-memory faults.
+
+``run_campaign`` freezes the model at its integer codes, evaluates it clean, then for every
+(rate or count, trial) samples a fault map (:mod:`flatenn.faults.sampling`), writes it into the weight memory
+(:class:`~flatenn.faults.injector.FaultInjector`), evaluates and restores. Results are tidy rows (schema
+``campaign`` in :mod:`flatenn.repro.results`). With ``out=`` the rows are written after every rate and
+rows already in that file for the same model fingerprint and options are not recomputed (resume).
+
+Trials are evaluated one after another over the whole evaluation set; a trial whose faults change no
+weight value is the clean model and is scored with the clean numbers without a forward pass. Batching several trials per
+forward (grouped weights) was considered; at the model sizes here a trial already costs about one
+clean forward plus well under a millisecond of sampling, so the simple path is kept (see
+``benchmarks/speed_report.py`` for the measured ratio).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.determinism import model_device
+from ..core.evaluate import as_batches, eval_mode, evaluate_batches
+from ..core.fingerprint import model_fingerprint
+from ..core.locks import exclusive
+from ..core.progress import Progress
+from ..core.quant import frozen
+from ..repro.results import SCHEMAS, read_table, write_schema_table
+from .injector import FaultInjector, LayerFilter
+from .sampling import bits_label, check_fault_model, check_rate, check_seed
+
+COLUMNS = list(SCHEMAS["campaign"][0])
+# a recorded row is reused only if all of these match: what the row means, and the model it was measured on
+KEY = ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"]
+
+
+def _whole(value, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def layers_label(layer_filter: LayerFilter) -> str:
+    """Text form of a layer filter for tables: ``all`` or the regex (a predicate cannot be recorded)."""
+    if layer_filter is None:
+        return "all"
+    if isinstance(layer_filter, str):
+        return f"re:{layer_filter}"
+    return f"fn:{getattr(layer_filter, '__qualname__', 'predicate')}"
+
+
+def campaign_points(rates: Sequence[float] | None, counts: Sequence[int] | None) -> list[tuple[float, int]]:
+    """Validated campaign points: (rate, -1) in rate mode, (nan, count) in count mode."""
+    if (rates is None) == (counts is None):
+        raise ValueError("give rates= or counts= (exactly one)")
+    values = list(rates if rates is not None else counts)
+    if not values:
+        raise ValueError("give at least one " + ("rate" if rates is not None else "count"))
+    if rates is not None:
+        return [(check_rate(r), -1) for r in values]
+    return [(float("nan"), _whole(c, "a fault count (faulty bits)", 0)) for c in values]
+
+
+def run_campaign(
+    model: nn.Module,
+    x,
+    y: torch.Tensor | None,
+    fault_model: str,
+    rates: Sequence[float] | None = None,
+    trials: int = 50,
+    seed: int = 0,
+    model_id: str = "model",
+    counts: Sequence[int] | None = None,
+    bit_positions: Sequence[int] | None = None,
+    layer_filter: LayerFilter = None,
+    batch_size: int = 512,
+    out: str | Path | None = None,
+    progress: bool = True,
+    extra: dict | None = None,
+    target_halfwidth: float | None = None,
+    min_trials: int = 10,
+    prefix_reuse: bool = True,
+) -> pd.DataFrame:
+    """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
+
+    ``x, y``: evaluation tensors, or ``x`` a data loader of (inputs, labels) batches and ``y=None`` (the
+    loader's batching is used as it is; the same data and batching give the tensor path's numbers).
+    ``rates`` (bit error rates) or ``counts`` (exact numbers of faulty bits). In both modes the
+    ``rate`` column is faulty bits per *eligible* bit: the bits of the selected layers at the
+    selected bit positions (in count mode, count / eligible bits). ``extra`` adds constant columns
+    (``variant``, ``train_seed``, ``run_id``) to every row. With ``out`` a recorded row is reused only
+    when the model's fingerprint and every option that changes a row's meaning match (``KEY``).
+
+    ``target_halfwidth`` (accuracy points) makes trial counts adaptive: a point stops after the first
+    ``min_trials`` trials once the 95% CI half-width of its accuracy is at most the target (trials
+    0, 1, … in order, so maps stay the fixed design's; keep fixed counts where pairs must stay paired).
+    With a layer filter, ``prefix_reuse`` evaluates only the part of the network after the first faulted
+    layer (:mod:`flatenn.faults.prefix`; bit-identical; falls back to the full forward for untraceable models).
+    """
+    check_fault_model(fault_model)
+    points = campaign_points(rates, counts)
+    trials = _whole(trials, "trials", 1)
+    seed = check_seed(seed)
+    batch_size = _whole(batch_size, "batch_size", 1)
+    batches = as_batches(x, y, batch_size, model_device(model))
+    if target_halfwidth is not None and not target_halfwidth > 0:
+        raise ValueError(f"target_halfwidth must be > 0 accuracy points, got {target_halfwidth!r}")
+    min_trials = _whole(min_trials, "min_trials", 2)
+    adaptive = (target_halfwidth, min(min_trials, trials)) if target_halfwidth is not None else None
+    label, layers = bits_label(bit_positions), layers_label(layer_filter)
+    extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
+    fingerprint = model_fingerprint(model)
+    lock = exclusive(Path(str(out) + ".lock")) if out is not None else contextlib.nullcontext()
+    with lock:  # concurrent campaigns on one file: the later one waits, then resumes from the earlier one's rows
+        return _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
+                    out, progress, extra, label, layers, fingerprint, adaptive, prefix_reuse)  # fmt: skip
+
+
+def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, out,
+         progress, extra, label, layers, fingerprint, adaptive, prefix_reuse) -> pd.DataFrame:  # fmt: skip
+    n_eval = sum(len(yb) for _, yb in batches)
+    recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
+    sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
+           & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)
+           & (recorded["layers"] == layers) & (recorded["n_eval"] == n_eval) & (recorded["seed"] == seed))  # fmt: skip
+    old = recorded[sel].reset_index(drop=True)
+    done = {_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)}
+    rows: list[dict] = []
+    with eval_mode(model), frozen(model):
+        injector = FaultInjector(model, layer_filter)
+        eligible = injector.eligible_bits(bit_positions)
+        if any(c > eligible for _, c in points):
+            raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
+        clean_acc, clean_loss = evaluate_batches(model, batches)
+        evaluator = _suffix(model, batches, injector) if prefix_reuse and layer_filter is not None else None
+        faulty_eval = evaluator.evaluate if evaluator is not None else lambda: evaluate_batches(model, batches)
+        todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
+        bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
+        for r, c in points:
+            accs = old.loc[[_point_key(rr, cc, tt)[:2] == _point_key(r, c, 0)[:2] for rr, cc, tt in
+                            zip(old["rate"], old["count"], old["trial"], strict=True)], "accuracy"].tolist()  # fmt: skip
+            for t in range(trials):
+                if adaptive is not None and t >= adaptive[1] and len(accs) >= adaptive[1] \
+                        and _halfwidth(accs) <= adaptive[0]:  # fmt: skip
+                    bar.update(sum(1 for tt in range(t, trials) if _point_key(r, c, tt) not in done), "adaptive stop")
+                    break
+                if _point_key(r, c, t) in done:
+                    continue
+                maps = injector.sample(seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None,
+                                       bit_positions=bit_positions)  # fmt: skip
+                with injector.applied(maps, fault_model) as (nbits, changed):
+                    # no weight value changed (e.g. stuck-at on bits already at that value): the clean model
+                    acc, loss = faulty_eval() if changed else (clean_acc, clean_loss)
+                accs.append(acc)
+                rate = r if c < 0 else c / eligible
+                rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,
+                             "bits": label, "layers": layers, "n_eval": n_eval, "rate": rate, "count": c,
+                             "seed": seed, "trial": t, "faulty_bits": nbits, "changed_weights": changed,
+                             "accuracy": acc, "loss": loss, "clean_accuracy": clean_acc,
+                             "clean_loss": clean_loss})  # fmt: skip
+                bar.update(1, f"rate {rate:.2g}")
+            if out is not None and rows:
+                # new rows never repeat a recorded key (done points are skipped), so appending is a merge
+                write_schema_table(pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True),
+                                   out, "campaign")  # fmt: skip
+    new = pd.DataFrame(rows, columns=COLUMNS)
+    out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
+    out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)
+    return out_df
+
+
+def _halfwidth(values: list[float]) -> float:
+    from ..analysis.stats import mean_ci
+
+    _, _, lo, hi, _ = mean_ci(values)
+    return (hi - lo) / 2
+
+
+def _suffix(model, batches, injector):
+    """A prefix-reusing evaluator for the injector's layers, or None when the model cannot be traced."""
+    from .prefix import NotTraceable, SuffixEvaluator
+
+    try:
+        return SuffixEvaluator(model, batches, set(injector.layers))
+    except (NotTraceable, ValueError):
+        return None
+
+
+def _point_key(rate: float, count: int, trial: int) -> tuple:
+    """Identity of a campaign point: the rate in rate mode, the count in count mode."""
+    return (None if count >= 0 else round(float(rate), 12), int(count), int(trial))

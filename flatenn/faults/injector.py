@@ -1,0 +1,171 @@
+"""Writes fault maps into a frozen model's weight memory and restores it exactly.
+
+Only the touched weights are written (unique indices, so the writes are deterministic on CUDA
+too); the clean codes and dequantized values are kept on the CPU and written back on restore. The
+faulty value of a weight is ``faulty_code * scale`` in float32, the same IEEE product that
+:func:`flatenn.core.quant.dequantize` computes, so a faulty layer equals one loaded with faulty codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.quant import QuantizedWeightMixin, quantized_layers
+from .sampling import (
+    FaultMap,
+    apply_fault_to_codes,
+    check_bit_positions,
+    check_fault_model,
+    sample_count_maps,
+    sample_rate_maps,
+)
+
+LayerFilter = Callable[[str], bool] | str | None
+
+
+def select_layers(model: nn.Module, layer_filter: LayerFilter = None) -> dict[str, QuantizedWeightMixin]:
+    """Quantized layers of ``model`` kept by ``layer_filter`` (a predicate or a regex on names)."""
+    layers = quantized_layers(model)
+    if isinstance(layer_filter, str):
+        try:
+            pattern = re.compile(layer_filter)
+        except re.error as e:
+            raise ValueError(f"layer filter {layer_filter!r} is not a valid regular expression: {e}") from None
+        layers = {n: m for n, m in layers.items() if pattern.search(n)}
+    elif layer_filter is not None:
+        layers = {n: m for n, m in layers.items() if layer_filter(n)}
+    if not layers:
+        raise ValueError(
+            "no quantized layers to inject faults into: the model has no QConv2d/QLinear with w_bits set"
+            + (" that match the layer filter" if layer_filter is not None else "")
+        )
+    return layers
+
+
+def _cpu_views(layer: QuantizedWeightMixin) -> tuple[np.ndarray, np.ndarray] | None:
+    """Flat NumPy views of a CPU layer's codes and values that share its storage (None elsewhere).
+
+    ``reshape`` of a non-contiguous tensor would return a copy and writes would be lost, so sharing
+    is checked, not assumed.
+    """
+    if layer.codes.device.type != "cpu":
+        return None
+    codes, values = layer.codes.numpy().reshape(-1), layer.frozen_weight.detach().numpy().reshape(-1)
+    if not (np.shares_memory(codes, layer.codes.numpy()) and np.shares_memory(values, layer.frozen_weight.numpy())):
+        return None
+    return codes, values
+
+
+@dataclass
+class _LayerMemory:
+    layer: QuantizedWeightMixin
+    bits: int
+    codes: np.ndarray  # clean codes, flat int64
+    values: np.ndarray  # clean dequantized weights, flat float32
+    scale: np.ndarray  # float32 per output channel
+    per_channel: int
+    cpu_views: tuple[np.ndarray, np.ndarray] | None = None  # writable views of the layer's buffers on CPU
+
+
+class FaultInjector:
+    """Applies fault maps to the frozen quantized layers of a model; see the module docstring."""
+
+    def __init__(self, model: nn.Module, layer_filter: LayerFilter = None) -> None:
+        self.layers = select_layers(model, layer_filter)
+        self.memory: dict[str, _LayerMemory] = {}
+        for name, layer in self.layers.items():
+            if not layer.is_frozen:
+                raise RuntimeError("freeze the model first: use `with flatenn.core.quant.frozen(model): ...`")
+            if not (layer.codes.is_contiguous() and layer.frozen_weight.is_contiguous()):
+                raise RuntimeError(f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen")
+            codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
+            self.memory[name] = _LayerMemory(
+                layer=layer, bits=layer.w_bits, codes=codes,
+                values=layer.frozen_weight.detach().cpu().reshape(-1).numpy().copy(),
+                scale=layer.code_scale.detach().cpu().numpy().astype(np.float32),
+                per_channel=codes.size // layer.codes.shape[0],
+                cpu_views=_cpu_views(layer),
+            )  # fmt: skip
+        self._touched: list[tuple[str, np.ndarray]] = []
+
+    @property
+    def total_bits(self) -> int:
+        return sum(m.codes.size * m.bits for m in self.memory.values())
+
+    def eligible_bits(self, bit_positions: Sequence[int] | None = None) -> int:
+        """Bits that can be faulty: every selected layer's weights times the bit positions in the set."""
+        return sum(m.codes.size * len(check_bit_positions(bit_positions, m.bits)) for m in self.memory.values())
+
+    def sample(
+        self,
+        seed: int,
+        trial: int,
+        rate: float | None = None,
+        count: int | None = None,
+        bit_positions: Sequence[int] | None = None,
+    ) -> dict[str, FaultMap]:
+        """Fault maps for one trial: per-layer rate mode, or a global exact count of faulty bits."""
+        if (rate is None) == (count is None):
+            raise ValueError("give exactly one of rate= or count=")
+        spec = [(n, m.codes.size, m.bits) for n, m in self.memory.items()]
+        if count is not None:
+            return sample_count_maps(spec, count, seed, trial, bit_positions)
+        return sample_rate_maps(spec, seed, trial, rate, bit_positions)
+
+    def apply(self, maps: Mapping[str, FaultMap], fault_model: str) -> tuple[int, int]:
+        """Write faulty codes; returns (faulty bits, weights whose value changed)."""
+        check_fault_model(fault_model)
+        if self._touched:
+            raise RuntimeError("faults already applied: restore() first")
+        faulty_bits, changed = 0, 0
+        for name, fmap in maps.items():
+            mem = self.memory[name]
+            faulty_bits += fmap.faulty_bits
+            if fmap.weight_index.size == 0:
+                continue
+            old = mem.codes[fmap.weight_index]
+            new = apply_fault_to_codes(old, fmap.mask, fault_model, mem.bits)
+            diff = new != old
+            idx = fmap.weight_index[diff]
+            if idx.size == 0:
+                continue
+            ch = idx // mem.per_channel
+            vals = new[diff].astype(np.float32) * mem.scale[ch]
+            self._write(mem, idx, new[diff], vals)
+            self._touched.append((name, idx))
+            changed += int(idx.size)
+        return faulty_bits, changed
+
+    @staticmethod
+    def _write(mem: _LayerMemory, idx: np.ndarray, codes: np.ndarray, values: np.ndarray) -> None:
+        if mem.cpu_views is not None:  # CPU: write through NumPy views of the same storage (4x faster)
+            mem.cpu_views[0][idx] = codes
+            mem.cpu_views[1][idx] = values
+            return
+        layer = mem.layer
+        dev = layer.frozen_weight.device
+        t_idx = torch.from_numpy(idx).to(dev)
+        layer.codes.view(-1)[t_idx] = torch.from_numpy(codes.astype(np.int32)).to(dev)
+        layer.frozen_weight.view(-1)[t_idx] = torch.from_numpy(values).to(dev)
+
+    def restore(self) -> None:
+        """Write back the clean codes and values of every touched weight (bit-exact)."""
+        while self._touched:
+            name, idx = self._touched.pop()
+            mem = self.memory[name]
+            self._write(mem, idx, mem.codes[idx], mem.values[idx])
+
+    @contextlib.contextmanager
+    def applied(self, maps: Mapping[str, FaultMap], fault_model: str) -> Iterator[tuple[int, int]]:
+        """Faults applied inside the block, restored on exit (also after an exception)."""
+        try:
+            yield self.apply(maps, fault_model)
+        finally:
+            self.restore()

@@ -1,0 +1,426 @@
+"""Figures and ``results/README.md``, made from the recorded CSVs alone (no model is touched)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..analysis.stats import mean_ci  # noqa: E402
+from .claims import CLAIMS  # noqa: E402
+from .results import read_result, text_or_empty  # noqa: E402
+from .scales import MAIN_VARIANTS, SCALES  # noqa: E402
+
+COLORS = {"standard-sgd": "tab:blue", "sparse-sgd": "tab:red", "standard-saq": "tab:green", "sparse-saq": "tab:orange",
+          "sweep-t0.25": "tab:purple", "sweep-t1": "tab:brown", "sweep-t0.5": "tab:pink"}
+CLAIM_TITLES = {
+    "sparse_vs_standard": "claim 1: standard SGD − sparse SGD",
+    "saq_gain_sparse": "claim 3a: sparse SAQ − sparse SGD",
+    "saq_gain_standard": "claim 3b: standard SAQ − standard SGD",
+    "saq_sparse_beats_standard": "claim 4: sparse SAQ − standard SGD",
+}
+
+
+def _color(variant: str, i: int = 0) -> str:
+    return COLORS.get(variant, f"C{i % 10}")
+
+
+def scale_title(scale) -> str:
+    """'smoke: digits, cnn_digits width 8, 5 seeds' (what a reader needs to place a figure)."""
+    if scale is None:
+        return ""
+    return f"{scale.name}: {scale.dataset}, {scale.model} width {scale.width}, {len(scale.seeds)} training seeds"
+
+
+def _shade_window(ax, rates) -> None:
+    if rates:
+        lo, hi = min(rates), max(rates)
+        ax.axvspan(lo / 1.25, hi * 1.25, color="0.85", zorder=0, label="rates behind the verdict")
+
+
+def _save_with_legend(fig, ax, path: Path, title: str, bottom: float = 0.08) -> None:
+    """One legend below all panels (from ``ax``), a title that names the scale, then save."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path, scale=None) -> None:
+    """Accuracy vs fault rate per fault model, the four variants with 95% CI bands over training seeds."""
+    summary = summary[(summary["bits"] == "all") & (summary.get("layers", "all") == "all")]
+    fms = sorted(summary["fault_model"].unique())
+    fig, axes = plt.subplots(1, len(fms), figsize=(4.5 * len(fms), 3.9), squeeze=False)
+    for ax, fm in zip(axes[0], fms, strict=True):
+        s = summary[summary["fault_model"] == fm]
+        for v in MAIN_VARIANTS:
+            g = s[s["variant"] == v]
+            if g.empty:
+                continue
+            pts = []
+            for r, gr in g.groupby("rate"):
+                m, _, lo, hi, _ = mean_ci(gr["accuracy_mean"].to_numpy())
+                pts.append((r, m, lo, hi))
+            r, m, lo, hi = map(np.array, zip(*pts, strict=True))
+            ax.plot(r, m, marker="o", ms=3, label=v, color=COLORS.get(v))
+            ax.fill_between(r, lo, hi, alpha=0.2, color=COLORS.get(v))
+        if scale is not None:
+            _shade_window(ax, scale.informative_rates.get(fm, ()))
+        ax.set_xscale("log")
+        ax.set_title(fm)
+        ax.set_xlabel("bit error rate (per stored bit)")
+        ax.set_ylabel("accuracy under faults (%)")
+        ax.grid(alpha=0.3)
+    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — mean over seeds, band: 95% t-CI over seeds")
+
+
+def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
+    """Paired effect of each campaign claim vs rate: accuracy view (top) and drop view (bottom).
+
+    Points are means over training seeds of the per-seed paired difference (maps shared within a seed),
+    bars 95% t-CIs over seeds; the grey band marks the rates behind the verdict; dashed lines are the
+    published 'up to' values. Positive = the claim's direction.
+    """
+    claims = [c for c in CLAIM_TITLES if c in set(detail["claim"])]
+    if not claims:
+        return
+    views = [("acc", "accuracy view: gap in accuracy (points)"), ("drop", "drop view: gap in accuracy drop (points)")]
+    fig, axes = plt.subplots(2, len(claims), figsize=(4.3 * len(claims), 7.0), squeeze=False, sharex=True)
+    for j, c in enumerate(claims):
+        for i, (view, ylabel) in enumerate(views):
+            ax = axes[i][j]
+            d = detail[(detail["claim"] == c) & detail["metric"].str.startswith(view)]
+            for k, (fm, g) in enumerate(d.groupby("fault_model")):
+                g = g.sort_values("rate")
+                ax.errorbar(g["rate"] * (1 + 0.06 * (k - 1)), g["effect"],
+                            yerr=[g["effect"] - g["ci_low"], g["ci_high"] - g["effect"]],
+                            marker="o", ms=3, capsize=2, label=fm)  # fmt: skip
+            if scale is not None:
+                rates = [r for rs in scale.informative_rates.values() for r in rs]
+                _shade_window(ax, rates)
+            for v in CLAIMS[c].paper_values:
+                ax.axhline(v, color="k", ls="--", lw=0.8)
+                ax.annotate(f"published up to {v:g}", (0.02, v), xycoords=("axes fraction", "data"), fontsize=6,
+                            va="bottom")  # fmt: skip
+            ax.axhline(0, color="k", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_title(CLAIM_TITLES[c] if i == 0 else "", fontsize=9)
+            ax.set_ylabel(ylabel if j == 0 else "", fontsize=8)
+            ax.grid(alpha=0.3)
+            if i == 1:
+                ax.set_xlabel("bit error rate")
+    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — paired effects, 95% t-CI over seeds "
+                      "(positive = the claim's direction)", bottom=0.05)  # fmt: skip
+
+
+def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None:
+    """Direction verdict of every hypothesis case under each rate window (informative, all, shifted down/up)."""
+    hyp = claims[claims["direction"] != 0].sort_values("case")
+    if hyp.empty:
+        return
+    cols = [("verdict", "informative"), ("verdict_all_rates", "all rates"), ("verdict_window_down", "window − 1"),
+            ("verdict_window_up", "window + 1")]  # fmt: skip
+    codes = {"contradicted": 0, "equivalent": 1, "inconclusive": 2, "supported": 3}
+    colors = ["tab:red", "tab:purple", "0.85", "tab:green"]
+    grid = np.array([[codes.get(str(r[c]), 2) for c, _ in cols] for _, r in hyp.iterrows()])
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(hyp) + 1.6))
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(grid, cmap=ListedColormap(colors), vmin=0, vmax=3, aspect="auto")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, list(codes)[v], ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(cols)), [n for _, n in cols], fontsize=8)
+    ax.set_yticks(range(len(hyp)), hyp["case"], fontsize=7)
+    ax.set_title(f"{scale_title(scale)}\nHolm-adjusted direction verdict per rate window", fontsize=9)
+    _save(fig, path)
+
+
+def plot_landscapes_1d(land: pd.DataFrame, path: Path, title: str = "") -> None:
+    """1-D filter-normalized loss landscapes of several models (mean over training seeds per variant)."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    key = "variant" if "variant" in land.columns else "model_id"
+    for i, (v, g) in enumerate(land.groupby(key)):
+        by = g.groupby("alpha")["loss"]
+        m = by.mean()
+        ax.plot(m.index, m.to_numpy(), label=v, color=_color(v, i))
+        if key == "variant":
+            ax.fill_between(m.index, by.min().to_numpy(), by.max().to_numpy(), color=_color(v, i), alpha=0.15)
+    ax.set_xlabel("alpha (filter-normalized direction)")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title((title + "\n" if title else "") + "1-D loss landscape (mean over seeds, band: min–max)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_landscape_2d(grid: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Contour plot of a 2-D landscape (columns alpha, beta, loss)."""
+    piv = grid.pivot(index="beta", columns="alpha", values="loss")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    cs = ax.contour(piv.columns, piv.index, np.log10(piv.to_numpy()), levels=15)
+    ax.clabel(cs, fontsize=6)
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("beta")
+    ax.set_title(title or "log10 loss")
+    _save(fig, path)
+
+
+def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.DataFrame, scale, path: Path) -> None:
+    """Each sharpness metric against the mean accuracy drop (informative rates), Spearman rho in titles."""
+    from .claims import SHARP_METRICS, _model_drop
+
+    drop = _model_drop(camp, scale.informative_rates)["drop"]
+    fig, axes = plt.subplots(1, len(SHARP_METRICS), figsize=(4.3 * len(SHARP_METRICS), 3.5), squeeze=False)
+    for ax, m in zip(axes[0], SHARP_METRICS, strict=True):
+        v = sharp[sharp["metric"] == m].set_index("model_id")
+        common = v.index.intersection(drop.index)
+        for mid in common:
+            var = v.loc[mid, "variant"]
+            ax.scatter(v.loc[mid, "value"], drop[mid], color=COLORS.get(var, "gray"), s=18)
+        row = claims[claims["case"] == f"sharper_minima[spearman_{m}]"]
+        rho = (f"rho={row['effect'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, {row['ci_high'].iloc[0]:.2f}]"
+               " (seed-cluster bootstrap)") if len(row) else ""  # fmt: skip
+        ax.set_title(f"{m}\n{rho}", fontsize=8)
+        ax.set_xlabel(m)
+        ax.set_ylabel("mean accuracy drop, informative rates (points)", fontsize=8)
+        ax.grid(alpha=0.3)
+    for var in MAIN_VARIANTS:
+        axes[0][0].scatter([], [], color=COLORS[var], s=18, label=var)
+    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — one point per model")
+
+
+def layer_label(name: str, position: int) -> str:
+    """A module path as a reader maps it to the network: 'layers.1.act2' -> 'block 2, act 2'; else
+    'activation k' (k-th activation in network order)."""
+    parts = name.split(".")
+    nums = [p for p in parts if p.isdigit()]
+    act = next((p for p in parts if p.startswith("act")), "")
+    if name == "overall":
+        return "overall"
+    if parts[0] == "layers" and nums and act:
+        return f"block {int(nums[0]) + 1}, {act.replace('act', 'act ')}"
+    return f"activation {position + 1}"
+
+
+def plot_sparsity(sp: pd.DataFrame, path: Path, scale=None) -> None:
+    """Per-layer activation sparsity of each variant: mean over training seeds, bars = min..max over seeds."""
+    layers = [x for x in sp["layer"].drop_duplicates() if x != "overall"] + ["overall"]
+    variants = list(sp["variant"].drop_duplicates())
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(layers) * max(len(variants), 1) / 2), 4.2))
+    w = 0.8 / max(len(variants), 1)
+    for i, v in enumerate(variants):
+        g = sp[sp["variant"] == v].groupby("layer")["sparsity"]
+        m, lo, hi = (100 * f().reindex(layers).to_numpy() for f in (g.mean, g.min, g.max))
+        ax.bar(np.arange(len(layers)) + i * w, m, w, yerr=[m - lo, hi - m], capsize=1.5, label=v, color=_color(v, i),
+               error_kw={"lw": 0.6})  # fmt: skip
+    ax.set_xticks(np.arange(len(layers)) + 0.4 - w / 2)
+    ax.set_xticklabels([layer_label(x, i) for i, x in enumerate(layers)], rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("zeros after activation (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, ncol=min(len(variants), 3), loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
+    ax.set_title(f"{scale_title(scale)}\nactivation sparsity on the evaluation set (bars: min–max over seeds)",
+                 fontsize=9)  # fmt: skip
+    _save(fig, path)
+
+
+def scale_figures(d: Path) -> list[Path]:
+    """Draw every figure whose CSVs exist under one ``results/<scale>`` folder."""
+    scale = SCALES.get(d.name)
+    fig_dir = d / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    made = []
+    summary, detail, land = read_result(d, "campaign_summary"), read_result(d, "claims_detail"), read_result(d, "landscape")
+    sharp, camp, claims, sp = read_result(d, "sharpness"), read_result(d, "campaign"), read_result(d, "claims"), read_result(d, "sparsity")
+    if len(summary):
+        plot_accuracy_vs_rate(summary, fig_dir / "accuracy_vs_rate.png", scale)
+        made.append(fig_dir / "accuracy_vs_rate.png")
+    if len(detail):
+        plot_claim_gaps(detail, fig_dir / "claim_gaps.png", scale)
+        made.append(fig_dir / "claim_gaps.png")
+    if len(claims) and "verdict_window_up" in claims.columns:
+        plot_window_robustness(claims, fig_dir / "window_robustness.png", scale)
+        made.append(fig_dir / "window_robustness.png")
+    if len(land):
+        plot_landscapes_1d(land[land["variant"].isin(MAIN_VARIANTS)], fig_dir / "landscape_1d.png",
+                           scale_title(scale) or d.name)  # fmt: skip
+        made.append(fig_dir / "landscape_1d.png")
+    if len(sharp) and len(camp) and scale is not None:
+        plot_sharpness_vs_drop(sharp, camp, claims, scale, fig_dir / "sharpness_vs_drop.png")
+        made.append(fig_dir / "sharpness_vs_drop.png")
+    if len(sp):
+        plot_sparsity(sp, fig_dir / "sparsity_per_layer.png", scale)
+        made.append(fig_dir / "sparsity_per_layer.png")
+    return made
+
+
+FILES = {
+    "training.csv": "one row per trained model: config, clean test accuracy (%), loss, activation sparsity",
+    "campaign.csv": "one row per (model, fault model, rate, trial): faulty bits, changed weights, accuracy (%), loss",
+    "campaign_summary.csv": "mean, sd, 95% CI of accuracy per (model, fault model, rate)",
+    "sharpness.csv": "sharpness metrics per model (value, standard error where defined, data subset size, seed)",
+    "landscape.csv": "1-D filter-normalized loss landscape per model",
+    "sparsity.csv": "activation sparsity per layer and overall per model (evaluation set)",
+    "claims.csv": "one row per claim case: effect, 95% CI, p (raw, Holm), SESOI and TOST p, direction verdict "
+                  "(also under other rate windows), published values and magnitude verdict",
+    "claims_detail.csv": "paired effects per (claim, fault model, rate) with 95% CIs over training seeds",
+    "provenance.json": "every run that wrote rows (commit, command, versions, device, timings), scale config, "
+                       "model keys and fingerprints, SHA-256 of every table",
+    "models/": "the trained models the rows were measured on (zoo entries by config key; loaded by reproduce)",
+    "figures/": "accuracy vs rate, paired claim effects (accuracy and drop views), window robustness, 1-D "
+                "landscapes, sharpness vs drop, per-layer sparsity",
+}
+
+
+def claims_table(claims: pd.DataFrame) -> str:
+    lines = ["| case | effect | 95% CI | unit | p (Holm) | verdict | window-stable | paper | magnitude |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in claims.itertuples():
+        p = "" if pd.isna(r.p_holm) else f"{r.p_holm:.3g}"
+        lines.append(f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {p} | {r.verdict} | "
+                     f"{'yes' if r.window_stable else 'no'} | {text_or_empty(r.paper_values)} | {text_or_empty(r.magnitude)} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+HEADLINE = [  # (paper claim, case) rows of the 30-second summary
+    ("1. AS QDNNs lose more accuracy under faults", "sparse_vs_standard[acc_gap]"),
+    ("", "sparse_vs_standard[drop_gap]"),
+    ("", "sparse_vs_standard[up_to]"),
+    ("2. ... and that correlates with sharper minima", "sharper_minima[diff_lambda_max_fn]"),
+    ("", "sharper_minima[diff_trace_fn]"),
+    ("", "sharper_minima[spearman_avg_sharpness]"),
+    ("3a. SAQ raises the faulty accuracy of AS QDNNs", "saq_gain_sparse[acc_gain]"),
+    ("", "saq_gain_sparse[up_to]"),
+    ("3b. SAQ raises the faulty accuracy of standard QDNNs", "saq_gain_standard[acc_gain]"),
+    ("", "saq_gain_standard[up_to]"),
+    ("4. SAQ-trained AS QDNNs beat SGD-trained standard ones", "saq_sparse_beats_standard[acc_gap]"),
+]
+SUMMARY_START, SUMMARY_END = "<!-- claims-summary:start -->", "<!-- claims-summary:end -->"
+ABLATION_START, ABLATION_END = "<!-- ablation-summary:start -->", "<!-- ablation-summary:end -->"
+
+
+def _cell(claims: pd.DataFrame | None, case: str) -> str:
+    if claims is None or case not in claims.index:
+        return "not run"
+    r = claims.loc[case]
+    verdict = r["magnitude"] if isinstance(r["magnitude"], str) and r["magnitude"] else r["verdict"]
+    stable = "" if r["window_stable"] else " (window-sensitive)"
+    return f"{r['effect']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}] **{verdict}**{stable}"
+
+
+def summary_markdown(root: Path) -> str:
+    """One row per headline case: published value and our smoke and cpu effects with CI and verdict."""
+    tables = {}
+    for scale in ("smoke", "cpu"):
+        c = read_result(root / scale, "claims")
+        tables[scale] = c.set_index("case") if len(c) else None
+    lines = ["| paper claim | our statistic | published | smoke (digits, CNN) | cpu (Fashion-MNIST, ResNet-8) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for text, case in HEADLINE:
+        claim = case.split("[")[0]
+        paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if case.endswith("[up_to]") else "direction"
+        metric = case.split("[")[1].rstrip("]")
+        lines.append(f"| {text} | `{metric}` | {paper} | {_cell(tables['smoke'], case)} | {_cell(tables['cpu'], case)} |")
+    lines.append("")
+    lines.append("Effect [95% CI over training seeds], then the verdict: for `up_to` rows the magnitude against the "
+                 "published 'up to' value, else the Holm-adjusted direction verdict. Accuracy rows are points; "
+                 "`diff_*` are sparse minus standard SGD models; `spearman_*` is rank correlation with the "
+                 "accuracy drop over models (seed-cluster bootstrap CI).")  # fmt: skip
+    return "\n".join(lines)
+
+
+def replace_summary(text: str, summary: str, start: str = SUMMARY_START, end: str = SUMMARY_END) -> str:
+    """Put ``summary`` between two markers of a markdown text (unchanged text if no markers)."""
+    if start not in text:
+        return text
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{summary}\n{end}{tail}"
+
+
+def write_readme(root: Path) -> Path:
+    """results/README.md: what each file is, how it was made, and the claims table per scale."""
+    out = ["# Results", "",
+           "Generated by `python -m flatenn report` from the CSVs in this folder; do not edit by hand.", "",
+           "## Summary", "", scale_facts(root), "", summary_markdown(root), "",
+           "Each `results/<scale>/` folder was made by `nox -s reproduce -- --scale <scale>` "
+           "(`smoke` is the default) with the committed code; `provenance.json` beside the CSVs records the git "
+           "commit, package versions, device, seeds and the model config hashes.", "",
+           "| file | what it is |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in FILES.items()]  # fmt: skip
+    out += ["", "Verdicts (Holm-adjusted over the 16 hypothesis cases of a scale): `supported` / `contradicted` "
+            "(adjusted p < 0.05, effect on the claimed / opposite side), `equivalent` (adjusted TOST p < 0.05 "
+            "against the declared smallest effect of interest), `inconclusive`, `reported` (context). Effects are "
+            "per-seed paired differences (maps shared within a seed, different across seeds) averaged over the "
+            "informative rates; the CI is a Student-t interval over training seeds; correlations use a "
+            "seed-cluster bootstrap. `up_to` rows are the largest per-point effect, compared with the paper's "
+            "'up to X%' (magnitude verdict). The `paper` scale has never been run (no GPU and no CIFAR-10 here)."]  # fmt: skip
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        claims = read_result(d, "claims")
+        if claims.empty:
+            continue
+        prov = {}
+        if (d / "provenance.json").is_file():
+            prov = json.loads((d / "provenance.json").read_text())
+        runs = prov.get("runs", [])
+        run_text = "; ".join(f"`{r['run_id']}` ({r['device']['type']}, torch {r['versions']['torch']}): "
+                             f"`{r['command']}`" for r in runs)  # fmt: skip
+        out += ["", f"## {d.name}", "", f"Runs that produced these rows: {run_text or 'unknown'}.",
+                "", claims_table(claims.sort_values("case"))]  # fmt: skip
+        for cid in claims["claim"].drop_duplicates():
+            out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")
+    from .ablation import ablation_markdown
+
+    out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation_markdown(root), "",
+            "![factor effects](ablation/figures/factor_effects.png)"]  # fmt: skip
+    path = root / "README.md"
+    path.write_text("\n".join(out) + "\n")
+    top = root.parent / "README.md"
+    if root.resolve() == (Path(__file__).resolve().parents[2] / "results").resolve() and top.is_file():
+        text = replace_summary(top.read_text(), summary_markdown(root))
+        text = replace_summary(text, ablation_markdown(root), ABLATION_START, ABLATION_END)
+        top.write_text(text)
+    return path
+
+
+def scale_facts(root: Path) -> str:
+    """Per scale: data, model, seeds, trials, whether it ran, and a tally of direction verdicts."""
+    lines = ["| scale | data | model | seeds | trials per point | run | verdicts (hypothesis cases) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, s in SCALES.items():
+        claims = read_result(root / name, "claims")
+        if len(claims):
+            hyp = claims[claims["direction"] != 0]["verdict"].value_counts()
+            tally = ", ".join(f"{n} {v}" for v, n in hyp.items())
+            ran = "yes"
+        else:
+            tally, ran = "", "never run" if name.startswith("paper") else "not recorded"
+        lines.append(f"| {name} | {s.dataset} | {s.model} (width {s.width}) | {len(s.seeds)} | {s.trials} | {ran} | "
+                     f"{tally} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def build_report(root: Path) -> list[Path]:
+    """Figures for every scale folder under ``root`` and the README."""
+    root = Path(root)
+    made = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "claims.csv").is_file()):
+        made += scale_figures(d)
+    from .ablation import write_ablation
+
+    made += write_ablation(root)
+    made.append(write_readme(root))
+    return made

@@ -1,0 +1,280 @@
+"""Checks of recorded results: re-derive every derivable table, record reference values, compare runs.
+
+* :func:`verify_scale` re-derives ``claims.csv`` (effects, CIs, p-values, verdicts), ``claims_detail.csv``
+  and ``campaign_summary.csv`` from the raw tables, checks completeness (every model x fault model x
+  rate x trial once), that every measured row's fingerprint is its model's in ``training.csv``, the
+  recorded verdicts of ``flatenn/repro/bands/<scale>.json``, and the table checksums in ``provenance.json``.
+* :func:`compatibility` is what a benchmark case asserts against the recorded reference.
+* :func:`compare_runs` compares a fresh run folder with a tracked one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
+from .experiment import MEASURED_TABLES, SUMMARY_COLUMNS, SUMMARY_KEY, campaign_summary, git_state
+from .results import ResultsTableError, read_result, read_results, read_table, table_checksums, text_or_empty
+from .scales import SCALES
+
+MIN_TRIALS = 50
+SHIPPED_TOLERANCE = 0.05  # shipped models: |fresh - recorded| <= 5% of the recorded CI half-width (float noise)
+FAMILYWISE_ALPHA = 0.05  # retrained: compatibility test per case at level 0.05 / number of cases (Bonferroni)
+NUMERIC_RTOL = 1e-4  # %.6g in the CSVs
+
+
+def _halfwidth(lo: float, hi: float) -> float:
+    return (hi - lo) / 2 if not (np.isnan(lo) or np.isnan(hi)) else float("nan")
+
+
+def compatibility(ref: dict, row, retrained: bool, n_cases: int) -> list[str]:
+    """Problems of a fresh claims row against the recorded reference (empty: compatible).
+
+    Shipped models re-measure the recorded models, so effects must agree to float noise
+    (``SHIPPED_TOLERANCE`` of the CI half-width) and verdicts exactly. Retrained models are a new
+    replicate: the difference of the two effects must be within a t bound on sqrt(se_ref² + se_new²)
+    at level 0.05 / n_cases, and decisive direction verdicts must not conflict.
+    """
+    if "effect" not in ref:
+        return []
+    problems = []
+    e_ref, e_new = float(ref["effect"]), float(row.effect)
+    h_ref, h_new = _halfwidth(ref["ci_low"], ref["ci_high"]), _halfwidth(row.ci_low, row.ci_high)
+    diff = abs(e_new - e_ref)
+    if not retrained:
+        tol = max(SHIPPED_TOLERANCE * (h_ref if not np.isnan(h_ref) else 0.0), NUMERIC_RTOL * max(1.0, abs(e_ref)))
+        if diff > tol:
+            problems.append(f"differs from the recorded {e_ref:.4g} by {diff:.3g} (> {tol:.3g}; shipped models)")
+        if row.verdict != ref.get("expected_verdict", row.verdict):
+            problems.append(f"verdict {row.verdict}, recorded {ref['expected_verdict']}")
+        if ref.get("expected_magnitude") and row.magnitude != ref["expected_magnitude"]:
+            problems.append(f"magnitude {row.magnitude}, recorded {ref['expected_magnitude']}")
+        return problems
+    n = max(int(ref.get("n", row.n)), 2)
+    df = 2 * (n - 1)
+    se = [h / stats.t.ppf(0.975, n - 1) for h in (h_ref, h_new)]
+    if not any(np.isnan(se)):
+        crit = stats.t.ppf(1 - FAMILYWISE_ALPHA / (2 * n_cases), df) * float(np.hypot(*se))
+        if diff > crit:
+            problems.append(f"differs from the recorded {e_ref:.4g} by {diff:.3g} (> {crit:.3g}: two replicates "
+                            f"disagree at familywise level {FAMILYWISE_ALPHA})")  # fmt: skip
+    pair = {row.verdict, ref.get("expected_verdict", "")}
+    if pair == {"supported", "contradicted"}:
+        problems.append(f"decisive verdicts conflict: {row.verdict} here, {ref['expected_verdict']} recorded")
+    return problems
+
+
+# ---- verify a recorded folder -----------------------------------------------------------------
+
+
+def _close(a, b) -> bool:
+    a, b = float(a), float(b)
+    return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=NUMERIC_RTOL, atol=1e-6))
+
+
+def _compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: list[str]) -> list[str]:
+    """Every row and column of a tracked derived table equals its re-derivation."""
+    problems = []
+    t, f = tracked.set_index(key), fresh.set_index(key)
+    missing, extra = f.index.difference(t.index), t.index.difference(f.index)
+    if len(missing):
+        problems.append(f"{name}: {len(missing)} row(s) missing, e.g. {list(missing[:2])}")
+    if len(extra):
+        problems.append(f"{name}: {len(extra)} row(s) that the tables do not give, e.g. {list(extra[:2])}")
+    common = t.index.intersection(f.index)
+    for col in f.columns:
+        if col not in t.columns:
+            problems.append(f"{name}: column {col} is missing")
+            continue
+        for k in common:
+            a, b = t.at[k, col], f.at[k, col]
+            same = _close(a, b) if isinstance(b, (int, float, np.number)) and not isinstance(b, bool) else \
+                text_or_empty(a) == text_or_empty(b)  # fmt: skip
+            if not same:
+                problems.append(f"{name}: {k} {col} is {a!r} but the tables give {b!r}")
+                break
+    return problems
+
+
+def verify_scale(d: Path) -> list[str]:
+    """Problems with one tracked ``results/<scale>`` folder (empty list: all good)."""
+    name = d.name
+    if name not in SCALES:
+        return [f"{d}: unknown scale folder"]
+    scale = SCALES[name]
+    problems: list[str] = []
+    try:
+        prov = json.loads((d / "provenance.json").read_text())
+    except (OSError, ValueError) as e:
+        return [f"{name}: provenance.json is missing or unreadable ({e})"]
+    recorded_sums = prov.get("tables_sha256", {})
+    for f, digest in table_checksums(d).items():
+        if recorded_sums.get(f) != digest:
+            problems.append(f"{name}: {f} does not match its checksum in provenance.json (edited after the run?)")
+    for f in recorded_sums:
+        if not (d / f).is_file():
+            problems.append(f"{name}: {f} is listed in provenance.json but missing")
+    tables = read_results(d)
+    training = tables["training"]
+    fps = training.set_index("model_id")["fingerprint"] if len(training) else pd.Series(dtype=str)
+    for t in MEASURED_TABLES:
+        tab = tables[t]
+        if not len(tab):
+            continue
+        wrong = tab[tab["model_id"].map(fps) != tab["fingerprint"]]
+        if len(wrong):
+            problems.append(f"{name}: {len(wrong)} {t} row(s) measured on a model other than training.csv's, "
+                            f"e.g. {wrong['model_id'].iloc[0]}")  # fmt: skip
+    runs = {r["run_id"] for r in prov.get("runs", [])}
+    for t, tab in tables.items():
+        if len(tab) and "run_id" in tab.columns and not set(tab["run_id"].astype(str)) <= runs:
+            problems.append(f"{name}: {t}.csv names runs that provenance.json does not list")
+    camp = tables["campaign"]
+    if len(camp):
+        problems += _campaign_completeness(name, camp, scale)
+        summary = read_result(d, "campaign_summary")
+        problems += _compare_frames("campaign_summary.csv", summary[SUMMARY_COLUMNS], campaign_summary(camp),
+                                    SUMMARY_KEY)  # fmt: skip
+    claims, detail = evaluate_all(tables, scale)
+    problems += _compare_frames("claims.csv", read_table(d / "claims.csv")[CLAIM_COLUMNS], claims, ["case"])
+    if (d / "claims_detail.csv").is_file():
+        problems += _compare_frames("claims_detail.csv", read_table(d / "claims_detail.csv")[DETAIL_COLUMNS], detail,
+                                    ["claim", "metric", "fault_model", "rate"])  # fmt: skip
+    ref = load_reference(name)
+    for r in claims.itertuples():
+        exp = ref.get(r.case, {}).get("expected_verdict")
+        if exp and exp != r.verdict:
+            problems.append(f"{name}: {r.case} verdict {r.verdict} but {exp} recorded in flatenn/repro/bands/{name}.json")
+    return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
+
+
+def _campaign_completeness(name: str, camp: pd.DataFrame, scale) -> list[str]:
+    """Every (model, fault model, rate) of the scale's design has trials 0..T-1 exactly once."""
+    problems = []
+    main = camp[(camp["bits"] == "all") & (camp["layers"] == "all")]
+    dup = main.duplicated(["model_id", "fault_model", "rate", "trial"])
+    if dup.any():
+        problems.append(f"{int(dup.sum())} duplicated campaign rows")
+    unknown = ~np.isin(main["rate"].round(12), np.round(scale.rates, 12))
+    if unknown.any():
+        problems.append(f"{int(unknown.sum())} campaign rows at rates the scale does not define")
+    for (mid, fm), g in main.groupby(["model_id", "fault_model"]):
+        for r in scale.rates:
+            trials = set(g.loc[np.isclose(g["rate"], r), "trial"])
+            if trials != set(range(scale.trials)):
+                problems.append(f"campaign {mid} {fm} rate {r:g}: trials {len(trials)} of {scale.trials}")
+                break
+    for col, lo, hi in (("accuracy", 0, 100), ("clean_accuracy", 0, 100), ("loss", 0, np.inf)):
+        bad = ~main[col].between(lo, hi)
+        if bad.any():
+            problems.append(f"{int(bad.sum())} campaign rows with {col} outside [{lo}, {hi}]")
+    if main["train_seed"].nunique() < len(scale.seeds):
+        problems.append(f"campaigns cover {main['train_seed'].nunique()} training seeds of {len(scale.seeds)}")
+    if main["trial"].nunique() < MIN_TRIALS and scale.trials >= MIN_TRIALS:
+        problems.append(f"fewer than {MIN_TRIALS} trials per point")
+    return problems
+
+
+def verify_all(root: Path) -> list[str]:
+    """Verify every ``results/<scale>`` folder that has a claims.csv (a damaged table is a problem, not a crash)."""
+    dirs = sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "claims.csv").is_file())
+    if not dirs:
+        return [f"{root}: no results/<scale>/claims.csv to verify"]
+    out = []
+    for d in dirs:
+        try:
+            out += verify_scale(d)
+        except (ResultsTableError, KeyError, ValueError) as e:
+            out.append(f"{d.name}: {e}")
+    from .ablation import verify_ablation
+
+    return out + verify_ablation(Path(root))
+
+
+# ---- reference values ---------------------------------------------------------------------------
+
+
+def load_reference(scale: str) -> dict[str, dict]:
+    path = BANDS_DIR / f"{scale}.json"
+    return json.loads(path.read_text())["bands"] if path.is_file() else {}
+
+
+def record_bands(d: Path, scale: str) -> Path:
+    """Write ``flatenn/repro/bands/<scale>.json``: per case the recorded effect, CI, n and both verdicts."""
+    if scale.startswith("paper"):
+        raise ValueError("paper-scale expectations come from the paper's numbers (flatenn/repro/claims.py), not from runs")
+    claims = read_table(d / "claims.csv")
+    bands = {}
+    for r in claims.itertuples():
+        mag = r.magnitude if isinstance(r.magnitude, str) else ""
+        paper = f"; published {r.paper_values}" if isinstance(r.paper_values, str) and r.paper_values else ""
+        bands[r.case] = {"effect": float(r.effect), "ci_low": float(r.ci_low), "ci_high": float(r.ci_high),
+                         "n": int(r.n), "expected_verdict": r.verdict, "expected_magnitude": mag,
+                         "recorded": f"effect {r.effect:.4g} {r.unit}, 95% CI [{r.ci_low:.4g}, {r.ci_high:.4g}], "
+                                     f"{r.verdict}" + (f", {mag}" if mag else "") + paper}  # fmt: skip
+    BANDS_DIR.mkdir(exist_ok=True)
+    path = BANDS_DIR / f"{scale}.json"
+    prov = json.loads((d / "provenance.json").read_text())
+    doc = {"scale": scale, "source": f"results/{scale}/claims.csv, runs {[r['run_id'] for r in prov['runs']]}",
+           "claims_sha256": hashlib.sha256((d / "claims.csv").read_bytes()).hexdigest(),
+           "rule": "reference = the recorded effect, CI and verdicts; a reproduction from the shipped models must "
+                   "match them to float tolerance, a retrained one must be statistically compatible",
+           "recorded_by": git_state()["commit"], "bands": bands}  # fmt: skip
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+# ---- compare a fresh run with the tracked one ---------------------------------------------------
+
+
+def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh: bool = False) -> list[str]:
+    """Differences between a fresh run folder and the tracked one beyond the stated tolerances.
+
+    ``only_fresh``: compare just the cases the fresh run computed (a ``-k`` run), not report the rest missing.
+    """
+    problems = []
+    ref = {r.case: {"effect": r.effect, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n,
+                    "expected_verdict": r.verdict,
+                    "expected_magnitude": r.magnitude if isinstance(r.magnitude, str) else ""}
+           for r in read_table(tracked / "claims.csv").itertuples()}  # fmt: skip
+    fc = read_table(fresh / "claims.csv").set_index("case")
+    for case, rv in ref.items():
+        if case not in fc.index:
+            if not only_fresh:
+                problems.append(f"{case}: missing from the fresh run")
+            continue
+        row = fc.loc[case]
+        row = row.copy()
+        row["magnitude"] = row["magnitude"] if isinstance(row["magnitude"], str) else ""
+        problems += [f"{case}: {p}" for p in compatibility(rv, row, retrained, len(cases()))]
+    return problems
+
+
+def summary_lines(fresh: Path, tracked: Path | None, retrained: bool) -> list[str]:
+    """The measured claims table of a run, side by side with the tracked one, for the console."""
+    claims = read_table(fresh / "claims.csv")
+    ref = read_table(tracked / "claims.csv").set_index("case") if tracked and (tracked / "claims.csv").is_file() \
+        and tracked.resolve() != fresh.resolve() else None  # fmt: skip
+    lines = [f"results: {fresh} (figures in {fresh / 'figures'}, all tables: {fresh.parent / 'README.md'})"]
+    head = f"{'case':44s} {'effect [95% CI]':>28s}  {'verdict':13s} {'magnitude':18s}"
+    lines += [head + ("  tracked" if ref is not None else ""), "-" * len(head)]
+    for r in claims.itertuples():
+        mag = r.magnitude if isinstance(r.magnitude, str) else ""
+        line = f"{r.case:44s} {f'{r.effect:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]':>28s}  {r.verdict:13s} {mag:18s}"
+        if ref is not None and r.case in ref.index:
+            t = ref.loc[r.case]
+            line += f"  {t['effect']:.3g} {t['verdict']}"
+        lines.append(line)
+    if ref is not None:
+        diffs = compare_runs(tracked, fresh, retrained, only_fresh=True)
+        kind = "retrained: statistical" if retrained else "shipped models: exact to float tolerance"
+        lines.append(f"comparison with {tracked} ({kind}): " + ("all cases agree" if not diffs else
+                                                                 f"{len(diffs)} difference(s)"))  # fmt: skip
+        lines += [f"  {p}" for p in diffs]
+    return lines

@@ -1,0 +1,88 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from flatenn.analysis.stats import (
+    bounded_mean_ci,
+    clustered_spearman,
+    holm,
+    mean_ci,
+    paired_difference,
+    t975,
+    t_test,
+    tost,
+)
+
+
+def test_t_quantiles_and_mean_ci_known_values():
+    assert t975(2) == pytest.approx(4.302653, rel=1e-6) and t975(40) == pytest.approx(2.021075, rel=1e-6)
+    m, sd, lo, hi, n = mean_ci([1.0, 2.0, 3.0])
+    assert (m, sd, n) == (2.0, 1.0, 3) and hi - m == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)
+    assert mean_ci([5.0])[2:4] == (5.0, 5.0)
+
+
+def test_bounded_ci_stays_in_range():
+    _, _, lo, hi, _ = bounded_mean_ci([100.0, 90.0])
+    assert hi == 100.0 and lo >= 0.0
+
+
+def test_holm_by_hand():
+    # sorted p: 0.01 (x4), 0.02 (x3), 0.03 (x2), 0.04 (x1) -> 0.04, 0.06, 0.06 (monotone), 0.06
+    assert holm([0.03, 0.01, 0.04, 0.02]).tolist() == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm([0.5, 0.9]).tolist() == pytest.approx([1.0, 1.0])
+    out = holm([0.01, float("nan")])
+    assert out[0] == pytest.approx(0.01) and np.isnan(out[1])
+
+
+def test_t_test_and_tost_known_answers():
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    assert t_test(v) == pytest.approx(stats.ttest_1samp(v, 0).pvalue)
+    small = np.array([-0.1, 0.05, 0.1, -0.05, 0.0])
+    assert tost(small, 1.0) < 0.001  # clearly inside ±1
+    assert tost(small + 5, 1.0) > 0.99  # clearly outside
+    # TOST p < alpha exactly when the 90% t interval lies inside the margin
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        x = rng.normal(rng.uniform(-1, 1), 0.5, 5)
+        _, _, lo, hi, _ = mean_ci(x, level=0.90)
+        assert (tost(x, 1.0) < 0.05) == (lo > -1.0 and hi < 1.0)
+
+
+def _design(rng, clusters: int):
+    """Models 0..3 per cluster (seed); y shares a cluster shift, so points within a cluster are dependent."""
+    x = np.tile(np.arange(4.0), clusters) + rng.normal(0, 1, 4 * clusters)
+    shift = np.repeat(rng.normal(0, 1.5, clusters), 4)
+    return x, x + shift + rng.normal(0, 1.5, 4 * clusters), np.repeat(np.arange(clusters), 4)
+
+
+def test_clustered_spearman_coverage_on_a_simulated_design():
+    rng = np.random.default_rng(0)
+    big_x, big_y, _ = _design(rng, 50000)
+    truth = stats.spearmanr(big_x, big_y).statistic  # population rho of the design
+    sims = 80
+    cover = 0
+    for _ in range(sims):
+        x, y, c = _design(rng, 8)
+        r = clustered_spearman(x, y, c, resamples=400, seed=int(rng.integers(1 << 30)))
+        cover += r.ci_low <= truth <= r.ci_high
+    assert cover / sims >= 0.8  # percentile bootstrap over 8 clusters: near nominal, somewhat liberal
+
+
+def test_clustered_spearman_permutation_respects_clusters():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=20)
+    r = clustered_spearman(x, 2 * x + rng.normal(0, 0.1, 20), np.repeat(np.arange(5), 4), sesoi=0.3, resamples=500)
+    assert r.rho > 0.95 and r.p_value < 0.01 and r.ci_low > 0.8 and r.n_clusters == 5
+    nul = clustered_spearman(x, rng.normal(size=20), np.repeat(np.arange(5), 4), resamples=500)
+    assert nul.p_value > 0.01
+
+
+def test_paired_difference_uses_shared_maps():
+    rows = []
+    for m, off in (("a", 0.0), ("b", 2.0)):
+        for t in range(4):
+            rows.append({"model_id": m, "fault_model": "bitflip", "bits": "all", "rate": 0.01, "count": -1,
+                         "seed": 0, "trial": t, "accuracy": 50.0 + 10 * t + off})
+    d = paired_difference(pd.DataFrame(rows), "b", "a")
+    assert d["diff_mean"].iloc[0] == pytest.approx(2.0) and d["diff_sd"].iloc[0] == pytest.approx(0.0)

@@ -1,0 +1,231 @@
+import pandas as pd
+import pytest
+import torch
+
+from flatenn.core.evaluate import evaluate
+from flatenn.core.models import ModelSpec, build_model
+from flatenn.core.quant import model_codes
+from flatenn.faults.campaign import run_campaign
+from flatenn.repro.results import read_table
+
+
+def _model(seed):
+    torch.manual_seed(seed)
+    m = build_model(ModelSpec("cnn_digits", width=4), 8)
+    m.train()
+    m(torch.randn(64, 1, 8, 8))  # calibrate activation clips
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def data(digits):
+    return digits.x_test[:120], digits.y_test[:120]
+
+
+def test_rate_zero_equals_clean_accuracy(data):
+    m = _model(0)
+    acc, loss = evaluate(m, *data)
+    df = run_campaign(m, *data, "bitflip", rates=[0.0], trials=3, progress=False)
+    assert (df["accuracy"] == acc).all() and (df["loss"] == loss).all() and (df["faulty_bits"] == 0).all()
+    assert (df["clean_accuracy"] == acc).all()
+
+
+def test_identical_maps_for_two_models_of_one_architecture(data):
+    a = run_campaign(_model(0), *data, "stuck1", rates=[0.02], trials=4, progress=False, model_id="a")
+    b = run_campaign(_model(1), *data, "stuck1", rates=[0.02], trials=4, progress=False, model_id="b")
+    assert a["faulty_bits"].tolist() == b["faulty_bits"].tolist()
+    assert a["accuracy"].tolist() != b["accuracy"].tolist()
+
+
+def test_same_results_for_two_batch_sizes(data):
+    m = _model(0)
+    r1 = run_campaign(m, *data, "bitflip", rates=[0.01, 0.05], trials=3, batch_size=120, progress=False)
+    r2 = run_campaign(m, *data, "bitflip", rates=[0.01, 0.05], trials=3, batch_size=7, progress=False)
+    assert r1["accuracy"].tolist() == r2["accuracy"].tolist()
+    assert r1["loss"].tolist() == pytest.approx(r2["loss"].tolist(), rel=1e-5)
+
+
+def test_codes_restored_after_campaign(data):
+    m = _model(0)
+    before = model_codes(m)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    run_campaign(m, *data, "bitflip", rates=[0.1], trials=2, progress=False)
+    after = model_codes(m)
+    assert all(torch.equal(before[k][0], after[k][0]) for k in before)
+    assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
+
+
+def test_resume_does_not_recompute(tmp_path, data, monkeypatch):
+    m, out = _model(0), tmp_path / "c.csv"
+    first = run_campaign(m, *data, "bitflip", rates=[0.01], trials=3, out=out, progress=False)
+    calls = []
+    import flatenn.faults.campaign as camp
+
+    orig = camp.evaluate_batches
+    monkeypatch.setattr(camp, "evaluate_batches", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    both = run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=3, out=out, progress=False)
+    assert len(calls) == 1 + 3  # the clean pass and the three new trials only
+    assert len(both) == 6 and len(read_table(out, "campaign")) == 6
+    pd.testing.assert_series_equal(both[both["rate"] == 0.01]["accuracy"].reset_index(drop=True),
+                                   first["accuracy"].reset_index(drop=True))
+
+
+def test_count_mode_and_bit_positions(data):
+    m = _model(0)
+    df = run_campaign(m, *data, "bitflip", counts=[0, 5], trials=2, bit_positions=[7], progress=False)
+    assert df["faulty_bits"].tolist() == [0, 0, 5, 5] and set(df["bits"]) == {"7"}
+
+
+@pytest.mark.parametrize("kwargs,match", [({"rates": [2.0]}, r"\[0, 1\]"), ({"rates": [0.1], "bit_positions": [8]}, "0..7"),
+                                          ({"rates": [0.1], "trials": 0}, "trials"), ({}, "rates= or counts=")])
+def test_bad_arguments(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})
+
+
+def test_unknown_fault_model(data):
+    with pytest.raises(ValueError, match="unknown fault model"):
+        run_campaign(_model(0), *data, "random", rates=[0.1], progress=False)
+
+
+def test_resume_key_includes_layer_filter_eval_subset_and_fingerprint(tmp_path, data):
+    m, out = _model(0), tmp_path / "c.csv"
+    filtered = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, layer_filter="classifier", out=out,
+                            progress=False)  # fmt: skip
+    full = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert full.attrs["computed_rows"] == 2 and set(full["layers"]) == {"all"}
+    assert set(filtered["layers"]) == {"re:classifier"}
+    small = run_campaign(m, data[0][:50], data[1][:50], "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert small.attrs["computed_rows"] == 2 and set(small["n_eval"]) == {50}
+    other = run_campaign(_model(1), *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert other.attrs["computed_rows"] == 2  # same model_id, another model: nothing reused
+    assert other["fingerprint"].iloc[0] != full["fingerprint"].iloc[0]
+    again = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
+    assert again.attrs["computed_rows"] == 0  # resumed rows are the recorded ones (%.6g in the CSV)
+    assert again["accuracy"].tolist() == pytest.approx(full["accuracy"].tolist(), rel=1e-5)
+
+
+def test_rate_column_is_per_eligible_bit_in_both_modes(data):
+    m = _model(0)
+    n_weights = sum(layer.weight.numel() for layer in __import__("flatenn.core.quant").core.quant.quantized_layers(m).values())
+    df = run_campaign(m, *data, "bitflip", counts=[8], trials=1, bit_positions=[7], progress=False)
+    assert df["rate"].iloc[0] == pytest.approx(8 / n_weights)  # one eligible bit per weight
+    df = run_campaign(m, *data, "bitflip", counts=[8], trials=1, progress=False)
+    assert df["rate"].iloc[0] == pytest.approx(8 / (8 * n_weights))
+
+
+def test_faults_land_in_channels_last_layers(data):
+    from flatenn.core.quant import frozen, quantized_layers
+    from flatenn.faults.injector import FaultInjector
+
+    m = _model(0).to(memory_format=torch.channels_last)
+    with frozen(m):
+        inj = FaultInjector(m)
+        clean = {n: layer.codes.clone() for n, layer in quantized_layers(m).items()}
+        maps = inj.sample(seed=0, trial=0, rate=0.05)
+        with inj.applied(maps, "bitflip") as (_, changed):
+            diff = {n: int((layer.codes != clean[n]).sum()) for n, layer in quantized_layers(m).items()}
+            wdiff = sum(int((layer.frozen_weight != layer.code_scale.reshape(-1, *[1] * (layer.codes.ndim - 1))
+                             * clean[n].float()).sum()) for n, layer in quantized_layers(m).items())  # fmt: skip
+        assert all(v > 0 for v in diff.values()) and sum(diff.values()) == changed == wdiff
+        assert all(torch.equal(layer.codes, clean[n]) for n, layer in quantized_layers(m).items())
+
+
+@pytest.mark.parametrize("kwargs,match", [({"rates": [0.1], "batch_size": 0}, "batch_size"),
+                                          ({"rates": [0.1], "batch_size": -1}, "batch_size"),
+                                          ({"counts": [-1]}, "fault count"), ({"counts": [1.7]}, "fault count"),
+                                          ({"rates": []}, "at least one"), ({"rates": [0.1], "seed": -1}, "seed"),
+                                          ({"rates": [0.1], "bit_positions": [1.0]}, "whole numbers"),
+                                          ({"rates": [0.1], "layer_filter": "("}, "regular expression"),
+                                          ({"counts": [10**9]}, "eligible bits")])  # fmt: skip
+def test_more_bad_arguments(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_concurrent_campaigns_on_one_file_lose_nothing(tmp_path, writers):
+    """N processes append to one --out file at once: every row present once, equal to a solo run."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from flatenn.faults.campaign import run_campaign\n"
+        "from flatenn.core.data import load_digits\n"
+        "from tests.faults.test_campaign import _model\n"
+        "torch.set_num_threads(1)\n"
+        "d = load_digits()\n"
+        "run_campaign(_model(0), d.x_test[:60], d.y_test[:60], 'bitflip', rates=[0.01, 0.03, 0.1], trials=4,\n"
+        "             model_id='m', out=sys.argv[1], progress=False)\n"
+    )  # fmt: skip
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    shared, solo = tmp_path / "shared.csv", tmp_path / "solo.csv"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(shared)], cwd=root) for _ in range(writers)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert subprocess.run([sys.executable, "-c", script, str(solo)], cwd=root).returncode == 0
+    a = read_table(shared, "campaign").drop(columns="run_id")
+    b = read_table(solo, "campaign").drop(columns="run_id")
+    assert len(a) == 12 and not a.duplicated(["rate", "trial"]).any()
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_data_loader_gives_the_tensor_paths_numbers(data):
+    m = _model(0)
+    x, y = data
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=False)
+    a = run_campaign(m, loader, None, "stuck0", rates=[0.02, 0.05], trials=3, progress=False)
+    b = run_campaign(m, x, y, "stuck0", rates=[0.02, 0.05], trials=3, batch_size=32, progress=False)
+    assert a["accuracy"].tolist() == b["accuracy"].tolist() and a["loss"].tolist() == b["loss"].tolist()
+    assert set(a["n_eval"]) == {len(x)}
+
+
+def test_prefix_reuse_is_bit_identical_to_the_full_forward(data):
+    m = _model(0)
+    for name in ("features.0", "classifier", "features.[37]"):
+        fast = run_campaign(m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False)
+        full = run_campaign(m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False,
+                            prefix_reuse=False)  # fmt: skip
+        assert fast["accuracy"].tolist() == full["accuracy"].tolist() and fast["loss"].tolist() == full["loss"].tolist()
+
+
+def test_adaptive_trials_respect_minimum_and_target(data):
+    m = _model(0)
+    wide = run_campaign(m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=50.0, min_trials=6,
+                        progress=False)  # fmt: skip
+    counts = wide.groupby("rate")["trial"].count()
+    assert (counts == 6).all()  # a loose target stops every point at the minimum
+    tight = run_campaign(m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=1e-6, min_trials=6,
+                         progress=False)  # fmt: skip
+    counts = tight.groupby("rate")["trial"].count()
+    assert counts[0.0] == 6 and counts[0.3] == 40  # no spread at rate 0 (half-width 0); a noisy point runs all
+    fixed = run_campaign(m, *data, "stuck1", rates=[0.3], trials=40, progress=False)
+    assert tight[tight["rate"] == 0.3]["accuracy"].tolist() == fixed["accuracy"].tolist()  # same maps, same order
+
+
+def test_vulnerability_map_sign_bit_dominates(data, digits):
+    from flatenn.core.train import TrainConfig, fit
+    from flatenn.faults.vulnerability import vulnerability_map
+
+    m, _ = fit(TrainConfig(width=4, epochs=3, seed=0), digits, progress=False)  # a trained model: faults can hurt
+    df = vulnerability_map(m, *data, "bitflip", rate=0.2, trials=6, layers=["features.0", "classifier"], bits=[0, 7],
+                           progress=False)  # fmt: skip
+    assert len(df) == 4 and set(df["bit"]) == {0, 7}
+    drop = df.set_index(["layer", "bit"])["drop_mean"]
+    assert drop[("features.0", 7)] > drop[("features.0", 0)]  # the sign bit of a conv costs more than its LSB
+    assert (df["drop_ci_low"] <= df["drop_mean"]).all() and (df["drop_mean"] <= df["drop_ci_high"]).all()
+
+
+def test_trials_that_change_no_weight_skip_the_forward_and_score_clean(data):
+    """stuck-at-0 with one or two faulty bits: about half the trials only hit bits that are already 0."""
+    m = _model(0)
+    calls = []
+    handle = m.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        df = run_campaign(m, *data, "stuck0", counts=[1, 2], trials=20, progress=False)
+    finally:
+        handle.remove()
+    unchanged = df[df["changed_weights"] == 0]
+    assert 0 < len(unchanged) < len(df) and (unchanged["faulty_bits"] > 0).any()
+    assert (unchanged["accuracy"] == unchanged["clean_accuracy"]).all() and (unchanged["loss"] == unchanged["clean_loss"]).all()
+    assert len(calls) == 1 + (df["changed_weights"] > 0).sum()  # one clean forward (one batch) + one per changed trial

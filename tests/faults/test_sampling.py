@@ -1,0 +1,174 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from flatenn.faults.sampling import (
+    FaultMap,
+    apply_fault_to_codes,
+    check_bit_positions,
+    check_rate,
+    check_seed,
+    sample_count_maps,
+    sample_counts,
+    sample_distinct,
+    sample_layer_map,
+    sample_rate_maps,
+    stream_keys,
+)  # fmt: skip
+
+
+def sample_count(n: int, p: float, seed: int, layer: str, trial: int) -> int:
+    return int(sample_counts(np.array([n]), p, stream_keys(seed, [layer], trial, "count"))[0])
+
+
+def sample_positions(n: int, k: int, seed: int, layer: str, trial: int = 0) -> np.ndarray:
+    return sample_distinct(np.array([n]), np.array([k]), stream_keys(seed, [layer], trial, "positions"))[0]
+
+
+def test_known_values_on_hand_made_codes():
+    assert apply_fault_to_codes(np.array([1]), np.array([1 << 7]), "bitflip", 8)[0] == -127
+    assert apply_fault_to_codes(np.array([-1]), np.array([1]), "stuck0", 8)[0] == -2
+    assert apply_fault_to_codes(np.array([1]), np.array([1]), "stuck1", 8)[0] == 1  # already 1: no change
+    assert apply_fault_to_codes(np.array([0]), np.array([1 << 7]), "stuck1", 8)[0] == -128
+    assert apply_fault_to_codes(np.array([-127]), np.array([1 << 7]), "stuck0", 8)[0] == 1
+    assert apply_fault_to_codes(np.array([5]), np.array([0b11]), "bitflip", 4)[0] == 6  # 0101 -> 0110
+    assert apply_fault_to_codes(np.array([3]), np.array([1 << 3]), "bitflip", 4)[0] == -5  # 0011 -> 1011
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), "x"])
+def test_bad_rate(rate):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_rate(rate)
+
+
+def test_bad_bit_positions_and_fault_model():
+    with pytest.raises(ValueError, match="0..7"):
+        check_bit_positions([8], 8)
+    with pytest.raises(ValueError, match="unknown fault model"):
+        apply_fault_to_codes(np.array([0]), np.array([1]), "flip", 8)
+
+
+@pytest.mark.parametrize("n,p", [(1000, 0.01), (50, 0.3), (10**6, 1e-4)])
+def test_count_is_binomial_within_999_interval(n, p):
+    draws = np.array([sample_count(n, p, 0, "L", t) for t in range(4000)])
+    mean, var = n * p, n * p * (1 - p)
+    se = math.sqrt(var / len(draws))
+    assert abs(draws.mean() - mean) < 3.29 * se  # 99.9% two-sided
+    assert 0.85 < draws.var() / var < 1.15
+
+
+def test_empirical_bit_rate_within_binomial_interval():
+    n_weights, p, trials = 500, 0.02, 400
+    hits = np.zeros(n_weights * 8)
+    for t in range(trials):
+        m = sample_layer_map("layer", n_weights, 8, seed=3, trial=t, rate=p)
+        assert m.faulty_bits == int(np.unpackbits(m.mask.astype(">i8").view(np.uint8)).sum())
+        for w, mask in zip(m.weight_index, m.mask, strict=True):
+            for b in range(8):
+                hits[w * 8 + b] += (mask >> b) & 1
+    total, n = hits.sum(), n_weights * 8 * trials
+    assert abs(total / n - p) < 3.29 * math.sqrt(p * (1 - p) / n)
+    per_bit = hits.reshape(n_weights, 8).sum(0) / (n_weights * trials)
+    assert np.all(np.abs(per_bit - p) < 3.29 * math.sqrt(p * (1 - p) / (n_weights * trials)) + 1e-12)
+
+
+def test_positions_distinct_and_prefix_nested():
+    pos = sample_positions(100, 100, 1, "x")
+    assert sorted(pos.tolist()) == list(range(100))
+    short = sample_positions(10**7, 30, 1, "y")
+    long = sample_positions(10**7, 3000, 1, "y")
+    assert np.array_equal(long[:30], short) and len(set(long.tolist())) == 3000
+
+
+def test_maps_nested_across_rates():
+    def bitset(rate):
+        m = sample_layer_map("conv", 4000, 8, seed=9, trial=2, rate=rate)
+        return {(int(w), b) for w, mask in zip(m.weight_index, m.mask, strict=True) for b in range(8) if mask >> b & 1}
+
+    low, mid, high = bitset(1e-3), bitset(1e-2), bitset(5e-2)
+    assert 0 < len(low) and low <= mid <= high and len(low) < len(mid) < len(high)
+
+
+def test_maps_depend_only_on_seed_layer_trial():
+    a = sample_layer_map("layer1", 1000, 8, seed=0, trial=0, rate=0.01)
+    b = sample_layer_map("layer1", 1000, 8, seed=0, trial=0, rate=0.01)
+    c = sample_layer_map("layer2", 1000, 8, seed=0, trial=0, rate=0.01)
+    d = sample_layer_map("layer1", 1000, 8, seed=0, trial=1, rate=0.01)
+    assert np.array_equal(a.weight_index, b.weight_index) and np.array_equal(a.mask, b.mask)
+    assert not np.array_equal(a.weight_index, c.weight_index)
+    assert not np.array_equal(a.weight_index, d.weight_index)
+
+
+def test_bit_position_mask_restricts_hits():
+    m = sample_layer_map("l", 2000, 8, seed=0, trial=0, rate=0.05, bit_positions=[7])
+    assert m.faulty_bits > 0 and set(m.mask.tolist()) == {128}
+    m = sample_layer_map("l", 2000, 8, seed=0, trial=0, rate=0.05, bit_positions=[0, 1, 2, 3])
+    assert np.all(m.mask < 16)
+
+
+def test_exact_count_mode():
+    maps = sample_count_maps([("a", 100, 8), ("b", 50, 4)], 37, seed=0, trial=0)
+    assert sum(m.faulty_bits for m in maps.values()) == 37
+    assert np.all(maps["b"].weight_index < 50) and np.all(maps["b"].mask < 16)
+    again = sample_count_maps([("a", 100, 8), ("b", 50, 4)], 37, seed=0, trial=0)
+    assert all(np.array_equal(maps[k].mask, again[k].mask) for k in maps)
+
+
+def test_faultmap_merges_bits_of_one_weight():
+    m = FaultMap.from_bit_positions(np.array([0, 7, 8, 15]), np.arange(8))
+    assert m.weight_index.tolist() == [0, 1] and m.mask.tolist() == [0b10000001, 0b10000001]
+
+
+def test_count_distribution_fits_binomial_chi_square():
+    n, p, draws = 40, 0.1, 5000
+    k = np.array([sample_count(n, p, 11, "conv1", t) for t in range(draws)])
+    support = np.arange(0, 10)
+    observed = np.array([(k == v).sum() for v in support[:-1]] + [(k >= support[-1]).sum()])
+    expected = np.append(stats.binom.pmf(support[:-1], n, p), stats.binom.sf(support[-2], n, p)) * draws
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_counts_nested_across_rates_for_every_key():
+    keys = stream_keys(3, [f"l{i}" for i in range(300)], 0, "count")
+    n = np.full(300, 5000)
+    prev = np.zeros(300, dtype=np.int64)
+    for rate in (1e-4, 1e-3, 3e-3, 1e-2, 0.1, 0.5):
+        cur = sample_counts(n, rate, keys)
+        assert np.all(cur >= prev)
+        prev = cur
+
+
+def test_layer_map_independent_of_other_layers_and_seed_changes_maps():
+    spec = [("a", 3000, 8), ("b", 800, 8), ("c", 5000, 4)]
+    together = sample_rate_maps(spec, 4, 2, 0.01)
+    for name, n, bits in spec:
+        alone = sample_layer_map(name, n, bits, 4, 2, 0.01)
+        assert np.array_equal(alone.weight_index, together[name].weight_index)
+        assert np.array_equal(alone.mask, together[name].mask)
+    other = sample_rate_maps(spec, 5, 2, 0.01)
+    assert not np.array_equal(other["a"].weight_index, together["a"].weight_index)
+
+
+def test_positions_uniform_over_the_bit_space():
+    hits = np.concatenate([sample_positions(64, 8, 0, "u", t) for t in range(3000)])
+    assert stats.chisquare(np.bincount(hits, minlength=64)).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, 2**63])
+def test_bad_seed_or_trial(bad):
+    with pytest.raises(ValueError, match="whole number"):
+        check_seed(bad)
+
+
+@pytest.mark.parametrize("bad", [[-1], [1.7], [True]])
+def test_bit_positions_must_be_whole_and_nonnegative(bad):
+    with pytest.raises(ValueError, match="bit positions must be"):
+        check_bit_positions(bad, 8)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.7, True])
+def test_bad_fault_count(bad):
+    with pytest.raises(ValueError, match="fault count"):
+        sample_count_maps([("a", 10, 8)], bad, seed=0, trial=0)

@@ -1,0 +1,67 @@
+"""Experiment runner: resume behaviour on a tiny scale (trains 2 one-epoch digits models)."""
+
+import dataclasses
+
+import pytest
+
+from flatenn.core.zoo import Zoo
+from flatenn.repro.experiment import Experiment
+from flatenn.repro.results import read_table
+from flatenn.repro.scales import SCALES
+
+
+@pytest.fixture
+def tiny_scale():
+    return dataclasses.replace(SCALES["smoke"], name="smoke", width=4, epochs=1, seeds=(0,), rates=(0.05,), trials=2,
+                               sharpness_examples=32, sharpness_probes=2, sharpness_directions=2,
+                               sharpness_metrics=("lambda_max_fn", "avg_sharpness"))
+
+
+def test_resume_reuses_models_rows_and_measurements(tmp_path, tiny_scale):
+    exp = Experiment(tiny_scale, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False),
+                     device="cpu", progress=False)
+    exp.ensure(("standard-sgd",), campaign=("bitflip",), sharpness=True, sparsity=True)
+    camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    assert len(camp) == 2 and set(read_table(tmp_path / "smoke" / "sharpness.csv")["metric"]) == {"lambda_max_fn", "avg_sharpness"}
+    exp.close()
+    again = Experiment(tiny_scale, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False),
+                       device="cpu", progress=False)
+    again.ensure(("standard-sgd",), campaign=("bitflip",), sharpness=True, sparsity=True)
+    assert not any(k.startswith(("train/", "campaign/", "sharpness/")) for k in again.timings)  # nothing recomputed
+    again.close()
+    more = dataclasses.replace(tiny_scale, sharpness_metrics=("lambda_max_fn", "avg_sharpness", "trace_fn"))
+    with Experiment(more, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False), device="cpu",
+                    progress=False) as e:
+        e.ensure(("standard-sgd",), sharpness=True)
+    assert "trace_fn" in set(read_table(tmp_path / "smoke" / "sharpness.csv")["metric"])  # a new metric is measured
+
+
+def test_one_writer_per_results_folder_and_stale_temp_files_cleaned(tmp_path):
+    from flatenn.core.locks import FolderBusyError
+    from flatenn.repro.experiment import Experiment
+    from flatenn.repro.scales import SCALES
+
+    d = tmp_path / "smoke"
+    d.mkdir()
+    (d / "campaign.csv.abc.tmp").write_text("half a row")
+    first = Experiment(SCALES["smoke"], d, progress=False)
+    assert not (d / "campaign.csv.abc.tmp").exists()
+    with pytest.raises(FolderBusyError, match="another --results-dir"):
+        Experiment(SCALES["smoke"], d, progress=False)
+    first.lock.release()
+    Experiment(SCALES["smoke"], d, progress=False).lock.release()
+
+
+def test_read_only_results_folder_is_a_clear_error_before_any_work(tmp_path, monkeypatch):
+    import os
+
+    import flatenn.repro.experiment as experiment_mod
+
+    d = tmp_path / "ro"
+    d.mkdir()
+    real = os.access
+    # root ignores permission bits, so the check is exercised through what os.access reports
+    monkeypatch.setattr(experiment_mod.os, "access", lambda p, m: False if str(p) == str(d) else real(p, m))
+    with pytest.raises(ValueError, match="not writable"):
+        experiment_mod.Experiment(SCALES["smoke"], d, progress=False)
+    assert not (d / ".lock").exists()  # nothing was started
