@@ -283,6 +283,11 @@ FILES = {
     "models/": "the trained models the rows were measured on (zoo entries by config key; loaded by reproduce)",
     "figures/": "accuracy vs rate, paired claim effects (accuracy and drop views), window robustness, 1-D "
                 "landscapes, sharpness vs drop, per-layer sparsity",
+    "ablation/": "(top level) factor effects per ablation level (`effects.csv`), clean accuracy and sparsity per "
+                 "level and variant (`levels.csv`), per-epoch training loss of the from-scratch models "
+                 "(`training_curves.csv`, from the shipped models' records), and their figures",
+    "speed/": "(top level) the last `benchmarks/speed_report.py --out results/speed` run (`report.txt`) with its "
+              "commit, CPU, thread count and load average (`provenance.json`)",
 }
 
 
@@ -385,7 +390,8 @@ def write_readme(root: Path) -> Path:
     from .ablation import ablation_markdown
 
     out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation_markdown(root), "",
-            "![factor effects](ablation/figures/factor_effects.png)"]  # fmt: skip
+            "![factor effects](ablation/figures/factor_effects.png)", "",
+            "![training curves](ablation/figures/training_curves.png)"]  # fmt: skip
     path = root / "README.md"
     path.write_text("\n".join(out) + "\n")
     top = root.parent / "README.md"

@@ -94,3 +94,28 @@ def test_training_curves_come_from_checksummed_records_once_per_model(tmp_path):
 
     with pytest.raises(CorruptEntryError, match="changed after"):
         training_curves(tmp_path)
+
+
+def test_answer_states_the_computed_outcome():
+    from flatenn.repro.ablation import answer_markdown
+
+    rows = []
+    for level, acc, drop, saq in [("ablation_actfloat", 1.0, -0.5, 2.0), ("ablation_finetune90", 20.0, -9.0, 0.5)]:
+        for case, v in [("sparse_vs_standard[acc_gap]", acc), ("sparse_vs_standard[drop_gap]", drop),
+                        ("saq_gain_sparse[acc_gain]", saq)]:  # fmt: skip
+            rows.append({"level": level, "case": case, "factor_effect": v, "ci_low": v - 1, "ci_high": v + 1,
+                         "p_holm": 0.5, "verdict": "inconclusive"})  # fmt: skip
+    eff = pd.DataFrame(rows)
+    facts = pd.DataFrame({"level": ["ablation_finetune90"] * 2, "variant": ["sparse-sgd", "standard-sgd"],
+                          "clean_accuracy": [40.0, 85.0]})  # fmt: skip
+    text = answer_markdown(eff, facts)
+    assert "no factor moves a headline effect" in text and "Bonferroni" in text  # 2 levels: not the full family
+    assert "Activation quantization shifts the sparse-vs-standard gap by -0.5 to +1.0 points" in text
+    assert "SAQ gains by +2.0 to +2.0 (≤ 3.0)" in text
+    assert "finetune90 `sparse_vs_standard[acc_gap]` +20.0 [19.0, 21.0]; its drop view is -9.0" in text
+    assert "*smaller* accuracy drop" in text  # drop CI below 0 and clean accuracy 45 points lower
+    eff.loc[eff["case"] == "sparse_vs_standard[drop_gap]", ["factor_effect", "ci_low", "ci_high"]] = [1.0, 0.5, 1.5]
+    eff.loc[0, "verdict"] = "supported"
+    text = answer_markdown(eff, facts)
+    assert "supported after Bonferroni:** actfloat `sparse_vs_standard[acc_gap]`" in text
+    assert "*smaller* accuracy drop" not in text
