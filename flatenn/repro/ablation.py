@@ -146,10 +146,7 @@ def last_epoch_decrease(curves: pd.DataFrame) -> pd.DataFrame:
 
 def plot_training_curves(curves: pd.DataFrame, path: Path) -> None:
     """Training loss against training images seen, one panel per variant, seed mean and range per level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .report import _save, plt  # one figure style and save path for every results figure
 
     variants = list(dict.fromkeys(curves["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.2), sharey=True, squeeze=False)
@@ -167,9 +164,7 @@ def plot_training_curves(curves: pd.DataFrame, path: Path) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle("ablation: training loss per epoch, mean and range over seeds (cosine learning rate to 0 at the "
                  "last step, so the final epochs flatten partly by annealing)", fontsize=8)  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_ablation(root: Path) -> list[Path]:
@@ -194,12 +189,8 @@ def write_ablation(root: Path) -> list[Path]:
 
 def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
     """Effect of each headline case per level (base and every recorded level), 95% CIs over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .claims import CLAIMS
+    from .report import _save, plt  # one figure style and save path for every results figure
 
     levels = recorded_levels(root)
     tables = {level: read_results(root / level) for level in levels}  # read (and validate) each level once
@@ -221,9 +212,7 @@ def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle("ablation (Fashion-MNIST, ResNet-8, 3 seeds): headline effects per level, 95% t-CI over seeds; "
                  "dashed: published 'up to' values", fontsize=9)  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def verify_ablation(root: Path) -> list[str]:
