@@ -60,14 +60,19 @@ class CorruptEntryError(RuntimeError):
     """A cache entry exists but cannot be trusted."""
 
 
+def _check_record_digest(meta: dict, where: str = "") -> None:
+    """Raise unless the entry's record and fingerprint still match the checksum written with them."""
+    if _record_digest(meta.get("record"), meta.get("fingerprint")) != meta.get("record_sha256"):
+        raise CorruptEntryError(f"{where}the record or fingerprint was changed after the entry was written")
+
+
 def entry_record(meta_path: str | Path) -> dict:
     """The training record of a zoo entry's ``<key>.json``, checked against its checksum."""
     try:
         meta = json.loads(Path(meta_path).read_text())
     except (OSError, ValueError) as e:
         raise CorruptEntryError(f"{meta_path}: unreadable entry ({e})") from e
-    if _record_digest(meta.get("record"), meta.get("fingerprint")) != meta.get("record_sha256"):
-        raise CorruptEntryError(f"{meta_path}: the record or fingerprint was changed after the entry was written")
+    _check_record_digest(meta, f"{meta_path}: ")
     return meta["record"]
 
 
@@ -104,8 +109,7 @@ class Zoo:
             raise CorruptEntryError("format or key mismatch")
         if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
             raise CorruptEntryError("checksum mismatch (file damaged or partly written)")
-        if _record_digest(meta.get("record"), meta.get("fingerprint")) != meta.get("record_sha256"):
-            raise CorruptEntryError("the record or fingerprint was changed after the entry was written")
+        _check_record_digest(meta)
         if meta["record"].get("config") != config.to_dict():
             raise CorruptEntryError("the record's config does not match the entry's key")
         try:
