@@ -32,6 +32,7 @@ from ..core.progress import Progress
 from ..core.quant import frozen
 from ..repro.results import SCHEMAS, read_table, write_schema_table
 from .injector import FaultInjector, LayerFilter
+from .prefix import faulty_evaluator
 from .sampling import bits_label, check_fault_model, check_rate, check_seed
 
 COLUMNS = list(SCHEMAS["campaign"][0])
@@ -137,8 +138,7 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
         if any(c > eligible for _, c in points):
             raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
         clean_acc, clean_loss = evaluate_batches(model, batches)
-        evaluator = _suffix(model, batches, injector) if prefix_reuse and layer_filter is not None else None
-        faulty_eval = evaluator.evaluate if evaluator is not None else lambda: evaluate_batches(model, batches)
+        faulty_eval = faulty_evaluator(model, batches, set(injector.layers), prefix_reuse and layer_filter is not None)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
         for r, c in points:
@@ -179,16 +179,6 @@ def _halfwidth(values: list[float]) -> float:
 
     _, _, lo, hi, _ = mean_ci(values)
     return (hi - lo) / 2
-
-
-def _suffix(model, batches, injector):
-    """A prefix-reusing evaluator for the injector's layers, or None when the model cannot be traced."""
-    from .prefix import NotTraceable, SuffixEvaluator
-
-    try:
-        return SuffixEvaluator(model, batches, set(injector.layers))
-    except (NotTraceable, ValueError):
-        return None
 
 
 def _point_key(rate: float, count: int, trial: int) -> tuple:

@@ -14,13 +14,15 @@ to the full forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
 from ..core.activations import FATReLU
-from ..core.evaluate import Batches, eval_mode
+from ..core.evaluate import Batches, eval_mode, evaluate_batches
 from ..core.quant import ActQuant, QuantizedWeightMixin
 
 
@@ -99,3 +101,15 @@ class SuffixEvaluator:
                 correct += int((out.argmax(1) == yb).sum())
                 n += len(yb)
         return 100.0 * correct / n, loss_sum / n
+
+
+def faulty_evaluator(model: nn.Module, batches: Batches, faulted: set[str],
+                     prefix_reuse: bool = True) -> Callable[[], tuple[float, float]]:  # fmt: skip
+    """(accuracy, loss) of the model as it is now: the suffix after ``faulted`` when the model can be traced
+    and ``prefix_reuse`` is on, else the full forward (same numbers either way)."""
+    if prefix_reuse:
+        try:
+            return SuffixEvaluator(model, batches, faulted).evaluate
+        except (NotTraceable, ValueError):
+            pass
+    return lambda: evaluate_batches(model, batches)

@@ -60,9 +60,11 @@ def test_resume_does_not_recompute(tmp_path, data, monkeypatch):
     first = run_campaign(m, *data, "bitflip", rates=[0.01], trials=3, out=out, progress=False)
     calls = []
     import flatenn.faults.campaign as camp
+    import flatenn.faults.prefix as prefix
 
     orig = camp.evaluate_batches
-    monkeypatch.setattr(camp, "evaluate_batches", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    for module in (camp, prefix):  # the clean pass (campaign) and the faulty passes (prefix.faulty_evaluator)
+        monkeypatch.setattr(module, "evaluate_batches", lambda *a, **k: calls.append(1) or orig(*a, **k))
     both = run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=3, out=out, progress=False)
     assert len(calls) == 1 + 3  # the clean pass and the three new trials only
     assert len(both) == 6 and len(read_table(out, "campaign")) == 6
