@@ -4,8 +4,8 @@ pytorchfi writes float values into ``layer.weight`` of a deep copy of the model.
 layers compute with a separate buffer (``frozen_weight`` = code x scale), so pytorchfi cannot see them.
 :func:`float_twin` therefore builds a float copy whose ``weight`` *is* the dequantized frozen weight
 (``w_bits=None``, same modules, same ops). :func:`pytorchfi_faults` turns flatenn fault maps into
-pytorchfi's location lists with the faulty values (``faulty_code * scale`` in float32, the product the
-injector writes), so both tools apply identical faults and their logits must be bit-identical.
+pytorchfi's location lists with the faulty values (``FaultInjector.faulty_weights``: ``faulty_code * scale`` in
+float32, exactly what the injector writes), so both tools apply identical faults and their logits must be bit-identical.
 
 pytorchfi is an optional benchmark peer (``pip install --no-deps pytorchfi==0.6.0``), never a runtime
 dependency of flatenn.
@@ -22,7 +22,7 @@ from torch import nn
 
 from flatenn.core.quant import quantized_layers
 from flatenn.faults.injector import FaultInjector
-from flatenn.faults.sampling import FaultMap, apply_fault_to_codes
+from flatenn.faults.sampling import FaultMap
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -55,15 +55,8 @@ def pytorchfi_faults(injector: FaultInjector, maps: Mapping[str, FaultMap], faul
     """
     out: dict[str, list] = {"layer_num": [], "k": [], "dim1": [], "dim2": [], "dim3": [], "value": []}
     for name, fmap in maps.items():
-        if fmap.weight_index.size == 0:
-            continue
-        mem = injector.memory[name]
-        old = mem.codes[fmap.weight_index]
-        new = apply_fault_to_codes(old, fmap.mask, fault_model, mem.bits)
-        changed = new != old
-        idx = fmap.weight_index[changed]
-        values = new[changed].astype(np.float32) * mem.scale[idx // mem.per_channel]
-        shape = tuple(mem.layer.weight.shape)
+        idx, _, values = injector.faulty_weights(name, fmap, fault_model)  # what flatenn writes
+        shape = tuple(injector.memory[name].layer.weight.shape)
         for flat, v in zip(idx.tolist(), values.tolist(), strict=True):
             pos = np.unravel_index(flat, shape)
             out["layer_num"].append(numbers[name])

@@ -126,22 +126,29 @@ class FaultInjector:
             raise RuntimeError("faults already applied: restore() first")
         faulty_bits, changed = 0, 0
         for name, fmap in maps.items():
-            mem = self.memory[name]
             faulty_bits += fmap.faulty_bits
-            if fmap.weight_index.size == 0:
-                continue
-            old = mem.codes[fmap.weight_index]
-            new = apply_fault_to_codes(old, fmap.mask, fault_model, mem.bits)
-            diff = new != old
-            idx = fmap.weight_index[diff]
+            idx, codes, values = self.faulty_weights(name, fmap, fault_model)
             if idx.size == 0:
                 continue
-            ch = idx // mem.per_channel
-            vals = new[diff].astype(np.float32) * mem.scale[ch]
-            self._write(mem, idx, new[diff], vals)
+            self._write(self.memory[name], idx, codes, values)
             self._touched.append((name, idx))
             changed += int(idx.size)
         return faulty_bits, changed
+
+    def faulty_weights(self, name: str, fmap: FaultMap, fault_model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The weights of layer ``name`` whose value the map changes: (flat indices, faulty codes, faulty values).
+
+        A faulty value is ``faulty_code * scale`` in float32 (see the module docstring); weights the faults
+        leave unchanged (e.g. stuck-at on a bit already at that value) are not listed.
+        """
+        mem = self.memory[name]
+        if fmap.weight_index.size == 0:
+            return fmap.weight_index, fmap.weight_index, np.empty(0, np.float32)
+        old = mem.codes[fmap.weight_index]
+        new = apply_fault_to_codes(old, fmap.mask, fault_model, mem.bits)
+        diff = new != old
+        idx = fmap.weight_index[diff]
+        return idx, new[diff], new[diff].astype(np.float32) * mem.scale[idx // mem.per_channel]
 
     @staticmethod
     def _write(mem: _LayerMemory, idx: np.ndarray, codes: np.ndarray, values: np.ndarray) -> None:
