@@ -31,7 +31,7 @@ _MOVED = {"activations": "core", "convert": "core", "data": "core", "determinism
           "saq": "core", "train": "core", "zoo": "core", "injector": "faults", "campaign": "faults",
           "prefix": "faults", "vulnerability": "faults", "sharpness": "analysis", "stats": "analysis",
           "ablation": "repro", "claims": "repro", "experiment": "repro", "report": "repro",
-          "results": "repro", "scales": "repro", "verify": "repro"}  # fmt: skip
+          "results": "core", "scales": "repro", "verify": "repro"}  # fmt: skip
 
 
 class _FlatNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):

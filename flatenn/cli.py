@@ -206,7 +206,7 @@ def check_out(path: str | None, table: str | None = None) -> None:
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ValueError(f"--out {path}: not writable")
     if table and p.is_file():
-        from .repro.results import SCHEMAS
+        from .core.results import SCHEMAS
 
         header = p.read_text().split("\n", 1)[0].split(",")
         if header != list(SCHEMAS[table][0]):
@@ -285,8 +285,8 @@ def cmd_vulnerability(a) -> int:
     import re as _re
 
     from .core.quant import quantized_layers
+    from .core.results import write_table
     from .faults.vulnerability import COLUMNS, plot_vulnerability, vulnerability_map
-    from .repro.results import write_table
 
     check_out(a.out)
     model, data, cfg = _load_model(a)
@@ -308,7 +308,7 @@ def cmd_vulnerability(a) -> int:
 
 def cmd_sharpness(a) -> int:
     from .analysis.sharpness import measure
-    from .repro.results import write_table
+    from .core.results import write_table
 
     check_out(a.out)
     model, data, cfg = _load_model(a)

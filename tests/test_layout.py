@@ -34,3 +34,17 @@ def test_top_level_holds_only_the_entry_points():
 def test_unknown_names_still_fail():
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("flatenn.no_such_module")
+
+
+def test_core_imports_no_other_group_and_nothing_imports_repro():
+    """The layering the README states, read from the import statements."""
+    import re
+
+    pkg = Path(flatenn.__file__).parent
+    for group in ("core", "faults", "analysis", "repro"):
+        for path in (pkg / group).glob("*.py"):
+            targets = set(re.findall(r"^\s*from \.\.(\w+)", path.read_text(), re.M))
+            if group == "core":
+                assert not targets, f"{path.name} imports {targets}"
+            if group != "repro":
+                assert "repro" not in targets, f"{group}/{path.name} imports repro"

@@ -3,7 +3,7 @@
 ``run_campaign`` freezes the model at its integer codes, evaluates it clean, then for every
 (rate or count, trial) samples a fault map (:mod:`flatenn.faults.sampling`), writes it into the weight memory
 (:class:`~flatenn.faults.injector.FaultInjector`), evaluates and restores. Results are tidy rows (schema
-``campaign`` in :mod:`flatenn.repro.results`). With ``out=`` the rows are written after every rate and
+``campaign`` in :mod:`flatenn.core.results`). With ``out=`` the rows are written after every rate and
 rows already in that file for the same model fingerprint and options are not recomputed (resume).
 
 Trials are evaluated one after another over the whole evaluation set; a trial whose faults change no
@@ -30,7 +30,7 @@ from ..core.fingerprint import model_fingerprint
 from ..core.locks import exclusive
 from ..core.progress import Progress
 from ..core.quant import frozen
-from ..repro.results import SCHEMAS, read_table, write_schema_table
+from ..core.results import SCHEMAS, read_table, write_schema_table
 from .injector import FaultInjector, LayerFilter
 from .prefix import faulty_evaluator
 from .sampling import bits_label, check_fault_model, check_rate, check_seed

@@ -1,2 +1,2 @@
-"""The paper reproduction: scales, claims and their verdicts, the experiment pipeline, results tables,
+"""The paper reproduction: scales, claims and their verdicts, the experiment pipeline,
 verification, reports, and the ablation (plan in ``ablation_plan.md``, reference bands in ``bands/``)."""

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.stats import holm, mean_ci, t_test, tost
+from ..core.results import read_results, write_table
 from .claims import Case, direction_verdict, seed_effects
-from .results import read_results, write_table
 from .scales import ABLATION_LEVELS
 
 BASE = "ablation_base"
@@ -220,7 +220,7 @@ def verify_ablation(root: Path) -> list[str]:
     path = Path(root) / "ablation" / "effects.csv"
     if not path.is_file():
         return []
-    from .results import read_table
+    from ..core.results import read_table
 
     tracked, fresh = read_table(path), factor_effects(root)
     problems = []
@@ -323,7 +323,7 @@ def ablation_markdown(root: Path) -> str:
         return "The ablation scale has not been recorded yet (`python -m flatenn record --scale ablation_base`, …)."
     names = [c.id for c in HEADLINE]
     lines = ["| level (factor) | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
-    from .results import read_table
+    from ..core.results import read_table
 
     base = read_table(root / BASE / "claims.csv").set_index("case")
     lines.append("| baseline effect (cpu setup, 3 seeds) | " + " | ".join(

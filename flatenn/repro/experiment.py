@@ -35,9 +35,9 @@ from ..core.determinism import deterministic_kernels, resolve_device
 from ..core.fingerprint import model_fingerprint
 from ..core.locks import FolderLock, clean_stale_temp_files
 from ..core.progress import Stages
+from ..core.results import read_result, read_results, read_table, write_table
 from ..core.zoo import Zoo
 from ..faults.campaign import run_campaign
-from .results import read_result, read_results, read_table, write_table
 from .scales import MAIN_VARIANTS, ScaleConfig
 
 TRAINING_COLUMNS = ["model_id", "variant", "seed", "key", "fingerprint", "source", "dataset", "model", "width",
@@ -211,7 +211,7 @@ class Experiment:
                       file=sys.stderr)  # fmt: skip
                 kept = t[~stale]
                 if name == "campaign":
-                    from .results import write_schema_table
+                    from ..core.results import write_schema_table
 
                     write_schema_table(kept, path, "campaign")
                 else:
@@ -324,7 +324,7 @@ class Experiment:
 
         import flatenn
 
-        from .results import table_checksums
+        from ..core.results import table_checksums
 
         path = self.dir / "provenance.json"
         old = {}

@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..analysis.stats import mean_ci  # noqa: E402
+from ..core.results import read_result, text_or_empty  # noqa: E402
 from .claims import CLAIMS  # noqa: E402
-from .results import read_result, text_or_empty  # noqa: E402
 from .scales import MAIN_VARIANTS, SCALES  # noqa: E402
 
 COLORS = {"standard-sgd": "tab:blue", "sparse-sgd": "tab:red", "standard-saq": "tab:green", "sparse-saq": "tab:orange",

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.results import ResultsTableError, read_result, read_results, read_table, table_checksums, text_or_empty
 from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
 from .experiment import MEASURED_TABLES, SUMMARY_COLUMNS, SUMMARY_KEY, campaign_summary, git_state
-from .results import ResultsTableError, read_result, read_results, read_table, table_checksums, text_or_empty
 from .scales import SCALES
 
 MIN_TRIALS = 50

@@ -5,8 +5,8 @@ import torch
 from flatenn.core.evaluate import evaluate
 from flatenn.core.models import ModelSpec, build_model
 from flatenn.core.quant import model_codes
+from flatenn.core.results import read_table
 from flatenn.faults.campaign import run_campaign
-from flatenn.repro.results import read_table
 
 
 def _model(seed):

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from flatenn.core.results import write_schema_table, write_table
 from flatenn.repro.ablation import (
     factor_effects,
     last_epoch_decrease,
@@ -13,7 +14,6 @@ from flatenn.repro.ablation import (
     verify_ablation,
     write_ablation,
 )
-from flatenn.repro.results import write_schema_table, write_table
 from flatenn.repro.scales import ABLATION_LEVELS, SCALES
 from tests.repro.test_claims import _campaign
 

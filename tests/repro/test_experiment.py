@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
+from flatenn.core.results import read_table
 from flatenn.core.zoo import Zoo
 from flatenn.repro.experiment import Experiment
-from flatenn.repro.results import read_table
 from flatenn.repro.scales import SCALES
 
 

@@ -1,7 +1,7 @@
 from flatenn.analysis.stats import summarize_campaign
+from flatenn.core.results import read_table, write_schema_table, write_table
 from flatenn.repro.claims import evaluate_all
 from flatenn.repro.report import build_report
-from flatenn.repro.results import read_table, write_schema_table, write_table
 from flatenn.repro.scales import SCALES
 
 from .test_claims import _campaign

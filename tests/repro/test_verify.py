@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from flatenn.repro.results import read_table
+from flatenn.core.results import read_table
 from flatenn.repro.verify import verify_all, verify_scale
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -44,13 +44,13 @@ def _copy(tmp_path):
 def test_verify_catches_a_hand_edited_accuracy_even_with_a_fixed_checksum(tmp_path):
     import json
 
-    from flatenn.repro.results import table_checksums
+    from flatenn.core.results import table_checksums
 
     d = _copy(tmp_path)
     camp = read_table(d / "campaign.csv", "campaign")
     i = camp.index[len(camp) // 2]
     camp.loc[i, "accuracy"] = max(0.0, camp.loc[i, "accuracy"] - 7.0)
-    from flatenn.repro.results import write_schema_table
+    from flatenn.core.results import write_schema_table
 
     write_schema_table(camp, d / "campaign.csv", "campaign")
     prov = json.loads((d / "provenance.json").read_text())

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from flatenn.repro.results import read_table, write_schema_table, write_table
+from flatenn.core.results import read_table, write_schema_table, write_table
 
 
 def test_stable_csv_format(tmp_path):
@@ -41,7 +41,7 @@ def _camp(tmp_path):
     (lambda t: t.replace(",all,100,", ",all,1x0,", 1), "line 2: column n_eval"),  # a non-number in a numeric field
 ])  # fmt: skip
 def test_damaged_tables_are_named_errors(tmp_path, damage, match):
-    from flatenn.repro.results import ResultsTableError
+    from flatenn.core.results import ResultsTableError
 
     p = _camp(tmp_path)
     p.write_text(damage(p.read_text()))
@@ -51,7 +51,7 @@ def test_damaged_tables_are_named_errors(tmp_path, damage, match):
 
 
 def test_duplicate_keys_and_out_of_range_values_are_errors(tmp_path):
-    from flatenn.repro.results import ResultsTableError
+    from flatenn.core.results import ResultsTableError
 
     p = _camp(tmp_path)
     lines = p.read_text().splitlines()
