@@ -76,17 +76,18 @@ def overhead(label: str, model, rates, repeats: int) -> None:
     print(f"  fit: {1000 * intercept / n_layers:.1f} us per layer + {1000 * slope:.3f} us per faulty bit")
 
 
+def flatenn_trial(inj: FaultInjector, model, x, rate: float):
+    """One campaign trial as an interleaved op: sample trial i's map, write it, run the forward, restore."""
+    def run(i: int) -> None:
+        with inj.applied(inj.sample(0, i, rate=rate), "bitflip"):
+            forward_all(model, x)
+    return run
+
+
 def campaign_vs_forward(label: str, model, x, rates, repeats: int) -> None:
     with frozen(model):
         inj = FaultInjector(model)
-
-        def trial(rate):
-            def run(i):
-                with inj.applied(inj.sample(0, i, rate=rate), "bitflip"):
-                    forward_all(model, x)
-            return run
-
-        ops = {"clean": lambda i: forward_all(model, x), **{r: trial(r) for r in rates}}
+        ops = {"clean": lambda i: forward_all(model, x), **{r: flatenn_trial(inj, model, x, r) for r in rates}}
         t = interleaved(ops, repeats)
     c = t["clean"]
     print(f"\n{label}, {len(x)} images: clean forward {1000 * c[0]:.1f} ms wall / {1000 * c[1]:.1f} ms CPU")
@@ -120,18 +121,12 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
                 if not torch.equal(fi.declare_weight_fi(**lists[(r, 0)])(x[:64]), model(x[:64])):
                     raise AssertionError(f"pytorchfi and flatenn disagree at rate {r:g}")
 
-        def ours(r):
-            def run(i):
-                with inj.applied(inj.sample(0, i, rate=r), "bitflip"):
-                    forward_all(model, x)
-            return run
-
         def theirs(r):
             return lambda i: forward_all(fi.declare_weight_fi(**lists[(r, i)]), x)
 
         ops = {"clean": lambda i: forward_all(model, x)}
         for r in rates:
-            ops[("flatenn", r)], ops[("pytorchfi", r)] = ours(r), theirs(r)
+            ops[("flatenn", r)], ops[("pytorchfi", r)] = flatenn_trial(inj, model, x, r), theirs(r)
         t = interleaved(ops, repeats)
     c = t["clean"]
     print(f"\n{label}, {len(x)} images, flatenn vs pytorchfi 0.6.0 (same faults, logits bit-identical): "

@@ -389,7 +389,8 @@ def write_readme(root: Path) -> Path:
             out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")
     from .ablation import ablation_markdown
 
-    out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation_markdown(root), "",
+    ablation = ablation_markdown(root)  # computed once, for this file and the top README
+    out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation, "",
             "![factor effects](ablation/figures/factor_effects.png)", "",
             "![training curves](ablation/figures/training_curves.png)"]  # fmt: skip
     path = root / "README.md"
@@ -397,7 +398,7 @@ def write_readme(root: Path) -> Path:
     top = root.parent / "README.md"
     if root.resolve() == (Path(__file__).resolve().parents[2] / "results").resolve() and top.is_file():
         text = replace_summary(top.read_text(), summary_markdown(root))
-        text = replace_summary(text, ablation_markdown(root), ABLATION_START, ABLATION_END)
+        text = replace_summary(text, ablation, ABLATION_START, ABLATION_END)
         top.write_text(text)
     return path
 
