@@ -75,7 +75,7 @@ def record(session: nox.Session) -> None:
 def verify(session: nox.Session) -> None:
     """Re-derive every tracked table from its CSVs and check fingerprints, completeness, checksums and verdicts."""
     py = _python(session)
-    session.run(py, "-m", "flatenn", "verify", *session.posargs, external=True)
+    session.run(py, "-m", "flatenn", "verify", *(session.posargs or ["--remeasure", "1"]), external=True)
 
 
 @nox.session(venv_backend="none")

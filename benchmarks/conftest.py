@@ -37,7 +37,17 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config._flatenn_experiments = {}
-    if config.getoption("--results-dir", None) is None and hasattr(config.option, "results_dir"):
+    if not hasattr(config.option, "results_dir"):
+        return
+    try:  # bad options are one line before collection, not a collection traceback or one failure per test
+        expand_scales(config.getoption("--scale"))
+        if config.getoption("--results-dir", None) is not None:
+            from flatenn.cli import check_results_dir
+
+            check_results_dir(config.getoption("--results-dir"), must_exist=False)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("--results-dir", None) is None:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         config.option.results_dir = str(ROOT / "runs" / stamp)
 
@@ -111,17 +121,43 @@ def experiments(request):
     return get
 
 
+def disk_full_message(e: OSError) -> str:
+    where = f" writing {e.filename}" if e.filename else ""
+    return (f"flatenn: the disk is full{where}; finished work is kept (files are written whole or not at all): "
+            "free space and run the same command to resume")  # fmt: skip
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A full disk stops the session with one line (not a traceback per remaining test)."""
+    from flatenn.core.atomic import is_disk_full
+
+    outcome = yield
+    if outcome.excinfo is not None and is_disk_full(outcome.excinfo[1]):
+        pytest.exit(disk_full_message(outcome.excinfo[1]), returncode=28)
+
+
 def pytest_sessionfinish(session, exitstatus):
+    from flatenn.core.atomic import is_disk_full
+
     exps: dict[str, Experiment] = getattr(session.config, "_flatenn_experiments", {})
     done = {n: e for n, e in exps.items() if e.computed or (e.dir / "claims.csv").is_file()}
-    for exp in done.values():
-        exp.finish()
-    for exp in exps.values():
-        exp.close()
-    if done and not session.config.getoption("--no-report"):
-        from flatenn.repro.report import build_report
+    try:
+        for exp in exps.values():  # also completes a folder whose earlier run was killed before its provenance
+            exp.finish()
+        if done and not session.config.getoption("--no-report"):
+            from flatenn.repro.report import build_report
 
-        build_report(results_root(session.config))
+            build_report(results_root(session.config))
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        (tr.write_line if tr else print)(disk_full_message(e))
+        session.exitstatus = 28
+    finally:
+        for exp in reversed(list(exps.values())):  # each restores the torch settings it found: last opened first
+            exp.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -7,7 +7,9 @@ Models are named by a *model spec*: ``SCALE:VARIANT:SEED`` (e.g. ``smoke:sparse-
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import re
 import subprocess
 import sys
@@ -67,7 +69,7 @@ def _bits(text: str) -> list[int]:
     return _whole_numbers(text, "bit positions", allow_ranges=True)
 
 
-def _at_least(minimum: int):
+def _at_least(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             v = int(text)
@@ -75,9 +77,21 @@ def _at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
         if v < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:,}, got {v:,}")
         return v
 
     return parse
+
+
+MAX_TRIALS = 1_000_000  # fault maps per point; more is a typo (and points x trials is bounded again by the library)
+
+
+def _one_rate(text: str) -> float:
+    rates = _rates(text)
+    if len(rates) != 1:
+        raise argparse.ArgumentTypeError(f"give one bit error rate (a map is per rate), got {text!r}")
+    return rates[0]
 
 
 def _positive_float(text: str) -> float:
@@ -85,6 +99,8 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return v
@@ -95,9 +111,15 @@ def _nonneg_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return v
+
+
+def _remeasure_count(text: str) -> int | str:
+    return "all" if text == "all" else _at_least(0)(text)
 
 
 def _regex(text: str) -> str:
@@ -130,11 +152,22 @@ def resolve_config(spec: str, cache_dir: str | None = None):
             raise ValueError(f"--model {spec}: not a valid training config ({e}); see python -m flatenn train --help "
                              "for the fields") from None  # fmt: skip
     if re.fullmatch(r"[0-9a-f]{16}", spec):
+        from .core.zoo import CorruptEntryError, entry_record
+
         meta = Path(cache_dir or default_cache_dir()) / f"{spec}.json"
-        if meta.is_file():
-            return TrainConfig.from_dict(json.loads(meta.read_text())["record"]["config"])
-        raise SystemExit(f"error: no cached model {spec} in {meta.parent}; train it first (python -m flatenn train ...)")
-    raise SystemExit(f"error: model spec {spec!r} is not SCALE:VARIANT:SEED, a zoo key or a config JSON file")
+        if not meta.is_file():
+            raise ValueError(f"no cached model {spec} in {meta.parent}; train it first (python -m flatenn train ...)")
+        try:
+            cfg = TrainConfig.from_dict(entry_record(meta)["config"])
+        except (CorruptEntryError, KeyError, TypeError) as e:
+            raise ValueError(f"--model {spec}: the cache entry cannot be trusted ({e}); delete {meta} and its .pt "
+                             "and train again") from None  # fmt: skip
+        if cfg.key() != spec:
+            raise ValueError(f"--model {spec}: the cache entry holds the config of {cfg.key()}, not {spec}; delete "
+                             f"{meta} and its .pt and train again")  # fmt: skip
+        return cfg
+    raise ValueError(f"model spec {spec!r} is not SCALE:VARIANT:SEED, a zoo key, a config JSON file, torchvision:NAME "
+                     "or package.module:factory")
 
 
 def _add_foreign(p: argparse.ArgumentParser) -> None:
@@ -144,9 +177,25 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="state dict (.pt) for an own model (default: its initial weights)")
     p.add_argument("--data", default=None, choices=sorted(DATASETS), help="data set an own model is calibrated and "
                    "evaluated on")  # fmt: skip
-    p.add_argument("--w-bits", type=int, default=8, help="own model: weight bits (default 8)")
-    p.add_argument("--a-bits", type=int, default=8, help="own model: input-activation bits (default 8)")
-    p.add_argument("--calibration-batches", type=_at_least(1), default=4, help="own model: calibration batches")
+    p.add_argument("--w-bits", type=_at_least(2, 16), default=None, help="own model: weight bits (default 8)")
+    p.add_argument("--a-bits", type=_at_least(2, 16), default=None, help="own model: input-activation bits (default 8)")
+    p.add_argument("--calibration-batches", type=_at_least(1), default=None, help="own model: calibration batches "
+                   "(default 4)")  # fmt: skip
+
+
+FOREIGN_OPTIONS = {"weights": "--weights", "data": "--data", "w_bits": "--w-bits", "a_bits": "--a-bits",
+                   "calibration_batches": "--calibration-batches"}  # fmt: skip
+
+
+def check_foreign_options(a) -> None:
+    """Options for an own model are an error with a model flatenn trained (they would be ignored)."""
+    if is_foreign(a.model):
+        return
+    given = [opt for k, opt in FOREIGN_OPTIONS.items() if getattr(a, k, None) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only to your own model "
+                         f"(--model torchvision:NAME or package.module:factory); --model {a.model} is a model "
+                         "flatenn trains, with its data, bit widths and weights fixed by its config")  # fmt: skip
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -155,19 +204,55 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+TRAIN_HELP = {
+    "dataset": "data set (default digits)", "model": "architecture (default cnn_digits)",
+    "width": "channels of the first stage (default 16)", "activation": "relu or fatrelu (default relu)",
+    "threshold": "FATReLU threshold T: f(x)=x if x>T else 0 (fatrelu only)", "w_bits": "weight bits, 2..16 (default 8)",
+    "a_bits": "activation bits, 2..16 (default 8)", "optimizer": "conventional SGD or SAQ (default sgd)",
+    "rho": "SAQ neighbourhood radius (default 0.05)", "epochs": "training epochs (default 30)",
+    "batch_size": "training batch size (default 64)", "lr": "initial learning rate, cosine schedule (default 0.05)",
+    "momentum": "SGD momentum (default 0.9)", "weight_decay": "weight decay (default 5e-4)", "seed": "training seed",
+    "train_subset": "use a seeded subset of the training data", "test_subset": "use a seeded subset of the test data",
+}  # fmt: skip
+
+
+def _train_options(t: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field (types, choices and defaults from the dataclass; default None = unset)."""
+    import dataclasses
+
+    from .core.activations import ACTIVATIONS
+    from .core.data import DATASETS
+    from .core.models import MODELS
+    from .core.train import OPTIMIZERS, TrainConfig
+
+    choices = {"dataset": sorted(DATASETS), "model": sorted(MODELS), "activation": ACTIVATIONS, "optimizer": OPTIMIZERS}
+    parse = {"width": _at_least(1), "w_bits": _at_least(2, 16), "a_bits": _at_least(2, 16), "epochs": _at_least(0),
+             "batch_size": _at_least(1), "seed": _at_least(0), "train_subset": _at_least(1),
+             "test_subset": _at_least(1), "lr": _positive_float}  # fmt: skip
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in TRAIN_HELP:
+            kind = parse.get(f.name, _nonneg_float if "float" in str(f.type) else str)
+            t.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, choices=choices.get(f.name),
+                           help=TRAIN_HELP[f.name])  # fmt: skip
+    t.add_argument("--float-first-last", action="store_true", help="keep the first and the last layer in float")
+
+
 def cmd_train(a) -> int:
     from .core.train import TrainConfig
     from .core.zoo import Zoo
 
+    check_device(a.device)
+    given = {k: getattr(a, k) for k in TRAIN_HELP if getattr(a, k) is not None}
+    if a.float_first_last:
+        given["quantize_first_last"] = False
     if a.model_spec:
+        if given:
+            raise ValueError(f"--model-spec {a.model_spec} fixes the whole training config; "
+                             f"{', '.join('--' + k.replace('_', '-') for k in given)} would be ignored: drop "
+                             "them, or give the config by options alone")  # fmt: skip
         cfg = resolve_config(a.model_spec, a.cache_dir)
     else:
-        cfg = TrainConfig(dataset=a.dataset, model=a.model, width=a.width, activation=a.activation,
-                          threshold=a.threshold, w_bits=a.w_bits, a_bits=a.a_bits,
-                          quantize_first_last=not a.float_first_last, optimizer=a.optimizer, rho=a.rho,
-                          epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
-                          weight_decay=a.weight_decay, seed=a.seed, train_subset=a.train_subset,
-                          test_subset=a.test_subset)  # fmt: skip
+        cfg = TrainConfig(**given)
     _, record = Zoo(a.cache_dir, device=a.device, progress=not a.quiet).get(cfg)
     print(json.dumps(record.to_dict(), indent=1) if a.json else record.summary())
     return 0
@@ -232,18 +317,27 @@ def _load_foreign(a):
         raise ValueError(f"--model {a.model}: name the data set to calibrate and evaluate on with --data")
     data = load_dataset(a.data)
     model = load_named_model(a.model, a.weights, num_classes=data.num_classes)
-    quantize_model(model, w_bits=a.w_bits, a_bits=a.a_bits)
+    quantize_model(model, w_bits=own_w_bits(a), a_bits=a.a_bits or 8)
     dev = resolve_device(a.device)
     model.to(dev)
-    n = a.calibration_batches * a.batch_size
+    n = (a.calibration_batches or 4) * a.batch_size
     try:
         calibrate_activations(model, [data.x_train[i : i + a.batch_size].to(dev)
                                       for i in range(0, min(n, len(data.x_train)), a.batch_size)])
+        with torch.no_grad():
+            out = model.eval()(data.x_train[:2].to(dev))
     except RuntimeError as e:
         raise ValueError(f"--model {a.model} does not accept {a.data} inputs of shape "
                          f"{tuple(data.x_train.shape[1:])}: {str(e).splitlines()[0]}") from None  # fmt: skip
+    if out.ndim != 2 or out.shape[1] != data.num_classes:
+        raise ValueError(f"--model {a.model} outputs shape {tuple(out.shape)} on a batch of 2, but {a.data} has "
+                         f"{data.num_classes} classes: the model must return (batch, {data.num_classes}) logits")  # fmt: skip
     torch.set_grad_enabled(True)
     return model.eval(), data, None
+
+
+def own_w_bits(a) -> int:
+    return a.w_bits or 8
 
 
 def _load_model(a):
@@ -251,23 +345,41 @@ def _load_model(a):
     from .core.zoo import Zoo
 
     check_device(a.device)
+    check_foreign_options(a)
     if is_foreign(a.model):
         return _load_foreign(a)
     cfg = resolve_config(a.model, a.cache_dir)
+    check_bits_option(a, cfg)
     zoo = Zoo(a.cache_dir, device=a.device, progress=not a.quiet)
     model, _ = zoo.get(cfg)
     return model, zoo.data_for(cfg), cfg
 
 
-def cmd_campaign(a) -> int:
-    from .analysis.stats import summarize_campaign
-    from .faults.campaign import run_campaign
+def check_bits_option(a, cfg) -> None:
+    """``--bits`` positions must exist in the model's weight width, known before any model is loaded or trained."""
+    bits = getattr(a, "bits", None)
+    width = own_w_bits(a) if cfg is None else cfg.w_bits
+    if bits and width is not None and max(bits) >= width:
+        raise ValueError(f"--bits {max(bits)}: the model stores {width}-bit weights, so bit positions are 0..{width - 1}")
 
-    check_out(a.out, "campaign")
-    model, data, cfg = _load_model(a)
+
+def check_eval_examples(a, data) -> int:
+    """The evaluation set size: --eval-examples, at most the test set (all of it by default)."""
     if a.eval_examples is not None and a.eval_examples > len(data.x_test):
         raise ValueError(f"--eval-examples {a.eval_examples}: the test set has only {len(data.x_test)} examples")
-    n = a.eval_examples or len(data.x_test)
+    return a.eval_examples or len(data.x_test)
+
+
+def cmd_campaign(a) -> int:
+    from .analysis.stats import summarize_campaign
+    from .faults.campaign import campaign_points, run_campaign
+
+    check_out(a.out, "campaign")
+    campaign_points(a.rates, a.counts)  # repeated points are refused before any model is loaded
+    if is_foreign(a.model):
+        check_bits_option(a, None)
+    model, data, cfg = _load_model(a)
+    n = check_eval_examples(a, data)
     df = run_campaign(model, data.x_test[:n], data.y_test[:n], a.fault, rates=a.rates, counts=a.counts,
                       trials=a.trials, seed=a.seed, model_id=a.model_id or (cfg.key() if cfg else a.model),
                       bit_positions=a.bits,
@@ -289,8 +401,10 @@ def cmd_vulnerability(a) -> int:
     from .faults.vulnerability import COLUMNS, plot_vulnerability, vulnerability_map
 
     check_out(a.out)
+    if is_foreign(a.model):
+        check_bits_option(a, None)
     model, data, cfg = _load_model(a)
-    n = a.eval_examples or len(data.x_test)
+    n = check_eval_examples(a, data)
     names = [k for k in quantized_layers(model) if a.layers is None or _re.search(a.layers, k)]
     if not names:
         raise ValueError(f"--layers {a.layers!r} matches no quantized layer; layers: {list(quantized_layers(model))}")
@@ -323,7 +437,28 @@ def cmd_sharpness(a) -> int:
     return 0
 
 
+def check_results_dir(path: str, must_exist: bool) -> Path:
+    """A results folder: an existing folder to read, or a folder that can be created and written to."""
+    import os
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--results-dir {path} is a file, not a folder")
+    if must_exist and not p.is_dir():
+        raise ValueError(f"--results-dir {path} does not exist")
+    if not must_exist:
+        existing = next(q for q in (p, *p.parents) if q.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise ValueError(f"--results-dir {path}: {existing} is not a writable folder; choose another --results-dir")
+    return p
+
+
 def cmd_reproduce(a, extra: list[str]) -> int:
+    from .repro.scales import expand_scales
+
+    expand_scales(a.scale)  # an unknown scale is one line here, not a pytest collection error
+    if a.results_dir:
+        check_results_dir(a.results_dir, must_exist=False)
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "-m", "not speed", "--scale", a.scale,
            "-p", "no:cacheprovider", *extra]  # fmt: skip
     if a.results_dir:
@@ -339,6 +474,7 @@ def cmd_record(a) -> int:
     from .repro.scales import get_scale
     from .repro.verify import record_bands
 
+    check_device(a.device)
     root = Path(a.results_dir)
     exp = Experiment(get_scale(a.scale), root / a.scale, zoo=Zoo(a.cache_dir, device=a.device, progress=not a.quiet),
                      device=a.device, progress=not a.quiet, retrain=True,
@@ -355,7 +491,7 @@ def cmd_record(a) -> int:
 def cmd_report(a) -> int:
     from .repro.report import build_report
 
-    for p in build_report(Path(a.results_dir)):
+    for p in build_report(check_results_dir(a.results_dir, must_exist=True)):
         print(p)
     return 0
 
@@ -363,13 +499,18 @@ def cmd_report(a) -> int:
 def cmd_verify(a) -> int:
     from .repro.verify import verify_all
 
-    root = Path(a.results_dir)
-    problems = verify_all(root)
+    root = check_results_dir(a.results_dir, must_exist=True)
+    notes: list[str] = []
+    problems = verify_all(root, remeasure=a.remeasure, notes=notes)
     for p in problems:
         print(p)
+    for n in notes:
+        print(n)
     scales = sorted(d.name for d in root.iterdir() if (d / "claims.csv").is_file())
     print(f"checked {len(scales)} folder(s) ({', '.join(scales)}): every derived table re-derived from the raw "
-          "CSVs, fingerprints against training.csv, completeness, checksums in provenance.json, recorded verdicts")
+          "CSVs, every shipped model (checksums, key, fingerprint, record) against training.csv and provenance, "
+          "faulty bits and changed weights of every campaign row from the fault sampler, completeness of every "
+          "table against the scale's plan, checksums in provenance.json, recorded verdicts")
     print("verify: OK" if not problems else f"verify: {len(problems)} problem(s)")
     return 1 if problems else 0
 
@@ -396,9 +537,6 @@ def cmd_compare(a) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .analysis.sharpness import METRICS
-    from .core.activations import ACTIVATIONS
-    from .core.data import DATASETS
-    from .core.models import MODELS
     from .faults.sampling import FAULT_MODELS
 
     ap = _Parser(prog="python -m flatenn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -406,24 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train (or load from the cache) one model and print its record")
     t.add_argument("--model-spec", help="SCALE:VARIANT:SEED instead of the options below (e.g. smoke:sparse-saq:0)")
-    t.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default digits)")
-    t.add_argument("--model", default="cnn_digits", choices=sorted(MODELS), help="architecture")
-    t.add_argument("--width", type=_at_least(1), default=16, help="channels of the first stage (default 16)")
-    t.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="relu or fatrelu")
-    t.add_argument("--threshold", type=_nonneg_float, default=0.0, help="FATReLU threshold T: f(x)=x if x>T else 0")
-    t.add_argument("--w-bits", type=int, default=8, help="weight bits, 2..16 (default 8)")
-    t.add_argument("--a-bits", type=int, default=8, help="activation bits, 2..16 (default 8)")
-    t.add_argument("--float-first-last", action="store_true", help="keep the first and last layers in float")
-    t.add_argument("--optimizer", default="sgd", choices=("sgd", "saq"), help="conventional SGD or SAQ")
-    t.add_argument("--rho", type=_nonneg_float, default=0.05, help="SAQ neighbourhood radius (default 0.05)")
-    t.add_argument("--epochs", type=_at_least(0), default=30)
-    t.add_argument("--batch-size", type=_at_least(1), default=64)
-    t.add_argument("--lr", type=_positive_float, default=0.05, help="initial learning rate (cosine schedule)")
-    t.add_argument("--momentum", type=_nonneg_float, default=0.9)
-    t.add_argument("--weight-decay", type=_nonneg_float, default=5e-4)
-    t.add_argument("--seed", type=_at_least(0), default=0)
-    t.add_argument("--train-subset", type=_at_least(1), default=None, help="use a seeded subset of the training data")
-    t.add_argument("--test-subset", type=_at_least(1), default=None, help="use a seeded subset of the test data")
+    _train_options(t)
     t.add_argument("--json", action="store_true", help="print the whole record as JSON")
     _add_common(t)
 
@@ -434,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = c.add_mutually_exclusive_group(required=True)
     g.add_argument("--rates", type=_rates, help="bit error rates, e.g. 1e-3,1e-2")
     g.add_argument("--counts", type=_counts, help="exact numbers of faulty bits, e.g. 1,10,100")
-    c.add_argument("--trials", type=_at_least(1), default=50, help="fault maps per point (default 50)")
+    c.add_argument("--trials", type=_at_least(1, MAX_TRIALS), default=50, help="fault maps per point (default 50)")
     c.add_argument("--seed", type=_at_least(0), default=0, help="campaign seed (same seed = same maps for every model)")
     c.add_argument("--bits", type=_bits, default=None, help="only these bit positions, e.g. 7 or 0-3 (default all)")
     c.add_argument("--layers", type=_regex, default=None, help="regex: only layers whose name matches")
@@ -449,8 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", required=True, help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or "
                    "package.module:factory")  # fmt: skip
     v.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
-    v.add_argument("--rate", type=lambda t: _rates(t)[0], default=1e-2, help="bit error rate per eligible bit")
-    v.add_argument("--trials", type=_at_least(2), default=20, help="fault maps per (layer, bit) (default 20)")
+    v.add_argument("--rate", type=_one_rate, default=1e-2, help="one bit error rate per eligible bit (default 1e-2)")
+    v.add_argument("--trials", type=_at_least(2, MAX_TRIALS), default=20, help="fault maps per (layer, bit) (default 20)")
     v.add_argument("--seed", type=_at_least(0), default=0)
     v.add_argument("--layers", type=_regex, default=None, help="regex: only these layers (default all)")
     v.add_argument("--bits", type=_bits, default=None, help="bit positions (default all)")
@@ -485,9 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rec)
 
     for name, helptext in (("report", "draw figures and results/README.md from the CSVs"),
-                           ("verify", "check tracked CSVs against the bands without recomputing")):  # fmt: skip
+                           ("verify", "check tracked CSVs, shipped models and provenance (no retraining)")):  # fmt: skip
         q = sub.add_parser(name, help=helptext)
         q.add_argument("--results-dir", default=str(ROOT / "results"))
+    q.add_argument("--remeasure", type=_remeasure_count, default=0, help="also re-measure the sharpness, landscape "
+                   "and sparsity rows of N models per folder (a seeded choice; 'all' for every model) from the shipped "
+                   "models, where the data set is here (default 0)")  # fmt: skip
 
     b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/repro/bands/<scale>.json)")
     b.add_argument("--scale", required=True)
@@ -521,6 +645,13 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).strip("'\"") or type(e).__name__
         print(f"python -m flatenn {a.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            where = f" writing {e.filename}" if e.filename else ""
+            print(f"python -m flatenn {a.command}: error: the disk is full{where}; finished work is kept (files are "
+                  "written whole or not at all): free space and run the same command to resume", file=sys.stderr)  # fmt: skip
+            return 28
+        raise
     except KeyboardInterrupt:
         print(f"python -m flatenn {a.command}: interrupted; finished work is kept, run the same command to resume",
               file=sys.stderr)  # fmt: skip

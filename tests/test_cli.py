@@ -17,7 +17,7 @@ def test_help_documents_every_option(capsys):
 def test_model_spec_resolution():
     cfg = resolve_config("smoke:sparse-saq:1")
     assert (cfg.activation, cfg.optimizer, cfg.seed, cfg.dataset) == ("fatrelu", "saq", 1, "digits")
-    with pytest.raises(SystemExit, match="not SCALE:VARIANT:SEED"):
+    with pytest.raises(ValueError, match="not SCALE:VARIANT:SEED"):
         resolve_config("nonsense")
 
 
@@ -139,3 +139,112 @@ def test_vulnerability_command_writes_table_and_heat_map(tmp_path, capsys):
                  "--layers", "classifier", "--bits", "6-7", "--eval-examples", "60", "--cache-dir", cache,
                  "--out", str(out), "--quiet"]) == 0  # fmt: skip
     assert len(out.read_text().splitlines()) == 3 and out.with_suffix(".png").stat().st_size > 1000
+
+
+# ---- issue 19.4, 19.9, 20.2, 20.3, 20.8, 20.10, 20.11: one line, exit 2, before any work -----------------
+
+
+@pytest.mark.parametrize("argv,match", [
+    ([*CAMPAIGN, "--rates", "0.1", "--w-bits", "4"], "--w-bits applies only to your own model"),
+    ([*CAMPAIGN, "--rates", "0.1", "--weights", "x.pt"], "--weights applies only"),
+    ([*CAMPAIGN, "--rates", "0.1", "--data", "cifar10"], "--data applies only"),
+    ([*CAMPAIGN, "--rates", "0.1", "--bits", "8"], "bit positions are 0..7"),
+    ([*CAMPAIGN, "--rates", "0.1", "--trials", "999999999999999999"], "--trials"),
+    ([*CAMPAIGN, "--rates", "1e-2,1e-2"], "given twice"),
+    (["train", "--model-spec", "smoke:standard-sgd:0", "--width", "99"], "--width would be ignored"),
+    (["train", "--activation", "relu", "--threshold", "0.5"], "applies only to activation='fatrelu'"),
+    (["train", "--device", "cuda:7"], "--device"),
+    (["record", "--scale", "smoke", "--device", "cuda:7"], "--device"),
+    (["vulnerability", "--model", "smoke:standard-sgd:0", "--fault", "bitflip", "--rate", "1e-2,0.5"], "one bit error rate"),
+    (["sharpness", "--model", "smoke:standard-sgd:0", "--sigma", "inf"], "finite"),
+    (["sharpness", "--model", "smoke:standard-sgd:0", "--w-bits", "4"], "applies only"),
+])  # fmt: skip
+def test_conflicting_or_meaningless_options_are_one_line_before_any_work(tmp_path, capsys, argv, match):
+    import torch
+
+    if "cuda" in " ".join(argv) and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    code, err = _cli_error([*argv, "--cache-dir", str(tmp_path / "zoo")], capsys)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "zoo").exists()  # nothing was trained
+
+
+def test_vulnerability_eval_examples_beyond_the_test_set_is_an_error(tmp_path, capsys):
+    cache = str(tmp_path / "zoo")
+    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", cache, "--quiet",
+                 "--json"]) == 0  # fmt: skip
+    import json
+
+    key = json.loads(capsys.readouterr().out)["key"]
+    code, err = _cli_error(["vulnerability", "--model", key, "--fault", "bitflip", "--eval-examples", "100000",
+                            "--cache-dir", cache, "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "only 360 examples" in err
+
+
+def test_an_edited_cache_record_is_refused_on_the_cache_key_path(tmp_path, capsys):
+    import json
+
+    cache = tmp_path / "zoo"
+    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", str(cache),
+                 "--quiet", "--json"]) == 0  # fmt: skip
+    key = json.loads(capsys.readouterr().out)["key"]
+    meta = json.loads((cache / f"{key}.json").read_text())
+    meta["record"]["config"]["epochs"] = 2  # another config: would train another model and report it
+    (cache / f"{key}.json").write_text(json.dumps(meta))
+    before = sorted(p.name for p in cache.iterdir())
+    code, err = _cli_error(["campaign", "--model", key, "--fault", "bitflip", "--rates", "0.1", "--trials", "1",
+                            "--cache-dir", str(cache), "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "cannot be trusted" in err
+    assert sorted(p.name for p in cache.iterdir()) == before  # nothing trained
+
+
+def test_bad_files_and_folders_are_one_line(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"width": "abc"}')
+    code, err = _cli_error(["train", "--model-spec", str(cfg), "--cache-dir", str(tmp_path / "zoo")], capsys)
+    assert code == 2 and "'width' must be int" in err
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    for cmd in ("report", "verify"):
+        code, err = _cli_error([cmd, "--results-dir", str(f)], capsys)
+        assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+    code, err = _cli_error(["reproduce", "--scale", "bogus"], capsys)
+    assert code == 2 and "unknown scale 'bogus'" in err
+    code, err = _cli_error(["reproduce", "--results-dir", str(f)], capsys)
+    assert code == 2 and "is a file" in err
+
+
+def test_an_own_model_with_the_wrong_number_of_classes_is_one_line(tmp_path, capsys):
+    code, err = _cli_error(["campaign", "--model", "tests.factories:seven_class_cnn", "--data", "digits", "--fault",
+                            "bitflip", "--rates", "0.1", "--trials", "1", "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "10 classes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_is_one_line_and_keeps_finished_rows(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import flatenn.core.atomic as atomic
+
+    cache = str(tmp_path / "zoo")
+    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", cache, "--quiet",
+                 "--json"]) == 0  # fmt: skip
+    import json
+
+    key = json.loads(capsys.readouterr().out)["key"]
+    out = tmp_path / "c.csv"
+    argv = ["campaign", "--model", key, "--fault", "bitflip", "--rates", "0.05,0.1", "--trials", "2",
+            "--cache-dir", cache, "--out", str(out), "--quiet", "--eval-examples", "40"]  # fmt: skip
+    real, writes = atomic.os.replace, []
+
+    def replace(src, dst):
+        writes.append(dst)
+        if len(writes) == 2:  # the second rate's rows: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    code, err = _cli_error(argv, capsys)
+    assert code == 28 and "the disk is full" in err and str(out) in err and len(err.strip().splitlines()) == 1
+    assert len(out.read_text().splitlines()) == 3  # the first rate's rows are kept whole
+    monkeypatch.undo()
+    assert main(argv) == 0 and len(out.read_text().splitlines()) == 5  # and the run resumes

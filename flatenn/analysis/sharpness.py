@@ -362,6 +362,8 @@ def average_sharpness(ws: WeightSpace, sigma: float = 0.05, directions: int = 20
     """
     if directions < 2:
         raise ValueError("average sharpness needs at least 2 directions")
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma (relative perturbation size) must be a finite number > 0, got {sigma!r}")
     base = ws.loss()
     gen = _generator(seed)
     vals = []
@@ -463,6 +465,9 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: Sequenc
     ``*_fn`` are filter-normalized. ``options`` overrides defaults: iters, tol, probes, sigma,
     directions, epsilon, alphas, rate, fault_model.
     """
+    for k, v in (options or {}).items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"sharpness option {k} must be finite, got {v!r}")
     x, y = materialize(x, y)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:

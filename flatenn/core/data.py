@@ -190,12 +190,27 @@ CIFAR_HELP = (
 )
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 python batch holds (dicts, lists, text, bytes, numbers, NumPy arrays):
+    a planted batch file cannot run code. Any other class is refused."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("builtins", "dict"), ("builtins", "list")}  # fmt: skip
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR-10 batch holds only arrays, "
+                                     "lists and text")  # fmt: skip
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            d = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a CIFAR batch
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (cannot unpickle: {type(e).__name__}); "
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (cannot unpickle: {type(e).__name__}: {e}); "
                          "delete it and get the data set again") from None  # fmt: skip
     if not isinstance(d, dict):
         raise ValueError(f"{path} is not a CIFAR-10 python batch (holds a {type(d).__name__}, not a dict)")
@@ -242,6 +257,31 @@ DATASETS: dict[str, Callable[..., DataSplit]] = {
     "fashion_mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
 }
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """The shape facts a model is built from (what :class:`DataSplit` carries beside its tensors)."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    input_size: int
+
+
+# per registered data set: (classes, channels, image side); lets a stored model be rebuilt without its data
+SHAPES: dict[str, DataShape] = {
+    "digits": DataShape("digits", 10, 1, 8),
+    "fashion_mnist": DataShape("fashion_mnist", 10, 1, 28),
+    "cifar10": DataShape("cifar10", 10, 3, 32),
+}
+
+
+def dataset_shape(name: str) -> DataShape:
+    """Classes, channels and image side of a registered data set (no data is read)."""
+    if name not in SHAPES:
+        raise ValueError(f"unknown data set {name!r}; registered: {sorted(SHAPES)}")
+    return SHAPES[name]
 
 
 def load_dataset(name: str, **kwargs) -> DataSplit:

@@ -21,12 +21,49 @@ def deterministic_kernels() -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def set_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and torch, and demand deterministic kernels (:func:`deterministic_kernels`)."""
-    deterministic_kernels()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+class torch_state:  # noqa: N801 - used like a function: ``with torch_state(seed=0): ...``
+    """Inside the block: optionally seeded RNGs, deterministic kernels and a thread count; afterwards every
+    one of these global settings is as it was (a library call leaves torch as it found it).
+
+    Saved and restored: the Python, NumPy, torch CPU (and CUDA, where initialized) RNG states, the
+    deterministic-algorithms flag and its warn-only mode, ``cudnn.benchmark`` and torch's thread count.
+    """
+
+    def __init__(self, seed: int | None = None, deterministic: bool = False, threads: int | None = None) -> None:
+        self.seed, self.deterministic, self.threads = seed, deterministic, threads
+        self._saved: tuple | None = None
+
+    def __enter__(self) -> torch_state:
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        self._saved = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+                       torch.cuda.get_rng_state_all() if cuda else None,
+                       torch.are_deterministic_algorithms_enabled(),
+                       torch.is_deterministic_algorithms_warn_only_enabled(),
+                       torch.backends.cudnn.benchmark, torch.get_num_threads())  # fmt: skip
+        if self.deterministic:
+            deterministic_kernels()
+        if self.seed is not None:
+            random.seed(self.seed)
+            np.random.seed(self.seed % 2**32)
+            torch.manual_seed(self.seed)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is None:
+            return
+        py, npy, cpu, cuda, det, warn_only, bench, threads = self._saved
+        self._saved = None
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = bench
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -41,3 +78,11 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for t in (*model.parameters(), *model.buffers()):
         return t.device
     return torch.device("cpu")
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of a model's first floating-point parameter or buffer (None for a model with none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None

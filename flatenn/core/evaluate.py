@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,23 +32,57 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def as_batches(x, y: torch.Tensor | None, batch_size: int, device: torch.device) -> Batches:
-    """(inputs, labels) batches on ``device``: slices of tensors, or a data loader's batches as it gives them."""
+def _tensor(v, what: str) -> torch.Tensor:
+    """A tensor from a tensor or a NumPy array (or anything ``torch.as_tensor`` takes); a clear error otherwise."""
+    if isinstance(v, torch.Tensor):
+        return v
+    try:
+        return torch.as_tensor(np.asarray(v))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"evaluation {what} must be a tensor or a NumPy array, got {type(v).__name__} ({e})") from None
+
+
+def as_batches(x, y, batch_size: int, device: torch.device, dtype: torch.dtype | None = None) -> Batches:
+    """(inputs, labels) batches on ``device``: slices of tensors (or NumPy arrays), or a data loader's batches
+    as it gives them. Floating inputs are cast to ``dtype`` (the model's), labels to int64."""
+
+    def place(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xb = xb.to(device)
+        if dtype is not None and xb.is_floating_point() and xb.dtype != dtype:
+            xb = xb.to(dtype)
+        return xb, yb.to(device).long()
+
     if y is None:
         out = []
         for batch in x:
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                 raise ValueError("a data loader for evaluation must yield (inputs, labels) batches")
-            out.append((batch[0].to(device), batch[1].to(device)))
+            out.append(place(_tensor(batch[0], "inputs"), _tensor(batch[1], "labels")))
         if not out:
             raise ValueError("the data loader yielded no batches")
         return out
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"evaluation batch_size must be a whole number >= 1, got {batch_size!r}")
+    x, y = _tensor(x, "inputs"), _tensor(y, "labels")
+    if y.is_floating_point() and bool((y != y.round()).any()):
+        raise ValueError("evaluation labels must be class indices (whole numbers), not floats")
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"need a non-empty evaluation set with one label per example, got {len(x)} and {len(y)}")
-    x, y = x.to(device), y.to(device)
+    x, y = place(x, y)
     return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+
+
+def batches_fingerprint(batches: Batches) -> str:
+    """16 hex digits identifying the evaluation data *and its batching* (results depend on both)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for xb, yb in batches:
+        for t in (xb, yb):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 @torch.no_grad()

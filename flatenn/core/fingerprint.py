@@ -29,7 +29,9 @@ def model_fingerprint(model: nn.Module) -> str:
         codes, scale = weight_codes(layer)
         items[f"{name}.weight#codes"] = codes
         items[f"{name}.weight#scale"] = scale
-    latent = {f"{n}.weight" for n in qlayers}
+    layer_ids = {id(m) for m in qlayers.values()}
+    # every name of a quantized layer (a shared layer appears under several in the state dict)
+    latent = {f"{n}.weight" for n, m in model.named_modules(remove_duplicate=False) if id(m) in layer_ids}
     for name, t in model.state_dict().items():
         if name in latent or name.rsplit(".", 1)[-1] in _FREEZE_BUFFERS:
             continue
@@ -38,5 +40,12 @@ def model_fingerprint(model: nn.Module) -> str:
     for name in sorted(items):
         t = items[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(np.ascontiguousarray(t.numpy()).tobytes() if t.numel() else b"")
+        h.update(_raw_bytes(t) if t.numel() else b"")
     return h.hexdigest()[:LENGTH]
+
+
+def _raw_bytes(t: torch.Tensor) -> bytes:
+    """The tensor's memory as bytes (bfloat16 too, which NumPy cannot hold); equal to ``t.numpy().tobytes()``."""
+    if t.dtype == torch.bfloat16:
+        return t.reshape(-1).view(torch.int16).numpy().tobytes()
+    return np.ascontiguousarray(t.numpy()).tobytes()

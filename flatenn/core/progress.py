@@ -64,20 +64,48 @@ class Progress:
 
 
 class Stages:
-    """Stage counters of a long run: ``[smoke] campaigns 12/75, 3:10 elapsed, eta 6:40 (stage)``."""
+    """Stage counters of a long run: ``[smoke] campaigns 12/75, 3:10 elapsed, eta 6:40 for the run``.
+
+    Each unit is counted once, however often it is asked for (a resumed unit counts, but a second
+    request for a unit already counted does not), so a counter never passes its total. The ETA covers
+    the whole run: for every stage, the mean time of its units computed so far (time since the previous
+    step; resumed units are excluded) times the units it has left. While some stage with units left has
+    no timed unit yet, the ETA is a lower bound (``eta >= ...``).
+    """
 
     def __init__(self, prefix: str, totals: dict[str, int]) -> None:
         self.prefix, self.totals = prefix, dict(totals)
         self.done = dict.fromkeys(totals, 0)
-        self.start = time.perf_counter()
-        self.first: dict[str, float] = {}
+        self.start = self._last = time.perf_counter()
+        self._seen: set[tuple[str, str]] = set()
+        self._timed: dict[str, tuple[int, float]] = {}  # stage -> (computed units, seconds)
 
-    def step(self, stage: str, note: str = "") -> None:
+    def step(self, stage: str, unit: str, note: str = "", resumed: bool = False) -> None:
+        """Count ``unit`` of ``stage`` as done (once), timed since the previous step unless ``resumed``."""
         now = time.perf_counter()
-        self.first.setdefault(stage, now)
+        spent, self._last = now - self._last, now
+        if (stage, unit) in self._seen:
+            return
+        self._seen.add((stage, unit))
         self.done[stage] = self.done.get(stage, 0) + 1
+        if not resumed:
+            n, sec = self._timed.get(stage, (0, 0.0))
+            self._timed[stage] = (n + 1, sec + spent)
         d, t = self.done[stage], self.totals.get(stage, 0)
-        rate = (now - self.first[stage]) / max(d - 1, 1) if d > 1 else float("nan")
-        eta = rate * max(t - d, 0)
-        emit(f"{self.prefix} {stage} {d}/{t}, {_clock(now - self.start)} elapsed, eta {_clock(eta)} for this stage"
-             + (f" [{note}]" if note else ""))  # fmt: skip
+        detail = ", ".join(x for x in (unit, "resumed" if resumed else "", note) if x)
+        emit(f"{self.prefix} {stage} {d}/{t}, {_clock(now - self.start)} elapsed, {self.eta()} for the run"
+             + (f" [{detail}]" if detail else ""))  # fmt: skip
+
+    def eta(self) -> str:
+        """``eta H:MM:SS`` for every stage's remaining units, ``eta >= …`` where some stage is not timed yet."""
+        total, bound = 0.0, False
+        for stage, t in self.totals.items():
+            left = max(t - self.done.get(stage, 0), 0)
+            if not left:
+                continue
+            n, sec = self._timed.get(stage, (0, 0.0))
+            if n:
+                total += sec / n * left
+            else:
+                bound = True
+        return f"eta {'>= ' if bound else ''}{_clock(total)}"

@@ -391,35 +391,108 @@ def frozen_ranges(model: nn.Module) -> Iterator[None]:
             q.update_range = f
 
 
+OBSERVERS = ("minmax", "ema", "percentile")
+
+
+def _as_batch_list(data) -> list:
+    """Calibration data as an iterable of batches: one tensor (or array) is one batch."""
+    if isinstance(data, torch.Tensor):
+        return [data]
+    if type(data).__module__ == "numpy":
+        return [torch.as_tensor(data)]
+    return data
+
+
+def _check_finite(x: torch.Tensor, i: int) -> None:
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"calibration batch {i} holds NaN or infinite values (a float32 overflow such as 1e39 is "
+                         "infinite): clean the data first, or the ranges would be meaningless")  # fmt: skip
+
+
 @torch.no_grad()
-def calibrate_activations(model: nn.Module, batches, max_batches: int | None = None) -> int:
-    """Post-training calibration of every activation quantizer's clip from data; returns batches used.
+def calibrate_activations(model: nn.Module, data, batches: int | None = None, observer: str = "minmax",
+                          percentile: float = 99.99) -> int:  # fmt: skip
+    """Post-training calibration of every activation quantizer's clip from data; returns the batches used.
 
-    ``batches`` is an iterable of input tensors or of (input, target) pairs (a DataLoader works).
-    Only the quantizers update (EMA of the batch maximum, as in training); BatchNorm stays in eval
-    mode and no weight changes. The model's per-module train/eval flags are restored.
+    ``data``: an iterable of input tensors or of (input, target) pairs (a DataLoader works), or one tensor.
+    ``batches``: use at most that many. ``observer`` sets each clip as users of ``torch.ao`` know it:
+
+    * ``"minmax"`` (default; torch.ao's post-training default): the largest value seen over all batches
+      (largest |x| for a signed layer input), the model running in float while it observes;
+    * ``"percentile"``: the ``percentile`` of the observed values (|x| for signed inputs), which ignores
+      rare outliers;
+    * ``"ema"``: the moving average of batch maxima (momentum 0.1), as quantization-aware *training* does
+      (every flatenn training uses this path): later batches see quantized earlier layers.
+
+    BatchNorm stays in eval mode and no weight changes; every module's train/eval flag is restored.
+    Non-finite inputs are an error.
     """
-    from .determinism import model_device
+    from .determinism import model_device, model_dtype
 
-    quantizers = act_quantizers(model)
+    if observer not in OBSERVERS:
+        raise ValueError(f"observer must be one of {OBSERVERS}, got {observer!r}")
+    if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int) or batches < 1):
+        raise ValueError(f"batches must be a whole number >= 1 (or None for all), got {batches!r}")
+    if observer == "percentile" and not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    quantizers = [q for q in act_quantizers(model) if q.bits is not None]
     modes = {m: m.training for m in model.modules()}
-    device = model_device(model)
+    device, dtype = model_device(model), model_dtype(model)
+    stats: dict[ActQuant, list] = {q: [] for q in quantizers}
+    hooks = []
+    saved_bits = {q: q.bits for q in quantizers}
+
+    def observe(q: ActQuant, args) -> None:
+        x = args[0].detach()
+        if observer == "minmax":
+            stats[q].append((float(x.abs().max() if isinstance(q, InputQuant) else x.max().clamp(min=0)),
+                             bool(x.min() < 0)))  # fmt: skip
+        else:
+            v = (x.abs() if isinstance(q, InputQuant) else x.clamp(min=0)).float().reshape(-1).cpu()
+            stats[q].append((v[:: max(1, v.numel() // 1_000_000)], bool(x.min() < 0)))
+
     used = 0
     try:
         model.eval()
-        for q in quantizers:
-            q.train()
-        for batch in batches:
-            if max_batches is not None and used >= max_batches:
+        if observer == "ema":
+            for q in quantizers:
+                q.train()
+        else:
+            for q in quantizers:
+                hooks.append(q.register_forward_pre_hook(observe))
+                q.bits = None  # pass-through while observing: the model runs in float
+        for batch in _as_batch_list(data):
+            if batches is not None and used >= batches:
                 break
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            model(x.to(device))
+            x = torch.as_tensor(x).to(device)
+            if x.is_floating_point() and dtype is not None and x.dtype != dtype:
+                x = x.to(dtype)  # as the model computes (a float64 1e39 becomes inf in float32)
+            _check_finite(x, used)
+            model(x)
             used += 1
     finally:
+        for h in hooks:
+            h.remove()
+        for q, b in saved_bits.items():
+            q.bits = b
         for m, t in modes.items():
             m.training = t
     if used == 0:
         raise ValueError("calibrate_activations got no batches: pass a non-empty data loader or list of inputs")
+    if observer != "ema":
+        for q, seen in stats.items():
+            if not seen:
+                continue  # a quantizer the data never reached keeps its state
+            if observer == "minmax":
+                clip = max(v for v, _ in seen)
+            else:
+                values = torch.cat([v for v, _ in seen])
+                clip = float(torch.quantile(values[:: max(1, values.numel() // 16_000_000)], percentile / 100))
+            q.clip.fill_(clip)
+            q.calibrated.fill_(True)
+            if isinstance(q, InputQuant):
+                q.signed.fill_(any(neg for _, neg in seen))
     return used
 
 

@@ -7,12 +7,12 @@ declared type, so whole-number floats do not come back as ints and ``bits`` labe
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .atomic import atomic_write_text
 
 FLOAT_FORMAT = "%.6g"
 
@@ -20,12 +20,41 @@ FLOAT_FORMAT = "%.6g"
 SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
     "campaign": (
         {"model_id": "str", "variant": "str", "train_seed": "int64", "fingerprint": "str", "fault_model": "str",
-         "bits": "str", "layers": "str", "n_eval": "int64", "rate": "float64", "count": "int64", "seed": "int64",
+         "bits": "str", "layers": "str", "n_eval": "int64", "eval_data": "str", "rate": "float64", "count": "int64", "seed": "int64",
          "trial": "int64", "faulty_bits": "int64", "changed_weights": "int64", "accuracy": "float64",
          "loss": "float64", "clean_accuracy": "float64", "clean_loss": "float64", "run_id": "str"},
-        ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"],
+        ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "eval_data", "rate", "count", "seed",
+         "trial"],
     ),
 }  # fmt: skip
+# columns added after tables were recorded: a table written before reads them as this value
+# (eval_data: the fingerprint of the evaluation data and batching; "" = not recorded, such rows are never reused)
+OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {"campaign": {"eval_data": ""}}
+
+# Tables without declared dtypes (read as pandas infers them): their columns and unique row key.
+# Reading one checks that the columns are there and that no key appears twice (a duplicated or
+# hand-merged row), naming the file and the lines.
+TRAINING_COLUMNS = ["model_id", "variant", "seed", "key", "fingerprint", "source", "dataset", "model", "width",
+                    "activation", "threshold", "optimizer", "rho", "epochs", "clean_accuracy", "clean_loss",
+                    "sparsity", "run_id"]  # fmt: skip
+SHARPNESS_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "metric", "value", "stderr", "iterations",
+                     "n_examples", "seed", "run_id"]  # fmt: skip
+SPARSITY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "layer", "zeros", "total", "sparsity",
+                    "run_id"]  # fmt: skip
+LANDSCAPE_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "alpha", "loss", "accuracy", "run_id"]
+SUMMARY_KEY = ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count"]
+SUMMARY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", *SUMMARY_KEY[1:], "trials", "accuracy_mean",
+                   "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "loss_mean", "faulty_bits_mean",
+                   "clean_accuracy"]  # fmt: skip
+KEYED_TABLES: dict[str, tuple[list[str], list[str]]] = {
+    "training": (TRAINING_COLUMNS, ["model_id"]),
+    "sharpness": (SHARPNESS_COLUMNS, ["model_id", "metric"]),
+    "sparsity": (SPARSITY_COLUMNS, ["model_id", "layer"]),
+    "landscape": (LANDSCAPE_COLUMNS, ["model_id", "alpha"]),
+    "campaign_summary": (SUMMARY_COLUMNS, SUMMARY_KEY),
+    "claims": (["case"], ["case"]),
+    "claims_detail": (["claim", "metric", "fault_model", "rate"], ["claim", "metric", "fault_model", "rate"]),
+}
 
 
 def write_table(df: pd.DataFrame, path: str | Path, columns: list[str] | None = None,
@@ -39,21 +68,15 @@ def write_table(df: pd.DataFrame, path: str | Path, columns: list[str] | None = 
         df = df[columns]
     if sort:
         df = df.sort_values(sort, kind="mergesort")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
 
 
 def write_schema_table(df: pd.DataFrame, path: str | Path, table: str) -> None:
     """Write a table with a declared schema (see ``SCHEMAS``)."""
     cols, sort = SCHEMAS[table]
+    missing = {c: v for c, v in OPTIONAL_COLUMNS.get(table, {}).items() if c not in df.columns}
+    if missing:
+        df = df.assign(**missing)
     write_table(df.astype({c: t for c, t in cols.items() if c in df.columns}), path, list(cols), sort)
 
 
@@ -88,15 +111,25 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
     the header), never a raw pandas error, and is never silently reused.
     """
     path = Path(path)
+    if table is None and (path.stem in SCHEMAS or path.stem in KEYED_TABLES):
+        table = path.stem
     try:
         if table is None:
             return pd.read_csv(path, keep_default_na=True)
+        if table in KEYED_TABLES:
+            _check_rows_complete(path)
+            return _check_keyed(pd.read_csv(path, keep_default_na=True), path, *KEYED_TABLES[table])
         cols, key = SCHEMAS[table]
         _check_rows_complete(path)
         text_cols = {c: str for c, t in cols.items() if t == "str"}
         df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""])
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ResultsTableError(f"{path}: not a readable CSV table ({str(e).strip()}); delete or restore it") from None
+    for c, default in OPTIONAL_COLUMNS.get(table, {}).items():
+        if c not in df.columns:
+            df.insert(list(cols).index(c), c, default)
+        else:
+            df[c] = df[c].fillna(default)
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ResultsTableError(f"{path}: columns {missing} are missing (header: {list(df.columns)}); "
@@ -115,10 +148,30 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
             raise ResultsTableError(f"{path}, line {i + 2}: column {c} is {df[c].iloc[i]!r}, expected a finite "
                                     f"{'whole number' if t == 'int64' else 'number'} in [{lo:g}, {hi:g}]")  # fmt: skip
         df[c] = conv.astype(t)
+    _duplicate_keys(df, path, key)
+    return df
+
+
+def _duplicate_keys(df: pd.DataFrame, path: Path, key: list[str]) -> None:
     dup = df.duplicated(key, keep=False)
     if dup.any():
         lines = (np.flatnonzero(dup.to_numpy())[:4] + 2).tolist()
-        raise ResultsTableError(f"{path}, lines {lines}: the same row key {key} appears more than once")
+        first = df.loc[dup, key].iloc[0].tolist()
+        raise ResultsTableError(f"{path}, lines {lines}: the same row key {key} = {first} appears more than once "
+                                "(a duplicated row); delete the extra row or restore the file")  # fmt: skip
+
+
+def _check_keyed(df: pd.DataFrame, path: Path, columns: list[str], key: list[str]) -> pd.DataFrame:
+    """Columns present, no empty key field, no key twice (see ``KEYED_TABLES``)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ResultsTableError(f"{path}: columns {missing} are missing (header: {list(df.columns)}); "
+                                "delete or restore the file")  # fmt: skip
+    for c in key:
+        if df[c].dtype == object and df[c].isna().any():
+            i = int(np.flatnonzero(df[c].isna().to_numpy())[0])
+            raise ResultsTableError(f"{path}, line {i + 2}: column {c} is empty (it is part of the row key)")
+    _duplicate_keys(df, path, key)
     return df
 
 
@@ -130,7 +183,7 @@ def read_result(folder: str | Path, name: str) -> pd.DataFrame:
     path = Path(folder) / f"{name}.csv"
     if not path.is_file():
         return pd.DataFrame()
-    return read_table(path, name if name in SCHEMAS else None)
+    return read_table(path, name if name in SCHEMAS or name in KEYED_TABLES else None)
 
 
 def read_results(folder: str | Path) -> dict[str, pd.DataFrame]:

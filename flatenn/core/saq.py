@@ -163,6 +163,28 @@ class SAM(_SharpnessAware):
         self._eps = []
 
 
+def sharpness_aware_step(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    wrapper: _SharpnessAware,
+) -> tuple[float, torch.Tensor]:
+    """One two-pass update with a :class:`SAQ` or :class:`SAM` wrapper; returns (pass-1 loss, pass-1 logits)."""
+    wrapper.zero_grad()
+    logits = model(x)
+    loss1 = loss_fn(logits, y)
+    loss1.backward()
+    wrapper.first_step(zero_grad=True)
+    try:
+        loss_fn(model(x), y).backward()
+    except BaseException:
+        wrapper.restore()
+        raise
+    wrapper.second_step()
+    return float(loss1.detach()), logits.detach()
+
+
 def saq_step(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -176,15 +198,4 @@ def saq_step(
     Returns (pass-1 loss, pass-1 logits) for logging.
     """
     opt = optimizer if isinstance(optimizer, SAQ) else SAQ(model, optimizer, rho)
-    opt.zero_grad()
-    logits = model(x)
-    loss1 = loss_fn(logits, y)
-    loss1.backward()
-    opt.first_step(zero_grad=True)
-    try:
-        loss_fn(model(x), y).backward()
-    except BaseException:
-        opt.restore()
-        raise
-    opt.second_step()
-    return float(loss1.detach()), logits.detach()
+    return sharpness_aware_step(model, loss_fn, x, y, opt)

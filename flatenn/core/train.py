@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import calibrate_threshold, measure_sparsity, set_threshold
-from .data import DataSplit, load_dataset, subset_split
-from .determinism import resolve_device, set_deterministic
+from .atomic import atomic_write_bytes
+from .data import DataShape, DataSplit, load_dataset, subset_split
+from .determinism import resolve_device, torch_state
 from .evaluate import evaluate
 from .models import ModelSpec, build_model
 from .progress import Progress
@@ -61,6 +62,10 @@ class TrainConfig:
     parent: TrainConfig | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
+        if self.activation == "relu" and self.parent is None and self.threshold != 0:
+            raise ValueError(f"threshold {self.threshold:g} applies only to activation='fatrelu' (FATReLU); a ReLU "
+                             "model has no threshold: leave it at 0")  # fmt: skip
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
@@ -70,13 +75,29 @@ class TrainConfig:
         if self.parent is not None and self.activation != "fatrelu":
             raise ValueError("a parent config means fine-tuning to a sparse model: use activation='fatrelu'")
 
+    def _check_types(self) -> None:
+        """Every field has its declared type (a config read from JSON names the field that does not)."""
+        kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "TrainConfig": (TrainConfig,)}
+        for f in dataclasses.fields(self):
+            parts = [p.strip() for p in str(f.type).split("|")]
+            v = getattr(self, f.name)
+            if v is None and "None" in parts:
+                continue
+            ok = tuple(t for p in parts if p != "None" for t in kinds[p])
+            if not isinstance(v, ok) or (isinstance(v, bool) and bool not in ok):
+                want = " or ".join(p if p != "None" else "null" for p in parts)
+                raise ValueError(f"training config field {f.name!r} must be {want}, got {v!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
-        if d.get("parent") is not None:
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown training config field(s) {unknown}; fields: {[f.name for f in dataclasses.fields(cls)]}")
+        if isinstance(d.get("parent"), dict):
             d["parent"] = cls.from_dict(d["parent"])
         return cls(**d)
 
@@ -85,7 +106,7 @@ class TrainConfig:
         blob = json.dumps({"config": self.to_dict(), "code": TRAIN_CODE_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def model_spec(self, data: DataSplit, threshold: float | None = None) -> ModelSpec:
+    def model_spec(self, data: DataSplit | DataShape, threshold: float | None = None) -> ModelSpec:
         return ModelSpec(
             name=self.model, num_classes=data.num_classes, in_channels=data.in_channels,
             activation=self.activation if self.parent is None else "relu",
@@ -121,9 +142,13 @@ class TrainRecord:
         )
 
 
-def build_for(config: TrainConfig, data: DataSplit, threshold: float | None = None) -> nn.Module:
-    """An untrained model for ``config`` (activation as trained: FATReLU for fine-tuned ones)."""
-    model = build_model(config.model_spec(data, threshold), data.input_size)
+def build_for(config: TrainConfig, data: DataSplit | DataShape, threshold: float | None = None) -> nn.Module:
+    """An untrained model for ``config`` (activation as trained: FATReLU for fine-tuned ones).
+
+    Built to be loaded with trained weights: the global RNG its initialization draws from is restored.
+    """
+    with torch_state():
+        model = build_model(config.model_spec(data, threshold), data.input_size)
     if config.parent is not None:
         set_threshold(model, config.threshold if threshold is None else threshold)
     return model
@@ -139,8 +164,6 @@ def _data_for_config(config: TrainConfig, data: DataSplit) -> DataSplit:
 def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float) -> None:
     import io
 
-    from .zoo import atomic_write_bytes
-
     buf = io.BytesIO()
     torch.save({"key": config.key(), "epochs": record.epochs, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "generator": gen.get_state(), "spent": spent}, buf)  # fmt: skip
@@ -152,7 +175,8 @@ def _resume(path, config, model, opt, sched, gen, record) -> tuple[int, float]:
     if path is None or not Path(path).is_file():
         return 0, 0.0
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint is named by a public config hash, so a planted file must not run code
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("key") != config.key():
             return 0, 0.0
         model.load_state_dict(state["model"])
@@ -185,10 +209,16 @@ def fit(
     For a fine-tuned sparse config pass the trained parent's ``init_state`` (the zoo does this).
     Same config, seed and device give bit-identical weights. With ``checkpoint`` the full training
     state (weights, buffers, optimizer, schedule, shuffling generator) is written after every epoch
-    and a killed run resumes from it, bit-identical to an uninterrupted one.
+    and a killed run resumes from it, bit-identical to an uninterrupted one. Seeding and deterministic
+    kernels hold for the call only: torch's global settings and RNGs are restored afterwards.
     """
+    with torch_state(seed=config.seed, deterministic=True):
+        return _fit(config, data, device, progress, init_state, checkpoint)
+
+
+def _fit(config: TrainConfig, data: DataSplit | None, device: str | None, progress: bool,
+         init_state: dict[str, torch.Tensor] | None, checkpoint: str | Path | None) -> tuple[nn.Module, TrainRecord]:
     dev = resolve_device(device)
-    set_deterministic(config.seed)
     if data is None:
         data = load_dataset(config.dataset, train_subset=config.train_subset, test_subset=config.test_subset)
     else:

@@ -13,14 +13,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .data import DataSplit, load_dataset
+from .atomic import atomic_write_bytes
+from .data import DataSplit, dataset_shape, load_dataset
 from .determinism import resolve_device
 from .fingerprint import model_fingerprint
 from .locks import exclusive
@@ -32,22 +32,6 @@ FORMAT = 2  # 2: record checksum and model fingerprint
 def default_cache_dir() -> Path:
     """$FLATENN_CACHE, else ~/.cache/flatenn/zoo."""
     return Path(os.environ.get("FLATENN_CACHE", "~/.cache/flatenn/zoo")).expanduser()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _record_digest(record: dict | None, fingerprint: str | None) -> str:
@@ -98,7 +82,7 @@ class Zoo:
     def has(self, config: TrainConfig) -> bool:
         return all(p.is_file() for p in self.paths(config))
 
-    def _load_entry(self, config: TrainConfig) -> tuple[dict, TrainRecord]:
+    def _load_entry(self, config: TrainConfig) -> tuple[dict, TrainRecord, str | None]:
         pt, meta_path = self.paths(config)
         try:
             meta = json.loads(meta_path.read_text())
@@ -132,6 +116,26 @@ class Zoo:
         atomic_write_bytes(pt, blob)
         atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
         pt.with_suffix(".ckpt").unlink(missing_ok=True)  # the finished entry replaces the training checkpoint
+
+    def open_entry(self, config: TrainConfig) -> tuple[nn.Module, TrainRecord, str]:
+        """(model on the CPU, record, fingerprint recomputed from the stored weights) of a stored entry,
+        rebuilt without its data set.
+
+        Raises :class:`CorruptEntryError` when the entry is missing, damaged (checksum), edited (record
+        checksum), stored under another config's key, or when its weights do not give the recorded fingerprint.
+        """
+        if not self.has(config):
+            raise CorruptEntryError(f"no entry {config.key()} in {self.cache_dir}")
+        state, record, fingerprint = self._load_entry(config)
+        model = build_for(config, dataset_shape(config.dataset), threshold=record.threshold)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, KeyError) as e:
+            raise CorruptEntryError(f"the stored weights do not fit the config's model ({str(e).splitlines()[0]})") from None
+        fp = model_fingerprint(model)
+        if fingerprint != fp:
+            raise CorruptEntryError(f"the stored weights give fingerprint {fp}, the entry records {fingerprint}")
+        return model.eval(), record, fp
 
     def load(self, config: TrainConfig, warn: bool = True) -> tuple[nn.Module, TrainRecord] | None:
         """The stored model and record (eval mode, on the zoo's device), or None when absent or untrusted.

@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.determinism import model_device
-from ..core.evaluate import as_batches, eval_mode, evaluate_batches
+from ..core.determinism import model_device, model_dtype
+from ..core.evaluate import as_batches, batches_fingerprint, eval_mode, evaluate_batches
 from ..core.fingerprint import model_fingerprint
 from ..core.locks import exclusive
 from ..core.progress import Progress
@@ -37,7 +37,8 @@ from .sampling import bits_label, check_fault_model, check_rate, check_seed
 
 COLUMNS = list(SCHEMAS["campaign"][0])
 # a recorded row is reused only if all of these match: what the row means, and the model it was measured on
-KEY = ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"]
+KEY = ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "eval_data", "rate", "count", "seed",
+       "trial"]
 
 
 def _whole(value, what: str, minimum: int) -> int:
@@ -46,33 +47,85 @@ def _whole(value, what: str, minimum: int) -> int:
     return int(value)
 
 
-def layers_label(layer_filter: LayerFilter) -> str:
-    """Text form of a layer filter for tables: ``all`` or the regex (a predicate cannot be recorded)."""
+MAX_TRIAL_EVALUATIONS = 10_000_000  # points x trials of one call: beyond this a campaign is a typo, not a plan
+LABEL_NAMES_MAX = 120  # a layer-name list longer than this is recorded by its hash
+
+
+def layers_label(layer_filter: LayerFilter, selected: Sequence[str] | None = None) -> str:
+    """Text form of a layer filter for tables and resume keys.
+
+    ``all`` (no filter), ``re:<regex>``, or, for a predicate or a list of names, the layers it selects
+    (``names:a,b`` or ``names#<sha256>`` when long): a stable identity, so two different lambdas never share
+    rows and a predicate and a list that pick the same layers do.
+    """
     if layer_filter is None:
         return "all"
     if isinstance(layer_filter, str):
         return f"re:{layer_filter}"
-    return f"fn:{getattr(layer_filter, '__qualname__', 'predicate')}"
+    if selected is None:
+        raise ValueError("a predicate or a list of layer names is labelled by the layers it selects: pass them")
+    text = ",".join(selected)
+    if len(text) <= LABEL_NAMES_MAX:
+        return f"names:{text}"
+    import hashlib
+
+    return "names#" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def campaign_points(rates: Sequence[float] | None, counts: Sequence[int] | None) -> list[tuple[float, int]]:
-    """Validated campaign points: (rate, -1) in rate mode, (nan, count) in count mode."""
+def normalize_rate(rate) -> float:
+    """A rate as the tables write it (``%.6g``), so a float32 0.01 and 0.01 are one point and resume alike."""
+    from ..core.results import FLOAT_FORMAT
+
+    return float(FLOAT_FORMAT % check_rate(rate))
+
+
+def _values(v, what: str) -> list:
+    """A list from a scalar, a sequence or a NumPy array."""
+    if isinstance(v, (str, bytes)):
+        raise ValueError(f"{what} must be numbers, got the text {v!r}")
+    if np.ndim(v) == 0:
+        return [v.item() if hasattr(v, "item") else v]
+    return np.asarray(v).ravel().tolist() if isinstance(v, np.ndarray) else list(v)
+
+
+def campaign_points(rates: Sequence[float] | float | None, counts: Sequence[int] | int | None) -> list[tuple[float, int]]:
+    """Validated campaign points: (rate, -1) in rate mode, (nan, count) in count mode; each point once.
+
+    A scalar or a NumPy array is accepted; rates are normalized to the value the tables write. A repeated
+    point is an error: it would count the same fault maps twice as independent trials.
+    """
     if (rates is None) == (counts is None):
         raise ValueError("give rates= or counts= (exactly one)")
-    values = list(rates if rates is not None else counts)
+    values = _values(rates if rates is not None else counts, "rates" if rates is not None else "counts")
     if not values:
         raise ValueError("give at least one " + ("rate" if rates is not None else "count"))
     if rates is not None:
-        return [(check_rate(r), -1) for r in values]
-    return [(float("nan"), _whole(c, "a fault count (faulty bits)", 0)) for c in values]
+        points = [(normalize_rate(r), -1) for r in values]
+    else:
+        points = [(float("nan"), _whole(c, "a fault count (faulty bits)", 0)) for c in values]
+    seen: set = set()
+    for r, c in points:
+        k = c if c >= 0 else r
+        if k in seen:
+            raise ValueError(f"{'count' if c >= 0 else 'rate'} {k:g} is given twice: give each point once (a "
+                             "repeated point would count the same fault maps twice as independent trials)")  # fmt: skip
+        seen.add(k)
+    return points
+
+
+def check_model_id(model_id) -> str:
+    """A model id is non-empty text without leading or trailing spaces (it is written to and read from CSV)."""
+    if not isinstance(model_id, str) or not model_id or model_id != model_id.strip():
+        raise ValueError(f"model_id must be non-empty text without surrounding spaces, got {model_id!r}")
+    return model_id
 
 
 def run_campaign(
     model: nn.Module,
     x,
-    y: torch.Tensor | None,
-    fault_model: str,
-    rates: Sequence[float] | None = None,
+    y: torch.Tensor | str | None = None,
+    fault_model: str | None = None,
+    rates: Sequence[float] | float | None = None,
     trials: int = 50,
     seed: int = 0,
     model_id: str = "model",
@@ -89,8 +142,9 @@ def run_campaign(
 ) -> pd.DataFrame:
     """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
 
-    ``x, y``: evaluation tensors, or ``x`` a data loader of (inputs, labels) batches and ``y=None`` (the
-    loader's batching is used as it is; the same data and batching give the tensor path's numbers).
+    ``x, y``: evaluation tensors (or NumPy arrays), or ``x`` a data loader of (inputs, labels) batches and no
+    ``y`` (``run_campaign(model, loader, "bitflip", ...)``; the loader's batching is used as it is; the same
+    data and batching give the tensor path's numbers).
     ``rates`` (bit error rates) or ``counts`` (exact numbers of faulty bits). In both modes the
     ``rate`` column is faulty bits per *eligible* bit: the bits of the selected layers at the
     selected bit positions (in count mode, count / eligible bits). ``extra`` adds constant columns
@@ -103,37 +157,54 @@ def run_campaign(
     With a layer filter, ``prefix_reuse`` evaluates only the part of the network after the first faulted
     layer (:mod:`flatenn.faults.prefix`; bit-identical; falls back to the full forward for untraceable models).
     """
+    if isinstance(y, str) and fault_model is None:  # run_campaign(model, loader, "bitflip", ...)
+        y, fault_model = None, y
+    if fault_model is None:
+        raise ValueError("name the fault model: run_campaign(model, x, y, 'bitflip', ...) or (model, loader, 'bitflip')")
     check_fault_model(fault_model)
+    model_id = check_model_id(model_id)
     points = campaign_points(rates, counts)
     trials = _whole(trials, "trials", 1)
+    if len(points) * trials > MAX_TRIAL_EVALUATIONS:
+        raise ValueError(f"{len(points)} points x {trials} trials = {len(points) * trials:,} trial evaluations; at most "
+                         f"{MAX_TRIAL_EVALUATIONS:,} per call (use adaptive trials or fewer points)")  # fmt: skip
     seed = check_seed(seed)
     batch_size = _whole(batch_size, "batch_size", 1)
-    batches = as_batches(x, y, batch_size, model_device(model))
+    if model_dtype(model) not in (None, torch.float32):
+        raise ValueError(f"the model computes in {model_dtype(model)}; flatenn's quantized layers compute in float32: "
+                         "call model.float() (quantize_model does this for you)")  # fmt: skip
+    batches = as_batches(x, y, batch_size, model_device(model), model_dtype(model))
     if target_halfwidth is not None and not target_halfwidth > 0:
         raise ValueError(f"target_halfwidth must be > 0 accuracy points, got {target_halfwidth!r}")
     min_trials = _whole(min_trials, "min_trials", 2)
     adaptive = (target_halfwidth, min(min_trials, trials)) if target_halfwidth is not None else None
-    label, layers = bits_label(bit_positions), layers_label(layer_filter)
+    label = bits_label(bit_positions)
     extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
     fingerprint = model_fingerprint(model)
     lock = exclusive(Path(str(out) + ".lock")) if out is not None else contextlib.nullcontext()
     with lock:  # concurrent campaigns on one file: the later one waits, then resumes from the earlier one's rows
         return _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
-                    out, progress, extra, label, layers, fingerprint, adaptive, prefix_reuse)  # fmt: skip
+                    out, progress, extra, label, fingerprint, adaptive, prefix_reuse)  # fmt: skip
 
 
 def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, out,
-         progress, extra, label, layers, fingerprint, adaptive, prefix_reuse) -> pd.DataFrame:  # fmt: skip
+         progress, extra, label, fingerprint, adaptive, prefix_reuse) -> pd.DataFrame:  # fmt: skip
     n_eval = sum(len(yb) for _, yb in batches)
+    eval_data = batches_fingerprint(batches)
     recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
-    sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
-           & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)
-           & (recorded["layers"] == layers) & (recorded["n_eval"] == n_eval) & (recorded["seed"] == seed))  # fmt: skip
-    old = recorded[sel].reset_index(drop=True)
-    done = {_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)}
     rows: list[dict] = []
     with eval_mode(model), frozen(model):
         injector = FaultInjector(model, layer_filter)
+        layers = layers_label(layer_filter, list(injector.layers))
+        sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
+               & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)
+               & (recorded["layers"] == layers) & (recorded["n_eval"] == n_eval)
+               & (recorded["eval_data"] == eval_data) & (recorded["seed"] == seed))  # fmt: skip
+        old = recorded[sel].reset_index(drop=True)
+        wanted = {_point_key(r, c, t) for r, c in points for t in range(trials)}
+        keys = [_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)]
+        old = old.loc[np.array([k in wanted for k in keys], dtype=bool)].reset_index(drop=True)  # this call's points
+        done = {k for k in keys if k in wanted}
         eligible = injector.eligible_bits(bit_positions)
         if any(c > eligible for _, c in points):
             raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
@@ -159,7 +230,8 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
                 accs.append(acc)
                 rate = r if c < 0 else c / eligible
                 rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,
-                             "bits": label, "layers": layers, "n_eval": n_eval, "rate": rate, "count": c,
+                             "bits": label, "layers": layers, "n_eval": n_eval, "eval_data": eval_data,
+                             "rate": rate, "count": c,
                              "seed": seed, "trial": t, "faulty_bits": nbits, "changed_weights": changed,
                              "accuracy": acc, "loss": loss, "clean_accuracy": clean_acc,
                              "clean_loss": clean_loss})  # fmt: skip

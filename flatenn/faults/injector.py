@@ -27,19 +27,29 @@ from .sampling import (
     sample_rate_maps,
 )
 
-LayerFilter = Callable[[str], bool] | str | None
+LayerFilter = Callable[[str], bool] | str | Sequence[str] | None
 
 
 def select_layers(model: nn.Module, layer_filter: LayerFilter = None) -> dict[str, QuantizedWeightMixin]:
-    """Quantized layers of ``model`` kept by ``layer_filter`` (a predicate or a regex on names)."""
+    """Quantized layers of ``model`` kept by ``layer_filter``: a regex on names (str), a list of names, or a
+    predicate on names."""
     layers = quantized_layers(model)
-    if isinstance(layer_filter, str):
+    if isinstance(layer_filter, (list, tuple, set, frozenset)):
+        names = list(layer_filter)
+        unknown = [n for n in names if n not in layers]
+        if unknown or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"layer filter names {unknown or names} are not quantized layers of the model; "
+                             f"its layers: {list(layers)[:12]}")  # fmt: skip
+        layers = {n: m for n, m in layers.items() if n in set(names)}
+    elif isinstance(layer_filter, str):
         try:
             pattern = re.compile(layer_filter)
         except re.error as e:
             raise ValueError(f"layer filter {layer_filter!r} is not a valid regular expression: {e}") from None
         layers = {n: m for n, m in layers.items() if pattern.search(n)}
     elif layer_filter is not None:
+        if not callable(layer_filter):
+            raise ValueError(f"a layer filter is a regex, a list of layer names or a predicate, got {layer_filter!r}")
         layers = {n: m for n, m in layers.items() if layer_filter(n)}
     if not layers:
         raise ValueError(

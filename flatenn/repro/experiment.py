@@ -31,34 +31,51 @@ import torch
 from ..analysis.sharpness import measure
 from ..core.activations import measure_sparsity
 from ..core.data import DataSplit
-from ..core.determinism import deterministic_kernels, resolve_device
+from ..core.determinism import resolve_device, torch_state
 from ..core.fingerprint import model_fingerprint
 from ..core.locks import FolderLock, clean_stale_temp_files
 from ..core.progress import Stages
-from ..core.results import read_result, read_results, read_table, write_table
+from ..core.results import (
+    KEYED_TABLES,
+    SUMMARY_COLUMNS,
+    SUMMARY_KEY,
+    read_result,
+    read_results,
+    read_table,
+    write_table,
+)
 from ..core.zoo import Zoo
 from ..faults.campaign import run_campaign
-from .scales import MAIN_VARIANTS, ScaleConfig
+from .integrity import measure_options
+from .plan import Unit, claim_units, plan, totals
+from .scales import ScaleConfig
 
-TRAINING_COLUMNS = ["model_id", "variant", "seed", "key", "fingerprint", "source", "dataset", "model", "width",
-                    "activation", "threshold", "optimizer", "rho", "epochs", "clean_accuracy", "clean_loss",
-                    "sparsity", "run_id"]  # fmt: skip
-SHARPNESS_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "metric", "value", "stderr", "iterations",
-                     "n_examples", "seed", "run_id"]  # fmt: skip
-SPARSITY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "layer", "zeros", "total", "sparsity",
-                    "run_id"]  # fmt: skip
-LANDSCAPE_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "alpha", "loss", "accuracy", "run_id"]
 MEASURED_TABLES = ("campaign", "sharpness", "sparsity", "landscape")
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "results"
 
 
-def _merge(path: Path, new: pd.DataFrame, key: list[str], columns: list[str]) -> pd.DataFrame:
-    """Merge rows into a CSV (new rows replace old ones with the same key) and write it."""
+def _merge(folder: Path, table: str, new: pd.DataFrame) -> pd.DataFrame:
+    """Merge rows into ``<folder>/<table>.csv`` (new rows replace old ones with the same key) and write it."""
+    columns, key = KEYED_TABLES[table]
+    path = folder / f"{table}.csv"
     if path.is_file():
         old = read_table(path)
         new = pd.concat([old, new], ignore_index=True).drop_duplicates(key, keep="last")
     write_table(new, path, columns, sort=key)
     return new
+
+
+def eval_inputs(scale: ScaleConfig, data: DataSplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scale's evaluation set: the first ``eval_examples`` test examples (all when None)."""
+    n = scale.eval_examples or len(data.x_test)
+    return data.x_test[:n], data.y_test[:n]
+
+
+def sharpness_inputs(scale: ScaleConfig, data: DataSplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scale's sharpness set: a seeded subset of the training data."""
+    g = np.random.default_rng(scale.sharpness_seed)
+    idx = np.sort(g.permutation(len(data.x_train))[: scale.sharpness_examples])
+    return data.x_train[idx], data.y_train[idx]
 
 
 def git_state(root: Path | None = None) -> dict:
@@ -74,9 +91,15 @@ def git_state(root: Path | None = None) -> dict:
 
 
 def new_run_id(git: dict) -> str:
-    """``<UTC time>-<commit[:8]>`` (``+dirty`` when the code differs from the commit)."""
+    """``<UTC time>-<commit[:8]>-<4 random hex>`` (``+dirty`` when the code differs from the commit).
+
+    The random part keeps two runs started in the same second (a killed run and its immediate rerun,
+    two processes on one machine) apart.
+    """
+    import secrets
+
     t = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{t}-{git['commit'][:8]}" + ("+dirty" if git.get("dirty") else "")
+    return f"{t}-{git['commit'][:8]}-{secrets.token_hex(2)}" + ("+dirty" if git.get("dirty") else "")
 
 
 class Experiment:
@@ -107,25 +130,23 @@ class Experiment:
         self.run_id = new_run_id(self.git)
         self.command = command or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
         self.computed = False  # whether this run measured or trained anything (provenance is written only then)
-        deterministic_kernels()  # also when every model comes from the cache
+        self._begun = False  # whether this run is listed in provenance.json yet (see begin)
+        threads = int(os.environ.get("FLATENN_THREADS", 0)) or scale.torch_threads
+        # deterministic kernels (also when every model comes from the cache) and the scale's thread count
+        # (recorded in provenance: results may depend on it) hold while the experiment is open; close() restores
+        self._torch = torch_state(deterministic=True, threads=threads if self.device.type == "cpu" else None)
+        self._torch.__enter__()
         self._models: dict[str, tuple] = {}
         self._fingerprints: dict[str, str] = {}
-        n_seeds, n_main = len(scale.seeds), len(MAIN_VARIANTS)
-        n_sweep = len([v for v in scale.sweep_variants() if v not in MAIN_VARIANTS]) if scale.claims is None else 0
-        self.stages = Stages(f"[{scale.name}]", {
-            "models": len(scale.all_variants()) * n_seeds,
-            "campaigns": (n_main * len(scale.fault_models) + n_sweep) * n_seeds,
-            "sharpness": n_main * n_seeds,
-            "sparsity": (n_main + n_sweep) * n_seeds,
-        })  # fmt: skip
+        self.units = plan(scale)  # everything the scale's claims need (progress totals)
+        self.stages = Stages(f"[{scale.name}]", totals(self.units))
+        self._done: set[Unit] = set()
         self._campaigns_done: set[tuple[str, str]] = set()
-        threads = int(os.environ.get("FLATENN_THREADS", 0)) or scale.torch_threads
-        if threads and self.device.type == "cpu":  # recorded in provenance (results may depend on it)
-            torch.set_num_threads(threads)
 
     def close(self) -> None:
-        """Release the folder lock (also released when the process ends)."""
+        """Release the folder lock (also released when the process ends) and restore torch's global settings."""
         self.lock.release()
+        self._torch.__exit__(None, None, None)
 
     def __enter__(self) -> Experiment:
         return self
@@ -138,15 +159,10 @@ class Experiment:
         return self.zoo.data_for(self.scale.train_config("standard-sgd", self.scale.seeds[0]))
 
     def eval_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.data()
-        n = self.scale.eval_examples or len(d.x_test)
-        return d.x_test[:n], d.y_test[:n]
+        return eval_inputs(self.scale, self.data())
 
     def sharpness_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.data()
-        g = np.random.default_rng(self.scale.sharpness_seed)
-        idx = np.sort(g.permutation(len(d.x_train))[: self.scale.sharpness_examples])
-        return d.x_train[idx], d.y_train[idx]
+        return sharpness_inputs(self.scale, self.data())
 
     # ---- models -----------------------------------------------------------------------------
     def _obtain(self, cfg) -> tuple[object, object, str]:
@@ -180,8 +196,10 @@ class Experiment:
                 self.timings[f"train/{mid}"] = record.wall_time_s
             self.timings.setdefault(f"load/{mid}", time.perf_counter() - t0)
             if source != "folder":
+                self.begin()
                 self.local_models.store(cfg, model, record)
-            self.stages.step("models", f"{mid}, {source}, clean accuracy {record.clean_accuracy:.2f}%")
+            self.stages.step("models", mid, f"{source}, clean accuracy {record.clean_accuracy:.2f}%",
+                             resumed=source != "trained")
             fp = model_fingerprint(model)
             self._models[mid] = (model, record)
             self._fingerprints[mid] = fp
@@ -194,7 +212,8 @@ class Experiment:
             old = read_result(self.dir, "training")
             same = len(old) and ((old["model_id"] == mid) & (old["fingerprint"] == fp)).any()
             if not same:
-                _merge(self.dir / "training.csv", pd.DataFrame([row]), ["model_id"], TRAINING_COLUMNS)
+                self.begin()
+                _merge(self.dir, "training", pd.DataFrame([row]))
         return self._models[mid]
 
     def _drop_stale_rows(self, mid: str, fingerprint: str) -> None:
@@ -226,12 +245,13 @@ class Experiment:
         if (mid, fault_model) in self._campaigns_done:
             return
         t0 = time.perf_counter()
+        self.begin()
         df = run_campaign(model, x, y, fault_model, rates=self.scale.rates, trials=self.scale.trials,
                           seed=self.scale.map_seed(seed), model_id=mid, batch_size=self.scale.eval_batch_size,
                           out=self.dir / "campaign.csv", progress=self.progress,
                           extra={"variant": variant, "train_seed": seed, "run_id": self.run_id})  # fmt: skip
         self._campaigns_done.add((mid, fault_model))
-        self.stages.step("campaigns", f"{mid} {fault_model}" + ("" if df.attrs.get("computed_rows") else ", resumed"))
+        self.stages.step("campaigns", f"{mid} {fault_model}", resumed=not df.attrs.get("computed_rows"))
         if df.attrs.get("computed_rows"):
             self.computed = True
             self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
@@ -248,54 +268,68 @@ class Experiment:
         if len(recorded):
             mine = (recorded["model_id"] == mid) & (recorded["fingerprint"] == self._fingerprints[mid])
             if set(self.scale.sharpness_metrics) <= set(recorded.loc[mine, "metric"]):
-                self.stages.step("sharpness", f"{mid}, resumed")
+                self.stages.step("sharpness", mid, resumed=True)
                 return
         x, y = self.sharpness_set()
         s = self.scale
         t0 = time.perf_counter()
         rows, land = measure(model, x, y, s.sharpness_metrics, model_id=mid, seed=s.sharpness_seed,
-                             batch_size=s.eval_batch_size,
-                             options={"probes": s.sharpness_probes, "directions": s.sharpness_directions,
-                                      "sigma": s.sharpness_sigma, "rate": s.sensitivity_rate,
-                                      "iters": s.sharpness_iters,
-                                      "fault_model": "bitflip"})  # fmt: skip
+                             batch_size=s.eval_batch_size, options=measure_options(s))
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
         self.timings[f"sharpness/{mid}"] = time.perf_counter() - t0
-        self.stages.step("sharpness", f"{mid}, {time.perf_counter() - t0:.0f}s")
+        self.stages.step("sharpness", mid, f"{time.perf_counter() - t0:.0f}s")
         tags = {"variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid], "run_id": self.run_id}
         self.computed = True
-        _merge(self.dir / "sharpness.csv", rows.assign(**tags), ["model_id", "metric"], SHARPNESS_COLUMNS)
+        self.begin()
+        _merge(self.dir, "sharpness", rows.assign(**tags))
         if len(land):
-            _merge(self.dir / "landscape.csv", land.assign(**tags), ["model_id", "alpha"], LANDSCAPE_COLUMNS)
+            _merge(self.dir, "landscape", land.assign(**tags))
 
     def sparsity(self, variant: str, seed: int) -> None:
         """Per-layer activation sparsity of one model on the evaluation set, unless recorded."""
         mid = self.scale.model_id(variant, seed)
         model, _ = self.model(variant, seed)
         if self._has_rows("sparsity", mid):
-            self.stages.step("sparsity", f"{mid}, resumed")
+            self.stages.step("sparsity", mid, resumed=True)
             return
         x, _ = self.eval_set()
         df = measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
         self.computed = True
         tags = {"model_id": mid, "variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid],
                 "run_id": self.run_id}  # fmt: skip
-        _merge(self.dir / "sparsity.csv", df.assign(**tags), ["model_id", "layer"], SPARSITY_COLUMNS)
+        self.begin()
+        _merge(self.dir, "sparsity", df.assign(**tags))
         self.stages.step("sparsity", mid)
+
+    def run_unit(self, unit: Unit) -> None:
+        """Compute (or resume) one work unit of :mod:`flatenn.repro.plan`, at most once per run."""
+        if unit in self._done:
+            return
+        if unit.kind == "models":
+            self.model(unit.variant, unit.seed)
+        elif unit.kind == "campaigns":
+            self.campaign(unit.variant, unit.seed, unit.fault_model)
+        elif unit.kind == "sharpness":
+            self.sharpness(unit.variant, unit.seed)
+        elif unit.kind == "sparsity":
+            self.sparsity(unit.variant, unit.seed)
+        else:
+            raise ValueError(f"unknown unit kind {unit.kind!r}")
+        self._done.add(unit)
 
     def ensure(self, variants: tuple[str, ...], campaign: tuple[str, ...] = (), sharpness: bool = False,
                sparsity: bool = False) -> None:  # fmt: skip
         """Compute whatever of the requested products is missing, for every seed of the scale."""
         for v in variants:
             for s in self.scale.seeds:
-                self.model(v, s)
+                self.run_unit(Unit("models", v, s))
                 for fm in campaign:
-                    self.campaign(v, s, fm)
+                    self.run_unit(Unit("campaigns", v, s, fm))
                 if sharpness:
-                    self.sharpness(v, s)
+                    self.run_unit(Unit("sharpness", v, s))
                 if sparsity:
-                    self.sparsity(v, s)
+                    self.run_unit(Unit("sparsity", v, s))
 
     # ---- tables -----------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -318,29 +352,12 @@ class Experiment:
             if f.suffix in (".pt", ".json") and f.stem not in keep:
                 f.unlink()
 
-    def write_provenance(self) -> None:
-        """provenance.json: every run that contributed rows, versions, device, scale config, models, checksums."""
-        import dataclasses
-
+    def _run_entry(self, status: str) -> dict:
+        """This run's provenance entry: git state, command, versions, device, timings, status."""
         import flatenn
 
-        from ..core.results import table_checksums
-
-        path = self.dir / "provenance.json"
-        old = {}
-        if path.is_file():
-            try:
-                old = json.loads(path.read_text())
-            except ValueError:
-                old = {}
-        tables = self.tables()
-        used = set()
-        for t in tables.values():
-            if len(t) and "run_id" in t.columns:
-                used |= set(t["run_id"].astype(str))
-        runs = {r["run_id"]: r for r in old.get("runs", []) if r.get("run_id") in used}
-        runs[self.run_id] = {
-            "run_id": self.run_id, "git": self.git, "command": self.command,
+        return {
+            "run_id": self.run_id, "git": self.git, "command": self.command, "status": status,
             "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                          "pandas": pd.__version__, "flatenn": getattr(flatenn, "__version__", "unknown")},
@@ -349,6 +366,73 @@ class Experiment:
                        "torch_threads": torch.get_num_threads()},
             "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
         }  # fmt: skip
+
+    def _read_provenance(self) -> dict | None:
+        path = self.dir / "provenance.json"
+        try:
+            prov = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return prov if isinstance(prov, dict) and isinstance(prov.get("runs"), list) else None
+
+    def _used_runs(self, tables: dict[str, pd.DataFrame]) -> set[str]:
+        used: set[str] = set()
+        for t in tables.values():
+            if len(t) and "run_id" in t.columns:
+                used |= set(t["run_id"].astype(str))
+        return used
+
+    def begin(self) -> None:
+        """List this run in provenance.json (status ``running``) before it writes its first row.
+
+        So a run killed at any point is still listed (with its git state, versions and device) beside the
+        rows it wrote; the run that finishes the folder marks it ``interrupted``.
+        """
+        if self._begun:
+            return
+        self._begun = True
+        self.write_provenance(status="running", keep_unused=True)
+
+    def provenance_current(self) -> bool:
+        """Whether provenance.json lists every run named in the tables, no unfinished run, and today's checksums."""
+        from ..core.results import table_checksums
+
+        prov = self._read_provenance()
+        sums = table_checksums(self.dir)
+        if prov is None:
+            return not sums
+        listed = {r.get("run_id"): r for r in prov["runs"]}
+        if not self._used_runs(self.tables()) <= set(listed):
+            return False
+        if any(r.get("status") == "running" for k, r in listed.items() if k != self.run_id):
+            return False
+        return prov.get("tables_sha256") == sums
+
+    def write_provenance(self, status: str = "finished", keep_unused: bool = False) -> None:
+        """provenance.json: every run that contributed rows, versions, device, scale config, models, checksums.
+
+        A run listed as ``running`` that is not this one was killed before it finished: it becomes
+        ``interrupted`` (its rows stay, it is still listed). ``keep_unused`` keeps runs that no row names yet.
+        """
+        import dataclasses
+
+        from ..core.atomic import atomic_write_text
+        from ..core.results import table_checksums
+
+        old = self._read_provenance() or {}
+        tables = self.tables()
+        used = self._used_runs(tables)
+        runs = {r["run_id"]: dict(r) for r in old.get("runs", []) if keep_unused or r.get("run_id") in used}
+        for r in runs.values():
+            if r.get("status") == "running":
+                r["status"] = "interrupted"
+        if keep_unused or self.run_id in used:
+            runs[self.run_id] = self._run_entry(status)
+        else:
+            runs.pop(self.run_id, None)
+        if not runs and not table_checksums(self.dir):
+            (self.dir / "provenance.json").unlink(missing_ok=True)
+            return
         training = tables["training"]
         prov = {
             "scale": self.scale.name,
@@ -358,37 +442,37 @@ class Experiment:
                        for r in training.itertuples()} if len(training) else {},
             "tables_sha256": table_checksums(self.dir),
             "note": "each row of every table names the run that measured it (run_id); timings are wall-clock "
-                    "seconds of that run and are not asserted",
+                    "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
+                    "later run completed the folder",
         }  # fmt: skip
-        path.write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(self.dir / "provenance.json", json.dumps(prov, indent=1, sort_keys=True) + "\n")
 
     # ---- claims -----------------------------------------------------------------------------
     def ensure_for(self, claim_id: str) -> None:
         """Compute everything one claim needs at this scale (and nothing else)."""
-        from .claims import CLAIMS
-
-        c = CLAIMS[claim_id]
-        s = self.scale
-        if c.variants:
-            self.ensure(c.variants, campaign=s.fault_models if c.campaign else (), sharpness=c.sharpness,
-                        sparsity=c.sparsity)  # fmt: skip
-        if c.sweep:
-            self.ensure(tuple(s.sweep_variants()), campaign=(s.sweep_fault_model,), sparsity=True)
+        for u in claim_units(self.scale, claim_id):
+            self.run_unit(u)
 
     def ensure_all(self) -> None:
         """Everything every claim of the scale needs."""
-        from .claims import CLAIMS
-
-        for cid in self.scale.claims or CLAIMS:
-            self.ensure_for(cid)
+        for u in self.units:
+            self.run_unit(u)
 
     def finish(self) -> None:
-        """Write the derived tables, claims and provenance of what this run computed."""
-        if self.computed:
-            self.write_summary()
-            self.record_claims()
-            self.prune_models()
+        """Write the derived tables, claims and provenance of what this run computed.
+
+        Also when this run computed nothing but the folder's provenance is not current (an earlier run was
+        killed after writing rows or claims but before its provenance): the folder is completed either way.
+        """
+        current = self.provenance_current()
+        if self.computed or not current:
+            if (self.dir / "training.csv").is_file():
+                self.write_summary()
+                self.record_claims()
+                self.prune_models()
             self.write_provenance()
+        elif self._begun:
+            self.write_provenance()  # drops this run's entry again if it wrote no row
 
     def record_claims(self) -> pd.DataFrame:
         """Evaluate every case whose inputs are recorded; (re)write claims.csv and claims_detail.csv."""
@@ -399,12 +483,6 @@ class Experiment:
         write_table(detail, self.dir / "claims_detail.csv", DETAIL_COLUMNS,
                     sort=["claim", "metric", "fault_model", "rate"])  # fmt: skip
         return claims
-
-
-SUMMARY_KEY = ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count"]
-SUMMARY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", *SUMMARY_KEY[1:], "trials", "accuracy_mean",
-                   "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "loss_mean", "faulty_bits_mean",
-                   "clean_accuracy"]  # fmt: skip
 
 
 def campaign_summary(camp: pd.DataFrame) -> pd.DataFrame:

@@ -18,9 +18,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..core.results import ResultsTableError, read_result, read_results, read_table, table_checksums, text_or_empty
+from ..core.results import (
+    SUMMARY_COLUMNS,
+    SUMMARY_KEY,
+    ResultsTableError,
+    read_result,
+    read_table,
+    table_checksums,
+    text_or_empty,
+)
 from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
-from .experiment import MEASURED_TABLES, SUMMARY_COLUMNS, SUMMARY_KEY, campaign_summary, git_state
+from .experiment import MEASURED_TABLES, campaign_summary, git_state
 from .scales import SCALES
 
 MIN_TRIALS = 50
@@ -47,7 +55,11 @@ def compatibility(ref: dict, row, retrained: bool, n_cases: int) -> list[str]:
     e_ref, e_new = float(ref["effect"]), float(row.effect)
     h_ref, h_new = _halfwidth(ref["ci_low"], ref["ci_high"]), _halfwidth(row.ci_low, row.ci_high)
     diff = abs(e_new - e_ref)
+    if "n" in ref and int(ref["n"]) != int(row.n):
+        problems.append(f"n is {int(row.n)}, recorded {int(ref['n'])} (a different design: seeds or models)")
     if not retrained:
+        if "window_stable" in ref and text_or_empty(ref["window_stable"]) != text_or_empty(getattr(row, "window_stable", "")):
+            problems.append(f"window_stable is {row.window_stable}, recorded {ref['window_stable']}")
         tol = max(SHIPPED_TOLERANCE * (h_ref if not np.isnan(h_ref) else 0.0), NUMERIC_RTOL * max(1.0, abs(e_ref)))
         if diff > tol:
             problems.append(f"differs from the recorded {e_ref:.4g} by {diff:.3g} (> {tol:.3g}; shipped models)")
@@ -102,8 +114,39 @@ def _compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: 
     return problems
 
 
-def verify_scale(d: Path) -> list[str]:
-    """Problems with one tracked ``results/<scale>`` folder (empty list: all good)."""
+def _guarded(problems: list[str], what: str, check, *args) -> None:
+    """Run one check; a damaged table it trips over is one problem line, and the other checks still run."""
+    try:
+        problems += check(*args)
+    except ResultsTableError as e:
+        problems.append(str(e))
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        problems.append(f"{what}: cannot be checked ({type(e).__name__}: {e})")
+
+
+def _read_all(d: Path, problems: list[str]) -> dict[str, pd.DataFrame]:
+    """Every raw table; a damaged one is reported and read as empty, so the rest is still checked."""
+    from ..core.results import RESULT_TABLES
+
+    tables = {}
+    for t in RESULT_TABLES:
+        try:
+            tables[t] = read_result(d, t)
+        except ResultsTableError as e:
+            problems.append(str(e))
+            tables[t] = pd.DataFrame()
+    return tables
+
+
+def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = None) -> list[str]:
+    """Problems with one tracked ``results/<scale>`` folder (empty list: all good); every check runs.
+
+    ``remeasure``: also re-measure the sharpness, landscape and sparsity rows of that many models (``"all"``:
+    every measured model; a seeded choice otherwise) from the shipped models, where the data set is here;
+    what could not be re-measured is said in ``notes``.
+    """
+    from .integrity import check_campaign_counts, check_measured, check_provenance, check_training
+
     name = d.name
     if name not in SCALES:
         return [f"{d}: unknown scale folder"]
@@ -111,47 +154,112 @@ def verify_scale(d: Path) -> list[str]:
     problems: list[str] = []
     try:
         prov = json.loads((d / "provenance.json").read_text())
+        if not isinstance(prov, dict):
+            raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
-        return [f"{name}: provenance.json is missing or unreadable ({e})"]
+        problems.append(f"provenance.json is missing or unreadable ({e})")
+        prov = {}
     recorded_sums = prov.get("tables_sha256", {})
     for f, digest in table_checksums(d).items():
         if recorded_sums.get(f) != digest:
-            problems.append(f"{name}: {f} does not match its checksum in provenance.json (edited after the run?)")
+            problems.append(f"{f} does not match its checksum in provenance.json (edited after the run?)")
     for f in recorded_sums:
         if not (d / f).is_file():
-            problems.append(f"{name}: {f} is listed in provenance.json but missing")
-    tables = read_results(d)
+            problems.append(f"{f} is listed in provenance.json but missing")
+    n_before = len(problems)
+    tables = _read_all(d, problems)
+    if len(problems) > n_before and not len(tables["training"]) and (d / "training.csv").is_file():
+        problems.append("training.csv is damaged: the checks that link rows and models to it are skipped until it "
+                        "is restored")  # fmt: skip
+        _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
+        return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
+    training = tables["training"]
+    _guarded(problems, "provenance.json", check_provenance, prov, scale, training)
+    _guarded(problems, "training.csv", check_training, d, scale, training)
+    _guarded(problems, "fingerprints", _fingerprints, tables)
+    runs = {r.get("run_id") for r in prov.get("runs", [])}
+    for t, tab in tables.items():
+        if len(tab) and "run_id" in tab.columns and not set(tab["run_id"].astype(str)) <= runs:
+            problems.append(f"{t}.csv names runs that provenance.json does not list")
+    camp = tables["campaign"]
+    if len(camp):
+        _guarded(problems, "campaign.csv", _campaign_completeness, name, camp, scale)
+        _guarded(problems, "campaign.csv", check_campaign_counts, d, scale, camp, training)
+        _guarded(problems, "campaign_summary.csv", lambda: _compare_frames(
+            "campaign_summary.csv", read_result(d, "campaign_summary")[SUMMARY_COLUMNS], campaign_summary(camp),
+            SUMMARY_KEY))  # fmt: skip
+    _guarded(problems, "measurements", check_measured, scale, tables)
+    _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
+    if remeasure:
+        _guarded(problems, "re-measurement", _remeasure, d, scale, tables, remeasure, notes if notes is not None else [])
+    return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
+
+
+def _remeasure(d: Path, scale, tables: dict[str, pd.DataFrame], how: int | str, notes: list[str]) -> list[str]:
+    from ..core.data import DatasetNotFoundError
+    from .integrity import remeasure
+
+    measured = sorted(set().union(*(set(tables[t]["model_id"]) for t in ("sharpness", "sparsity") if len(tables[t]))))
+    if how != "all":
+        rng = np.random.default_rng(20261205)
+        measured = sorted(rng.choice(measured, size=min(int(how), len(measured)), replace=False).tolist()) \
+            if measured else []  # fmt: skip
+    if not measured:
+        return []
+    try:
+        problems = remeasure(d, scale, tables, measured)
+    except DatasetNotFoundError:
+        notes.append(f"{d.name}: not re-measured: its data set ({scale.dataset}) is not on this machine")
+        return []
+    notes.append(f"{d.name}: re-measured sharpness, landscape and sparsity of {len(measured)} model(s): "
+                 f"{', '.join(measured[:6])}{' …' if len(measured) > 6 else ''}")
+    return problems
+
+
+def _fingerprints(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Every measured row's fingerprint is its model's in training.csv."""
     training = tables["training"]
     fps = training.set_index("model_id")["fingerprint"] if len(training) else pd.Series(dtype=str)
+    problems = []
     for t in MEASURED_TABLES:
         tab = tables[t]
         if not len(tab):
             continue
         wrong = tab[tab["model_id"].map(fps) != tab["fingerprint"]]
         if len(wrong):
-            problems.append(f"{name}: {len(wrong)} {t} row(s) measured on a model other than training.csv's, "
+            problems.append(f"{len(wrong)} {t} row(s) measured on a model other than training.csv's, "
                             f"e.g. {wrong['model_id'].iloc[0]}")  # fmt: skip
-    runs = {r["run_id"] for r in prov.get("runs", [])}
-    for t, tab in tables.items():
-        if len(tab) and "run_id" in tab.columns and not set(tab["run_id"].astype(str)) <= runs:
-            problems.append(f"{name}: {t}.csv names runs that provenance.json does not list")
-    camp = tables["campaign"]
-    if len(camp):
-        problems += _campaign_completeness(name, camp, scale)
-        summary = read_result(d, "campaign_summary")
-        problems += _compare_frames("campaign_summary.csv", summary[SUMMARY_COLUMNS], campaign_summary(camp),
-                                    SUMMARY_KEY)  # fmt: skip
-    claims, detail = evaluate_all(tables, scale)
-    problems += _compare_frames("claims.csv", read_table(d / "claims.csv")[CLAIM_COLUMNS], claims, ["case"])
-    if (d / "claims_detail.csv").is_file():
-        problems += _compare_frames("claims_detail.csv", read_table(d / "claims_detail.csv")[DETAIL_COLUMNS], detail,
+    return problems
+
+
+def _check_claims(d: Path, name: str, tables: dict[str, pd.DataFrame], scale) -> list[str]:
+    """claims.csv and claims_detail.csv re-derived from the raw tables; verdicts against the recorded bands."""
+    problems: list[str] = []
+    tracked = {}
+    for f in ("claims.csv", "claims_detail.csv"):  # read first: a damaged file is named even if the tables are too
+        if (d / f).is_file() or f == "claims.csv":
+            try:
+                tracked[f] = read_table(d / f)
+            except ResultsTableError as e:
+                problems.append(str(e))
+    if not tracked:
+        return problems
+    try:
+        claims, detail = evaluate_all(tables, scale)
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        return problems + [f"claims.csv: cannot be re-derived from the tables ({type(e).__name__}: {e}); see the "
+                           "problems with the tables above"]  # fmt: skip
+    if "claims.csv" in tracked:
+        problems += _compare_frames("claims.csv", tracked["claims.csv"][CLAIM_COLUMNS], claims, ["case"])
+    if "claims_detail.csv" in tracked:
+        problems += _compare_frames("claims_detail.csv", tracked["claims_detail.csv"][DETAIL_COLUMNS], detail,
                                     ["claim", "metric", "fault_model", "rate"])  # fmt: skip
     ref = load_reference(name)
     for r in claims.itertuples():
         exp = ref.get(r.case, {}).get("expected_verdict")
         if exp and exp != r.verdict:
-            problems.append(f"{name}: {r.case} verdict {r.verdict} but {exp} recorded in flatenn/repro/bands/{name}.json")
-    return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
+            problems.append(f"{r.case} verdict {r.verdict} but {exp} recorded in flatenn/repro/bands/{name}.json")
+    return problems
 
 
 def _campaign_completeness(name: str, camp: pd.DataFrame, scale) -> list[str]:
@@ -181,7 +289,7 @@ def _campaign_completeness(name: str, camp: pd.DataFrame, scale) -> list[str]:
     return problems
 
 
-def verify_all(root: Path) -> list[str]:
+def verify_all(root: Path, remeasure: int | str = 0, notes: list[str] | None = None) -> list[str]:
     """Verify every ``results/<scale>`` folder that has a claims.csv (a damaged table is a problem, not a crash)."""
     dirs = sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "claims.csv").is_file())
     if not dirs:
@@ -189,7 +297,7 @@ def verify_all(root: Path) -> list[str]:
     out = []
     for d in dirs:
         try:
-            out += verify_scale(d)
+            out += verify_scale(d, remeasure, notes)
         except (ResultsTableError, KeyError, ValueError) as e:
             out.append(f"{d.name}: {e}")
     from .ablation import verify_ablation
@@ -240,7 +348,7 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
     """
     problems = []
     ref = {r.case: {"effect": r.effect, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n,
-                    "expected_verdict": r.verdict,
+                    "expected_verdict": r.verdict, "window_stable": r.window_stable,
                     "expected_magnitude": r.magnitude if isinstance(r.magnitude, str) else ""}
            for r in read_table(tracked / "claims.csv").itertuples()}  # fmt: skip
     fc = read_table(fresh / "claims.csv").set_index("case")

@@ -110,3 +110,20 @@ def test_non_gzip_gz_idx_file_is_a_named_error(tmp_path):
     with pytest.raises(ValueError, match="gzip") as e:
         _read_idx(p)
     assert str(p) in str(e.value)
+
+
+def test_a_planted_cifar_batch_runs_no_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": Payload()}, f)
+    with pytest.raises(ValueError, match="refused to load io.open"):
+        load_cifar10(tmp_path)
+    assert not marker.exists()

@@ -5,6 +5,7 @@ from flatenn.core.quant import (
     ActQuant,
     QConv2d,
     QLinear,
+    calibrate_activations,
     dequantize,
     fake_quant_weight,
     frozen,
@@ -157,3 +158,62 @@ def test_codes_of_channels_last_weights_are_contiguous():
     assert not conv.weight.is_contiguous()
     with frozen(conv):
         assert conv.codes.is_contiguous() and conv.frozen_weight.is_contiguous()
+
+
+def _one_quantizer_model():
+    from torch import nn
+
+    from flatenn.core.convert import quantize_model
+
+    torch.manual_seed(0)
+    return quantize_model(nn.Sequential(nn.Linear(4, 3)), w_bits=8, a_bits=8)
+
+
+def test_observers_set_the_clip_as_defined():
+    from flatenn.core.quant import act_quantizers
+
+    batches = [torch.full((2, 4), 1.0), torch.full((2, 4), -3.0), torch.full((2, 4), 2.0)]
+    m = _one_quantizer_model()
+    calibrate_activations(m, batches)  # running min/max: max |x| over all batches, signed because x < 0 occurs
+    q = act_quantizers(m)[0]
+    assert float(q.clip) == 3.0 and bool(q.signed)
+    m = _one_quantizer_model()
+    calibrate_activations(m, batches, observer="ema")  # EMA of batch max |x|, momentum 0.1: 1 -> 1.2 -> 1.28
+    assert float(act_quantizers(m)[0].clip) == pytest.approx(0.9 * (0.9 * 1 + 0.1 * 3) + 0.1 * 2)
+    m = _one_quantizer_model()
+    values = torch.arange(1, 1001, dtype=torch.float32).reshape(250, 4)
+    calibrate_activations(m, values, observer="percentile", percentile=50.0)  # one tensor = one batch
+    assert float(act_quantizers(m)[0].clip) == pytest.approx(500.5)
+    m = _one_quantizer_model()
+    assert calibrate_activations(m, batches, batches=2) == 2  # the limit is called `batches`
+    assert float(act_quantizers(m)[0].clip) == 3.0
+
+
+def test_minmax_calibration_does_not_clip_held_out_data_of_the_same_range():
+    """The EMA of batch maxima sits below the largest values, so held-out data is clipped (issue 20.6)."""
+    from torch import nn
+
+    from flatenn.core.convert import quantize_model
+
+    g = torch.Generator().manual_seed(0)
+    calib = [torch.randn(64, 16, generator=g) * (1 + (i % 4)) for i in range(8)]
+    held_out = (torch.randn(256, 16, generator=g) * 3).clamp(-10, 10)  # inside the calibration range (~13)
+    torch.manual_seed(1)
+    base = nn.Sequential(nn.Linear(16, 8))
+    ref = base(held_out).detach()
+    errs = {}
+    for observer in ("ema", "minmax"):
+        m = quantize_model(nn.Sequential(nn.Linear(16, 8)), w_bits=16, a_bits=16)
+        m[0].weight.data.copy_(base[0].weight.data)
+        m[0].bias.data.copy_(base[0].bias.data)
+        calibrate_activations(m, calib, observer=observer)
+        errs[observer] = float((m.eval()(held_out) - ref).norm() / ref.norm())
+    assert errs["minmax"] < 1e-3 < errs["ema"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 1e39])
+def test_non_finite_calibration_data_is_rejected(bad):
+    x = torch.randn(4, 4, dtype=torch.float64)
+    x[1, 2] = bad  # finite in float64, infinite in the model's float32
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        calibrate_activations(_one_quantizer_model(), [x])

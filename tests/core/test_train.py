@@ -33,7 +33,7 @@ def test_record_contents(digits, tiny_config):
 
 def test_config_key_covers_every_field(tiny_config):
     keys = {tiny_config.key()}
-    for change in ({"seed": 5}, {"rho": 0.1}, {"optimizer": "saq"}, {"w_bits": 4}, {"threshold": 0.5}, {"epochs": 2}):
+    for change in ({"seed": 5}, {"rho": 0.1}, {"optimizer": "saq"}, {"w_bits": 4}, {"activation": "fatrelu", "threshold": 0.5}, {"epochs": 2}):
         keys.add(dataclasses.replace(tiny_config, **change).key())
     assert len(keys) == 7
     assert TrainConfig.from_dict(tiny_config.to_dict()) == tiny_config
@@ -86,3 +86,51 @@ def test_killed_training_resumes_bit_identical(digits, tmp_path, monkeypatch):
     assert len(rec.epochs) == 3
     for (n, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), n
+
+
+class _Payload:
+    """Pickles to a call that creates a file: what a planted checkpoint would run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_planted_training_checkpoint_runs_no_code(digits, tmp_path):
+    cfg = TrainConfig(width=4, epochs=1, train_subset=128, seed=0)
+    ckpt = tmp_path / "planted.ckpt"
+    marker = tmp_path / "pwned"
+    torch.save({"key": cfg.key(), "epochs": [], "payload": _Payload(marker)}, ckpt)
+    with pytest.warns(UserWarning, match="unreadable"):
+        model, rec = fit(cfg, digits, progress=False, checkpoint=ckpt)
+    assert not marker.exists()  # weights_only: the payload was refused, training started over
+    assert len(rec.epochs) == 1
+
+
+def test_fit_leaves_global_torch_state_as_it_found_it(digits):
+    import random
+
+    import numpy as np
+
+    torch.use_deterministic_algorithms(False)
+    torch.manual_seed(123)
+    np.random.seed(7)
+    random.seed(9)
+    threads = torch.get_num_threads()
+    before = (torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate())
+    fit(TrainConfig(width=4, epochs=1, train_subset=64, seed=3), digits, progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.get_rng_state(), before[0]) and (np.random.get_state()[1] == before[1]).all()
+    assert random.getstate() == before[2] and torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("fields,match", [
+    ({"activation": "relu", "threshold": 0.5}, "applies only to activation='fatrelu'"),
+    ({"width": "abc"}, "'width' must be int"), ({"lr": "0.1"}, "'lr' must be float"),
+    ({"train_subset": 1.5}, "'train_subset' must be int or null"), ({"quantize_first_last": 1}, "must be bool"),
+])  # fmt: skip
+def test_meaningless_or_mistyped_configs_are_named_errors(fields, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **fields})

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -231,3 +232,61 @@ def test_trials_that_change_no_weight_skip_the_forward_and_score_clean(data):
     assert 0 < len(unchanged) < len(df) and (unchanged["faulty_bits"] > 0).any()
     assert (unchanged["accuracy"] == unchanged["clean_accuracy"]).all() and (unchanged["loss"] == unchanged["clean_loss"]).all()
     assert len(calls) == 1 + (df["changed_weights"] > 0).sum()  # one clean forward (one batch) + one per changed trial
+
+
+# ---- issue 19.5 / 20.7 / 20.8 / 20.12: keys, duplicates and input forms -----------------------------
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"rates": [1e-2, 1e-2]}, "given twice"), ({"rates": [0.01, np.float32(0.01)]}, "given twice"),
+    ({"counts": [5, 5]}, "given twice"), ({"rates": [0.01], "model_id": ""}, "model_id"),
+    ({"rates": [0.01], "model_id": " m"}, "model_id"), ({"rates": [0.01], "trials": 10**7 + 1}, "trial evaluations"),
+])  # fmt: skip
+def test_repeated_points_empty_ids_and_huge_trial_counts_are_refused(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_campaign(_model(0), *data, "bitflip", **{"trials": 2, "progress": False, **kwargs})
+
+
+def test_float32_and_scalar_rates_are_the_points_the_table_writes(tmp_path, data):
+    out = tmp_path / "c.csv"
+    m = _model(0)
+    first = run_campaign(m, *data, "bitflip", rates=np.array([0.01, 0.03], dtype=np.float32), trials=2,
+                         progress=False, out=out)  # fmt: skip
+    assert sorted(set(first["rate"])) == [0.01, 0.03]
+    again = run_campaign(m, *data, "bitflip", rates=0.01, trials=2, progress=False, out=out)
+    assert again.attrs["computed_rows"] == 0 and len(again) == 2  # resumed: the same points as written
+    assert len(read_table(out, "campaign")) == 4
+
+
+def test_two_lambda_filters_never_share_rows_and_a_list_of_names_works(tmp_path, data):
+    out = tmp_path / "c.csv"
+    m = _model(0)
+    a = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out,
+                     layer_filter=lambda n: n.startswith("features"))  # fmt: skip
+    b = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out,
+                     layer_filter=lambda n: n.startswith("classifier"))  # fmt: skip
+    assert b.attrs["computed_rows"] == 2 and set(a["layers"]) != set(b["layers"])
+    names = sorted(n for n in b["layers"].iloc[0].removeprefix("names:").split(","))
+    c = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out, layer_filter=names)
+    assert c.attrs["computed_rows"] == 0 and np.allclose(c["accuracy"], b["accuracy"], rtol=1e-5)  # as written (%.6g)
+    with pytest.raises(ValueError, match="not quantized layers"):
+        run_campaign(m, *data, "bitflip", rates=[0.05], trials=1, progress=False, layer_filter=["nope"])
+
+
+def test_rows_are_not_reused_for_other_evaluation_data_of_the_same_size(tmp_path, data, digits):
+    out = tmp_path / "c.csv"
+    m = _model(0)
+    run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out)
+    other = (digits.x_test[120:240], digits.y_test[120:240])
+    df = run_campaign(m, *other, "bitflip", rates=[0.05], trials=2, progress=False, out=out)
+    assert df.attrs["computed_rows"] == 2 and read_table(out, "campaign")["eval_data"].nunique() == 2
+
+
+def test_loader_numpy_inputs_and_three_argument_call(data):
+    m = _model(0)
+    x, y = data
+    ref = run_campaign(m, x, y, "stuck0", rates=[0.05], trials=2, progress=False, batch_size=40)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=40)
+    via_loader = run_campaign(m, loader, "stuck0", rates=[0.05], trials=2, progress=False)
+    via_numpy = run_campaign(m, x.numpy(), y.numpy(), "stuck0", rates=[0.05], trials=2, progress=False, batch_size=40)
+    assert via_loader["accuracy"].tolist() == ref["accuracy"].tolist() == via_numpy["accuracy"].tolist()

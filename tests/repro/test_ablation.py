@@ -33,7 +33,8 @@ def _level(root, name, shift, keys=None):
     camp = _campaign(shift=shift, seeds=ABLATION_LEVELS[name].seeds, trials=6)
     write_schema_table(camp, d / "campaign.csv", "campaign")
     training = camp.drop_duplicates("model_id")[["model_id", "variant", "seed"]].assign(
-        clean_accuracy=90.0, sparsity=0.5, threshold=0.5)
+        clean_accuracy=90.0, sparsity=0.5, threshold=0.5, fingerprint="f", source="trained", dataset="fashion_mnist",
+        model="resnet8", width=8, activation="relu", optimizer="sgd", rho=0.05, epochs=6, clean_loss=0.3, run_id="r")
     training["key"] = [f"{name}-{m}" if keys is None else keys(m) for m in training["model_id"]]
     for k in training["key"]:
         _record(d / "models" / f"{k}.json", [1.0, 0.5, 0.45])

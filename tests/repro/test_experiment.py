@@ -65,3 +65,15 @@ def test_read_only_results_folder_is_a_clear_error_before_any_work(tmp_path, mon
     with pytest.raises(ValueError, match="not writable"):
         experiment_mod.Experiment(SCALES["smoke"], d, progress=False)
     assert not (d / ".lock").exists()  # nothing was started
+
+
+def test_an_experiment_restores_torch_settings_when_closed(tmp_path, tiny_scale):
+    import torch
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(False)
+    scale = dataclasses.replace(tiny_scale, torch_threads=2)
+    with Experiment(scale, tmp_path / "smoke", progress=False) as exp:
+        assert torch.get_num_threads() == 2 and torch.are_deterministic_algorithms_enabled()
+        assert exp.units and all(u.seed == 0 for u in exp.units)
+    assert torch.get_num_threads() == 1 and not torch.are_deterministic_algorithms_enabled()

@@ -1,6 +1,6 @@
-from flatenn.analysis.stats import summarize_campaign
 from flatenn.core.results import read_table, write_schema_table, write_table
 from flatenn.repro.claims import evaluate_all
+from flatenn.repro.experiment import campaign_summary
 from flatenn.repro.report import build_report
 from flatenn.repro.scales import SCALES
 
@@ -12,7 +12,7 @@ def test_report_from_csvs_alone(tmp_path):
     camp = _campaign(trials=5)
     write_schema_table(camp, d / "campaign.csv", "campaign")
     camp = read_table(d / "campaign.csv", "campaign")
-    summ = summarize_campaign(camp).merge(camp.drop_duplicates("model_id")[["model_id", "variant", "train_seed"]])
+    summ = campaign_summary(camp)
     write_table(summ, d / "campaign_summary.csv")
     claims, detail = evaluate_all({"campaign": camp}, SCALES["smoke"])
     write_table(claims, d / "claims.csv")

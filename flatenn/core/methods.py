@@ -1,0 +1,128 @@
+"""Training methods as a registry: one small class per way of updating the weights.
+
+A method is a :class:`TrainingMethod` subclass registered by name with :func:`register_method`; a
+:class:`~flatenn.core.train.TrainConfig` names it in ``optimizer`` and :func:`~flatenn.core.train.fit`,
+the command line (``train --optimizer``) and the scales' variants look it up here. Every method uses
+the same base optimizer (SGD with momentum, weight decay and the cosine schedule of ``fit``) and
+decides what one step does with it. Built in: ``sgd``, ``saq`` (sharpness-aware quantization),
+``sam`` (sharpness-aware minimization on the latent weights).
+
+Adding one takes a class::
+
+    @register_method
+    class MyMethod(TrainingMethod):
+        name = "mine"
+        hyper_parameters = ("rho",)      # the TrainConfig fields it reads (recorded in its cache key)
+
+        def step(self, x, y):
+            ...                           # one update; return (loss as float, logits)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .saq import SAM, SAQ, sharpness_aware_step
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TrainingMethod:
+    """One training step for ``model`` with the base ``optimizer``; configured by a TrainConfig."""
+
+    name: ClassVar[str] = ""
+    hyper_parameters: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config, loss_fn: LossFn = F.cross_entropy):
+        self.model, self.optimizer, self.config, self.loss_fn = model, optimizer, config, loss_fn
+
+    @classmethod
+    def check(cls, config) -> None:
+        """Raise ValueError for a config this method cannot train (e.g. a negative radius)."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """One update on the batch; returns (loss, logits) of the forward at the current weights."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """What a training checkpoint must hold beyond the base optimizer (default: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` from a checkpoint."""
+
+
+METHODS: dict[str, type[TrainingMethod]] = {}
+
+
+def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
+    """Register a training method under ``cls.name`` (a class decorator); a name is registered once."""
+    if not cls.name or not isinstance(cls.name, str):
+        raise ValueError(f"{cls.__name__}: a training method needs a non-empty name")
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"a training method named {cls.name!r} is already registered ({METHODS[cls.name].__name__})")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[TrainingMethod]:
+    if name not in METHODS:
+        raise ValueError(f"unknown training method {name!r}; registered: {sorted(METHODS)} (flatenn.core.methods)")
+    return METHODS[name]
+
+
+@register_method
+class SGDMethod(TrainingMethod):
+    """Conventional training: one forward, one backward, one optimizer step."""
+
+    name = "sgd"
+    description = "SGD with momentum and weight decay"
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        out = self.loss_fn(logits, y)
+        out.backward()
+        self.optimizer.step()
+        return float(out.detach()), logits
+
+
+class _SharpnessAwareMethod(TrainingMethod):
+    hyper_parameters = ("rho",)
+    wrapper_class: ClassVar[type] = SAQ
+
+    @classmethod
+    def check(cls, config) -> None:
+        if config.rho < 0:
+            raise ValueError(f"{cls.name.upper()} rho must be >= 0, got {config.rho}")
+
+    def __init__(self, model, optimizer, config, loss_fn: LossFn = F.cross_entropy):
+        super().__init__(model, optimizer, config, loss_fn)
+        self.wrapper = self.wrapper_class(model, optimizer, config.rho)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        return sharpness_aware_step(self.model, self.loss_fn, x, y, self.wrapper)
+
+
+@register_method
+class SAQMethod(_SharpnessAwareMethod):
+    """Sharpness-aware quantization (Liu et al. 2021, case 3): the ascent on the quantized weights."""
+
+    name = "saq"
+    description = "sharpness-aware quantization (perturbation of the quantized weights, radius rho)"
+    wrapper_class = SAQ
+
+
+@register_method
+class SAMMethod(_SharpnessAwareMethod):
+    """Sharpness-aware minimization (Foret et al. 2021): the ascent on the latent float weights."""
+
+    name = "sam"
+    description = "sharpness-aware minimization on the latent weights (radius rho)"
+    wrapper_class = SAM
