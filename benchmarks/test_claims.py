@@ -33,9 +33,6 @@ class MagnitudeNotReproduced(AssertionError):
     """Our CI does not reach the published magnitude at this scale."""
 
 
-FAMILY_MARKS = {"saq": pytest.mark.saq, "sparse": pytest.mark.sparsity, "sharp": pytest.mark.sharpness}
-
-
 def _params(scales: list[str], retrain: bool):
     out = []
     for scale in scales:
@@ -45,7 +42,7 @@ def _params(scales: list[str], retrain: bool):
             if scoped is not None and case.claim not in scoped:
                 continue
             claim = CLAIMS[case.claim]
-            marks = [pytest.mark.claim] + [FAMILY_MARKS[f] for f in claim.family]
+            marks = [pytest.mark.claim] + [getattr(pytest.mark, m) for m in claim.marks]  # claims.toml
             if claim.campaign or claim.sweep:
                 marks.append(pytest.mark.campaign)
             ref = bands.get(case.id, {})

@@ -1,7 +1,11 @@
-"""Command line: ``python -m flatenn {train,campaign,sharpness,reproduce,report,verify,bands,compare}``.
+"""Command line: ``python -m flatenn {train,campaign,vulnerability,sharpness,reproduce,record,report,verify,bands,
+compare}``.
 
 Models are named by a *model spec*: ``SCALE:VARIANT:SEED`` (e.g. ``smoke:sparse-saq:0``), a zoo key
-(16 hex digits of a cached model), or a JSON file holding a training config.
+(16 hex digits of a cached model), a JSON file holding a training config, or, for your own model,
+``torchvision:NAME`` / ``package.module:factory`` (quantized and calibrated on ``--data``). ``train``'s
+options are generated from :class:`flatenn.core.train.TrainConfig`; ``--optimizer`` lists the registered
+training methods (:mod:`flatenn.core.methods`).
 """
 
 from __future__ import annotations
@@ -208,8 +212,8 @@ TRAIN_HELP = {
     "dataset": "data set (default digits)", "model": "architecture (default cnn_digits)",
     "width": "channels of the first stage (default 16)", "activation": "relu or fatrelu (default relu)",
     "threshold": "FATReLU threshold T: f(x)=x if x>T else 0 (fatrelu only)", "w_bits": "weight bits, 2..16 (default 8)",
-    "a_bits": "activation bits, 2..16 (default 8)", "optimizer": "conventional SGD or SAQ (default sgd)",
-    "rho": "SAQ neighbourhood radius (default 0.05)", "epochs": "training epochs (default 30)",
+    "a_bits": "activation bits, 2..16 (default 8)", "optimizer": "training method (flatenn.core.methods; default sgd)",
+    "rho": "SAQ/SAM neighbourhood radius (default 0.05)", "epochs": "training epochs (default 30)",
     "batch_size": "training batch size (default 64)", "lr": "initial learning rate, cosine schedule (default 0.05)",
     "momentum": "SGD momentum (default 0.9)", "weight_decay": "weight decay (default 5e-4)", "seed": "training seed",
     "train_subset": "use a seeded subset of the training data", "test_subset": "use a seeded subset of the test data",
@@ -222,10 +226,12 @@ def _train_options(t: argparse.ArgumentParser) -> None:
 
     from .core.activations import ACTIVATIONS
     from .core.data import DATASETS
+    from .core.methods import METHODS
     from .core.models import MODELS
-    from .core.train import OPTIMIZERS, TrainConfig
+    from .core.train import TrainConfig
 
-    choices = {"dataset": sorted(DATASETS), "model": sorted(MODELS), "activation": ACTIVATIONS, "optimizer": OPTIMIZERS}
+    choices = {"dataset": sorted(DATASETS), "model": sorted(MODELS), "activation": ACTIVATIONS,
+               "optimizer": sorted(METHODS)}
     parse = {"width": _at_least(1), "w_bits": _at_least(2, 16), "a_bits": _at_least(2, 16), "epochs": _at_least(0),
              "batch_size": _at_least(1), "seed": _at_least(0), "train_subset": _at_least(1),
              "test_subset": _at_least(1), "lr": _positive_float}  # fmt: skip
@@ -598,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="run the claims benchmarks (pytest benchmarks); extra args go to pytest")
     r.add_argument("--scale", default="smoke", help="smoke (default), cpu, paper, or a comma list")
-    r.add_argument("--results-dir", default=None, help="default: results/")
+    r.add_argument("--results-dir", default=None, help="where <scale>/ folders are written (default: a fresh "
+                   "runs/<UTC time>/; the tracked results/ are never rewritten by a reproduction)")
 
     rec = sub.add_parser("record", help="re-record results/<scale>/ from retrained models (tracked results)")
     rec.add_argument("--scale", required=True, help="smoke or cpu")

@@ -1,4 +1,4 @@
-"""The grouped package layout, and the flat module names of flatenn 0.2 that still import."""
+"""The grouped package layout: groups, their order, no import cycles, no private reach-ins (read from the code)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,6 @@ from pathlib import Path
 import pytest
 
 import flatenn
-
-
-@pytest.mark.parametrize("name", sorted(flatenn._MOVED))
-def test_flat_name_is_the_grouped_module(name):
-    grouped = importlib.import_module(f"flatenn.{flatenn._MOVED[name]}.{name}")
-    assert importlib.import_module(f"flatenn.{name}") is grouped
-    assert (Path(flatenn.__file__).parent / flatenn._MOVED[name] / f"{name}.py").is_file()
 
 
 def test_fault_sampling_api_from_the_faults_package():
@@ -29,6 +22,73 @@ def test_fault_sampling_api_from_the_faults_package():
 def test_top_level_holds_only_the_entry_points():
     top = {p.name for p in Path(flatenn.__file__).parent.glob("*.py")}
     assert top == {"__init__.py", "__main__.py", "cli.py"}
+
+
+def test_flat_names_of_0_2_are_gone():
+    for name in ("quant", "campaign", "claims"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"flatenn.{name}")
+
+
+GROUPS = {"core": 0, "faults": 1, "analysis": 2, "repro": 3}  # a group imports only from itself and lower groups
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """flatenn module -> the flatenn modules it imports anywhere in its text (function-level imports too)."""
+    import ast
+
+    pkg = Path(flatenn.__file__).parent
+    mods = {}
+    for p in pkg.rglob("*.py"):
+        parts = list(p.relative_to(pkg.parent).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for m, p in mods.items():
+        base = m.split(".") if p.name == "__init__.py" else m.split(".")[:-1]
+        out = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = ".".join(base[: len(base) - node.level + 1] + [node.module or ""]).strip(".") \
+                    if node.level else node.module or ""  # fmt: skip
+                for a in node.names:
+                    out.add(f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target)
+            elif isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+        graph[m] = {t for t in out if t in mods and t != m}
+    return graph
+
+
+def test_no_import_cycles_between_modules():
+    graph = _import_graph()
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for t in graph[start]:
+            if t == goal or (t not in seen and (seen.add(t) or reaches(t, goal, seen))):
+                return True
+        return False
+
+    cyclic = sorted(m for m in graph if not m.endswith("__init__") and reaches(m, m, set()) and "." in m[8:])
+    assert not cyclic, f"modules on an import cycle: {cyclic}"
+
+
+def test_no_group_imports_a_higher_group():
+    for m, targets in _import_graph().items():
+        group = m.split(".")[1] if m.count(".") >= 1 else None
+        for t in targets:
+            tg = t.split(".")[1] if t.count(".") >= 1 else None
+            if group in GROUPS and tg in GROUPS:
+                assert GROUPS[tg] <= GROUPS[group], f"{m} imports {t}: {tg} is above {group}"
+
+
+def test_no_private_names_imported_from_another_module():
+    import re
+
+    pkg = Path(flatenn.__file__).parent
+    for p in pkg.rglob("*.py"):
+        for line in p.read_text().splitlines():
+            m = re.match(r"\s*from \S+ import (.*)", line)
+            if m and re.search(r"(^|[ ,(])_[a-zA-Z]", m.group(1)):
+                pytest.fail(f"{p.name}: {line.strip()}")
 
 
 def test_unknown_names_still_fail():

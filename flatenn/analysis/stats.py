@@ -10,7 +10,6 @@ Quantiles, tests and ranks come from :mod:`scipy.stats`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,42 +17,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.intervals import bounded_mean_ci, drop_nan, mean_ci
+
+__all__ = ["ALPHA", "ClusteredCorrelation", "bounded_mean_ci", "clustered_spearman", "holm", "mean_ci", "spearman_rho",
+           "summarize_campaign", "t_test", "tost"]
+
 ALPHA = 0.05
-
-
-def t975(df: int) -> float:
-    """t_{0.975, df} (NaN for df < 1)."""
-    return float(stats.t.ppf(0.975, df)) if df >= 1 else float("nan")
-
-
-def _clean(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    return v[~np.isnan(v)]
-
-
-def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float, float, int]:
-    """(mean, sample sd, CI low, CI high, n) with a Student-t interval; n=1: CI = mean."""
-    v = _clean(values)
-    n = len(v)
-    if n == 0:
-        return (float("nan"),) * 4 + (0,)  # type: ignore[return-value]
-    m = float(v.mean())
-    if n == 1:
-        return m, 0.0, m, m, 1
-    sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    return m, sd, m - half, m + half, n
-
-
-def bounded_mean_ci(values, low: float = 0.0, high: float = 100.0) -> tuple[float, float, float, float, int]:
-    """:func:`mean_ci` with the interval clipped to the quantity's range (accuracy: 0..100)."""
-    m, sd, lo, hi, n = mean_ci(values)
-    return m, sd, max(lo, low), min(hi, high), n
 
 
 def t_test(values: Sequence[float] | np.ndarray) -> float:
     """Two-sided one-sample t-test p-value of mean = 0 (NaN with fewer than 2 values or zero spread)."""
-    v = _clean(values)
+    v = drop_nan(values)
     if len(v) < 2 or np.all(v == v[0]):
         return float("nan") if len(v) < 2 else (0.0 if v[0] != 0 else 1.0)
     return float(stats.ttest_1samp(v, 0.0).pvalue)
@@ -65,7 +39,7 @@ def tost(values: Sequence[float] | np.ndarray, sesoi: float) -> float:
     p < alpha means the mean lies inside (−sesoi, sesoi) at level alpha (same as the (1−2·alpha)
     t interval lying inside the margin).
     """
-    v = _clean(values)
+    v = drop_nan(values)
     if not sesoi > 0 or len(v) < 2:
         return float("nan")
     if np.all(v == v[0]):
@@ -163,24 +137,3 @@ def summarize_campaign(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PAIR_KEYS = ["fault_model", "bits", "rate", "count", "seed", "trial"]
-
-
-def paired_difference(df: pd.DataFrame, model_a: str, model_b: str, value: str = "accuracy") -> pd.DataFrame:
-    """Mean of value(A) − value(B) over trials that share a fault map, with a 95% CI over trials, per point.
-
-    Both models must have been run with the same map seed (common random numbers); rows are matched
-    on (fault model, bits, rate, count, seed, trial). The CI is conditional on the maps sampled.
-    """
-    a = df[df["model_id"] == model_a].set_index(PAIR_KEYS)[value]
-    b = df[df["model_id"] == model_b].set_index(PAIR_KEYS)[value]
-    joined = pd.concat({"a": a, "b": b}, axis=1, join="inner")
-    if joined.empty:
-        raise ValueError(f"no shared fault maps between {model_a!r} and {model_b!r}")
-    joined["diff"] = joined["a"] - joined["b"]
-    rows = []
-    for k, g in joined.groupby(level=["fault_model", "bits", "rate", "count"], sort=True):
-        m, sd, lo, hi, n = mean_ci(g["diff"])
-        rows.append(dict(zip(["fault_model", "bits", "rate", "count"], k, strict=True), model_a=model_a,
-                         model_b=model_b, trials=n, diff_mean=m, diff_sd=sd, ci_low=lo, ci_high=hi))  # fmt: skip
-    return pd.DataFrame(rows)

@@ -1,21 +1,18 @@
 """Advisory file locks: one writer per results folder, one trainer per model cache entry.
 
-POSIX ``fcntl.flock`` on a ``.lock`` file: released by the OS when the process dies, so a killed run
-never leaves a stale lock. Elsewhere (no fcntl) locking is skipped with a one-time warning.
+Built on :mod:`filelock` (fcntl on POSIX, msvcrt on Windows): the OS releases a lock when its process
+dies, so a killed run never leaves a stale lock. The holder of a folder lock writes its pid beside
+the lock file, so a second writer is told who holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from filelock import FileLock, Timeout
 
 
 class FolderBusyError(RuntimeError):
@@ -27,47 +24,37 @@ class FolderLock:
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / ".lock"
-        self._fd: int | None = None
-        if fcntl is None:
-            warnings.warn("no fcntl on this platform: results folders are not locked", stacklevel=2)
-            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._holder = self.path.with_name(".lock.holder")
+        self._lock: FileLock | None = FileLock(self.path, timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+            self._lock.acquire()
+        except Timeout:
+            self._lock = None
+            try:
+                holder = self._holder.read_text().strip() or "another process"
+            except OSError:
+                holder = "another process"
             raise FolderBusyError(
                 f"{self.path.parent} is being written by {holder}; wait for it to finish, or use another "
                 "--results-dir (two runs on one folder would lose rows)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
+        self._holder.write_text(f"pid {os.getpid()}")
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._holder.unlink(missing_ok=True)
+            self._lock.release()
+            self._lock = None
 
 
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Blocking exclusive lock on ``path`` (e.g. ``<cache>/<key>.lock``): concurrent trainers of one model
     wait for each other, and the later one then loads what the first stored."""
-    if fcntl is None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path):
         yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def clean_stale_temp_files(folder: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""A dependency-free progress line for long runs (throttled, works in CI logs).
+"""Progress lines for long runs: throttled whole lines (readable in CI logs), formatted by tqdm.
 
 Lines go through one *sink* (default: stderr). A host that captures stderr, such as the pytest
 benchmark session, installs a sink that writes to the terminal instead (:func:`set_sink`), so stage
@@ -39,6 +39,9 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) {elapsed} elapsed, eta {remaining}{postfix}"
+
+
 class Progress:
     """Prints ``desc: done/total (pct) elapsed eta [note]`` at most every ``every`` seconds."""
 
@@ -56,11 +59,11 @@ class Progress:
             self._print(now, note)
 
     def _print(self, now: float, note: str) -> None:
-        elapsed = now - self.start
-        frac = self.done / self.total if self.total else 1.0
-        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
-        line = f"{self.desc}: {self.done}/{self.total} ({100 * frac:.0f}%) {elapsed:.1f}s elapsed, eta {eta:.1f}s"
-        emit(line + (f" [{note}]" if note else ""))
+        """One line (no carriage returns, so CI logs stay readable), formatted by ``tqdm.format_meter``."""
+        from tqdm import tqdm
+
+        emit(tqdm.format_meter(self.done, self.total or None, now - self.start, prefix=self.desc,
+                               postfix=note or None, bar_format=LINE_FORMAT))  # fmt: skip
 
 
 class Stages:

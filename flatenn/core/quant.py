@@ -232,8 +232,6 @@ class QuantizedWeightMixin:
         self.w_bits = None if w_bits is None else check_bits(w_bits)
         self.perturbation: torch.Tensor | None = None
         self.input_quant: nn.Module | None = None  # set by flatenn.core.convert.quantize_model
-        self.capture_weight = False
-        self.last_weight: torch.Tensor | None = None
         self.register_buffer("codes", None)  # type: ignore[attr-defined]
         self.register_buffer("code_scale", None)  # type: ignore[attr-defined]
         self.register_buffer("frozen_weight", None)  # type: ignore[attr-defined]
@@ -249,8 +247,6 @@ class QuantizedWeightMixin:
             w = self.weight
         else:
             w = fake_quant_weight(self.weight, self.w_bits)
-        if self.capture_weight:
-            self.last_weight = w
         if self.perturbation is not None:
             w = w + self.perturbation
         return w
@@ -288,7 +284,6 @@ class QLinear(QuantizedWeightMixin, nn.Linear):
         return super().extra_repr() + f", w_bits={self.w_bits}"
 
 
-QLayer = QConv2d | QLinear
 
 
 def weight_layers(model: nn.Module) -> dict[str, QuantizedWeightMixin]:

@@ -1,7 +1,8 @@
-"""One seeded training loop for quantized models: ``optimizer="sgd"`` or ``"saq"``.
+"""One seeded training loop for quantized models; ``optimizer`` names a registered training method.
 
-SGD uses momentum, weight decay and a per-step cosine learning-rate schedule. SAQ uses the same
-base optimizer and schedule with :func:`flatenn.core.saq.saq_step`. An activation-sparse model is
+Every method uses SGD with momentum, weight decay and a per-step cosine learning-rate schedule as its
+base optimizer; the method (:mod:`flatenn.core.methods`: ``sgd``, ``saq``, ``sam`` or your own registered
+class) decides what one step does with it. An activation-sparse model is
 trained from scratch with FATReLU (``activation="fatrelu"``) or fine-tuned from a trained
 ``parent`` config with every activation replaced by FATReLU(threshold) — the threshold given, or
 calibrated on the training data to reach ``target_sparsity``.
@@ -27,13 +28,12 @@ from .atomic import atomic_write_bytes
 from .data import DataShape, DataSplit, load_dataset, subset_split
 from .determinism import resolve_device, torch_state
 from .evaluate import evaluate
+from .methods import METHODS, get_method
 from .models import ModelSpec, build_model
 from .progress import Progress
-from .saq import SAQ, saq_step
 
 # Bump when a change to the training path changes what a config trains to: it invalidates caches.
 TRAIN_CODE_VERSION = "2"  # 2: SAQ pass 2 uses pass 1's activation ranges (issue 8)
-OPTIMIZERS = ("sgd", "saq")
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,12 @@ class TrainConfig:
         if self.activation == "relu" and self.parent is None and self.threshold != 0:
             raise ValueError(f"threshold {self.threshold:g} applies only to activation='fatrelu' (FATReLU); a ReLU "
                              "model has no threshold: leave it at 0")  # fmt: skip
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.optimizer not in METHODS:
+            raise ValueError(f"optimizer must be a registered training method {sorted(METHODS)} "
+                             f"(flatenn.core.methods), got {self.optimizer!r}")  # fmt: skip
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
-        if self.optimizer == "saq" and self.rho < 0:
-            raise ValueError(f"SAQ rho must be >= 0, got {self.rho}")
+        get_method(self.optimizer).check(self)
         if self.parent is not None and self.activation != "fatrelu":
             raise ValueError("a parent config means fine-tuning to a sparse model: use activation='fatrelu'")
 
@@ -240,7 +240,7 @@ def _fit(config: TrainConfig, data: DataSplit | None, device: str | None, progre
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(config.epochs * steps_per_epoch))
-    saq = SAQ(model, opt, config.rho) if config.optimizer == "saq" else None
+    method = get_method(config.optimizer)(model, opt, config, F.cross_entropy)
     gen = torch.Generator().manual_seed(config.seed)
     record = TrainRecord(config=config.to_dict(), key=config.key(), threshold=threshold, device=str(dev))
     first_epoch, spent = _resume(checkpoint, config, model, opt, sched, gen, record)
@@ -254,15 +254,7 @@ def _fit(config: TrainConfig, data: DataSplit | None, device: str | None, progre
         for i in range(0, n, config.batch_size):
             idx = perm[i : i + config.batch_size]
             xb, yb = x_train[idx], y_train[idx]
-            if config.optimizer == "saq":
-                loss, logits = saq_step(model, F.cross_entropy, xb, yb, saq, config.rho)
-            else:
-                opt.zero_grad(set_to_none=True)
-                logits = model(xb)
-                out = F.cross_entropy(logits, yb)
-                out.backward()
-                opt.step()
-                loss = float(out.detach())
+            loss, logits = method.step(xb, yb)
             sched.step()
             loss_sum += loss * len(idx)
             correct += int((logits.argmax(1) == yb).sum())

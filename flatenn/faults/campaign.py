@@ -247,7 +247,7 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
 
 
 def _halfwidth(values: list[float]) -> float:
-    from ..analysis.stats import mean_ci
+    from ..core.intervals import mean_ci
 
     _, _, lo, hi, _ = mean_ci(values)
     return (hi - lo) / 2

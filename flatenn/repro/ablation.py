@@ -16,16 +16,12 @@ import pandas as pd
 
 from ..analysis.stats import holm, mean_ci, t_test, tost
 from ..core.results import read_results, write_table
-from .claims import Case, direction_verdict, seed_effects
+from .claims import CLAIMS, Case, direction_verdict, seed_effects
+from .figures import plt, save_figure
 from .scales import ABLATION_LEVELS
 
 BASE = "ablation_base"
-HEADLINE = [Case("sparse_vs_standard", "acc_gap", 1, "accuracy points"),
-            Case("sparse_vs_standard", "drop_gap", 1, "accuracy points"),
-            Case("saq_gain_sparse", "acc_gain", 1, "accuracy points"),
-            Case("saq_gain_sparse", "drop_gain", 1, "accuracy points"),
-            Case("saq_gain_standard", "acc_gain", 1, "accuracy points"),
-            Case("saq_gain_standard", "drop_gain", 1, "accuracy points")]  # fmt: skip
+HEADLINE = [Case(cid, m, d, u) for cid, c in CLAIMS.items() for m, d, u in c.metrics if m in c.ablation]
 COLUMNS = ["level", "factor", "case", "base_effect", "level_effect", "factor_effect", "ci_low", "ci_high", "n",
            "p_value", "p_holm", "sesoi", "p_equivalence", "p_equivalence_holm", "verdict"]  # fmt: skip
 
@@ -33,13 +29,11 @@ COLUMNS = ["level", "factor", "case", "base_effect", "level_effect", "factor_eff
 def applies(level: str, case: Case) -> bool:
     """A case is affected by a level when the level trains the case's variants differently or evaluates
     them on another set; otherwise its factor effect is 0 by construction and is not a test."""
-    from .claims import _PAIRS
-
     base, lv = ABLATION_LEVELS[BASE], ABLATION_LEVELS[level]
     if (base.eval_examples, base.rates, base.trials) != (lv.eval_examples, lv.rates, lv.trials):
         return True
     return any(base.train_config(v, s).key() != lv.train_config(v, s).key()
-               for v in _PAIRS[case.claim] for s in base.seeds)  # fmt: skip
+               for v in CLAIMS[case.claim].variants for s in base.seeds)  # fmt: skip
 
 
 def planned_family() -> list[tuple[str, str]]:
@@ -146,7 +140,6 @@ def last_epoch_decrease(curves: pd.DataFrame) -> pd.DataFrame:
 
 def plot_training_curves(curves: pd.DataFrame, path: Path) -> None:
     """Training loss against training images seen, one panel per variant, seed mean and range per level."""
-    from .report import _save, plt  # one figure style and save path for every results figure
 
     variants = list(dict.fromkeys(curves["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.2), sharey=True, squeeze=False)
@@ -164,7 +157,7 @@ def plot_training_curves(curves: pd.DataFrame, path: Path) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle("ablation: training loss per epoch, mean and range over seeds (cosine learning rate to 0 at the "
                  "last step, so the final epochs flatten partly by annealing)", fontsize=8)  # fmt: skip
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_ablation(root: Path) -> list[Path]:
@@ -189,8 +182,6 @@ def write_ablation(root: Path) -> list[Path]:
 
 def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
     """Effect of each headline case per level (base and every recorded level), 95% CIs over seeds."""
-    from .claims import CLAIMS
-    from .report import _save, plt  # one figure style and save path for every results figure
 
     levels = recorded_levels(root)
     tables = {level: read_results(root / level) for level in levels}  # read (and validate) each level once
@@ -212,7 +203,7 @@ def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle("ablation (Fashion-MNIST, ResNet-8, 3 seeds): headline effects per level, 95% t-CI over seeds; "
                  "dashed: published 'up to' values", fontsize=9)  # fmt: skip
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def verify_ablation(root: Path) -> list[str]:

@@ -16,7 +16,6 @@ measures just what the SAQ claims need.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -33,49 +32,17 @@ from ..core.activations import measure_sparsity
 from ..core.data import DataSplit
 from ..core.determinism import resolve_device, torch_state
 from ..core.fingerprint import model_fingerprint
-from ..core.locks import FolderLock, clean_stale_temp_files
 from ..core.progress import Stages
-from ..core.results import (
-    KEYED_TABLES,
-    SUMMARY_COLUMNS,
-    SUMMARY_KEY,
-    read_result,
-    read_results,
-    read_table,
-    write_table,
-)
+from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, write_table
 from ..core.zoo import Zoo
 from ..faults.campaign import run_campaign
-from .integrity import measure_options
+from .executor import Executor, LocalExecutor
+from .folder import ResultsFolder
+from .inputs import eval_inputs, measure_options, sharpness_inputs
 from .plan import Unit, claim_units, plan, totals
 from .scales import ScaleConfig
 
-MEASURED_TABLES = ("campaign", "sharpness", "sparsity", "landscape")
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "results"
-
-
-def _merge(folder: Path, table: str, new: pd.DataFrame) -> pd.DataFrame:
-    """Merge rows into ``<folder>/<table>.csv`` (new rows replace old ones with the same key) and write it."""
-    columns, key = KEYED_TABLES[table]
-    path = folder / f"{table}.csv"
-    if path.is_file():
-        old = read_table(path)
-        new = pd.concat([old, new], ignore_index=True).drop_duplicates(key, keep="last")
-    write_table(new, path, columns, sort=key)
-    return new
-
-
-def eval_inputs(scale: ScaleConfig, data: DataSplit) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scale's evaluation set: the first ``eval_examples`` test examples (all when None)."""
-    n = scale.eval_examples or len(data.x_test)
-    return data.x_test[:n], data.y_test[:n]
-
-
-def sharpness_inputs(scale: ScaleConfig, data: DataSplit) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scale's sharpness set: a seeded subset of the training data."""
-    g = np.random.default_rng(scale.sharpness_seed)
-    idx = np.sort(g.permutation(len(data.x_train))[: scale.sharpness_examples])
-    return data.x_train[idx], data.y_train[idx]
 
 
 def git_state(root: Path | None = None) -> dict:
@@ -107,17 +74,12 @@ class Experiment:
 
     def __init__(self, scale: ScaleConfig, results_dir: str | Path, zoo: Zoo | None = None,
                  device: str | None = None, progress: bool = True, retrain: bool = False,
-                 reference_dir: str | Path | None = None, command: str | None = None) -> None:  # fmt: skip
+                 reference_dir: str | Path | None = None, command: str | None = None,
+                 executor: Executor | None = None) -> None:  # fmt: skip
         self.scale = scale
-        self.dir = Path(results_dir)
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"cannot create the results folder {self.dir}: {e.strerror}") from None
-        if not os.access(self.dir, os.W_OK):
-            raise ValueError(f"results folder {self.dir} is not writable; choose another --results-dir")
-        self.lock = FolderLock(self.dir)  # one writer per folder; released when the process ends
-        clean_stale_temp_files(self.dir)
+        self.folder = ResultsFolder(results_dir)  # lock, tables, models, provenance
+        self.dir, self.lock = self.folder.path, self.folder.lock
+        self.executor: Executor = executor or LocalExecutor()
         self.device = resolve_device(device or scale.device)
         self.zoo = zoo or Zoo(device=str(self.device), progress=progress)
         self.progress = progress
@@ -145,7 +107,7 @@ class Experiment:
 
     def close(self) -> None:
         """Release the folder lock (also released when the process ends) and restore torch's global settings."""
-        self.lock.release()
+        self.folder.release()
         self._torch.__exit__(None, None, None)
 
     def __enter__(self) -> Experiment:
@@ -182,7 +144,7 @@ class Experiment:
 
     def _trained_here(self, cfg) -> bool:
         """With --retrain, a model in the folder counts only if this folder's training.csv says it was trained."""
-        t = read_result(self.dir, "training")
+        t = self.folder.table("training")
         return len(t) > 0 and bool(((t["key"] == cfg.key()) & t["source"].isin(["trained", "cache"])).any())
 
     def model(self, variant: str, seed: int):
@@ -203,38 +165,16 @@ class Experiment:
             fp = model_fingerprint(model)
             self._models[mid] = (model, record)
             self._fingerprints[mid] = fp
-            self._drop_stale_rows(mid, fp)
+            self.folder.drop_model_rows(mid, fp)
             row = {"model_id": mid, "variant": variant, "seed": seed, "key": cfg.key(), "fingerprint": fp,
                    "source": source, "dataset": cfg.dataset, "model": cfg.model, "width": cfg.width,
                    "activation": cfg.activation, "threshold": record.threshold, "optimizer": cfg.optimizer,
                    "rho": cfg.rho, "epochs": cfg.epochs, "clean_accuracy": record.clean_accuracy,
                    "clean_loss": record.clean_loss, "sparsity": record.sparsity, "run_id": self.run_id}  # fmt: skip
-            old = read_result(self.dir, "training")
-            same = len(old) and ((old["model_id"] == mid) & (old["fingerprint"] == fp)).any()
-            if not same:
+            if not self.folder.has_rows("training", mid, fp):
                 self.begin()
-                _merge(self.dir, "training", pd.DataFrame([row]))
+                self.folder.merge("training", pd.DataFrame([row]))
         return self._models[mid]
-
-    def _drop_stale_rows(self, mid: str, fingerprint: str) -> None:
-        """Remove rows of ``mid`` measured on another model (another fingerprint) from every measured table."""
-        for name in MEASURED_TABLES:
-            path = self.dir / f"{name}.csv"
-            if not path.is_file():
-                continue
-            t = read_result(self.dir, name)
-            stale = (t["model_id"] == mid) & (t["fingerprint"] != fingerprint)
-            if stale.any():
-                print(f"{path}: {int(stale.sum())} rows of {mid} were measured on another model "
-                      f"(fingerprint {t.loc[stale, 'fingerprint'].iloc[0]} != {fingerprint}); recomputing them",
-                      file=sys.stderr)  # fmt: skip
-                kept = t[~stale]
-                if name == "campaign":
-                    from ..core.results import write_schema_table
-
-                    write_schema_table(kept, path, "campaign")
-                else:
-                    write_table(kept, path)
 
     # ---- measurements -----------------------------------------------------------------------
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:
@@ -250,21 +190,18 @@ class Experiment:
                           seed=self.scale.map_seed(seed), model_id=mid, batch_size=self.scale.eval_batch_size,
                           out=self.dir / "campaign.csv", progress=self.progress,
                           extra={"variant": variant, "train_seed": seed, "run_id": self.run_id})  # fmt: skip
+        self.folder.changed("campaign")
         self._campaigns_done.add((mid, fault_model))
         self.stages.step("campaigns", f"{mid} {fault_model}", resumed=not df.attrs.get("computed_rows"))
         if df.attrs.get("computed_rows"):
             self.computed = True
             self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
 
-    def _has_rows(self, name: str, mid: str) -> bool:
-        t = read_result(self.dir, name)
-        return len(t) > 0 and bool(((t["model_id"] == mid) & (t["fingerprint"] == self._fingerprints[mid])).any())
-
     def sharpness(self, variant: str, seed: int) -> None:
         """Measure the scale's sharpness metrics (and 1-D landscape) for one model, unless recorded."""
         mid = self.scale.model_id(variant, seed)
         model, _ = self.model(variant, seed)
-        recorded = read_result(self.dir, "sharpness")
+        recorded = self.folder.table("sharpness")
         if len(recorded):
             mine = (recorded["model_id"] == mid) & (recorded["fingerprint"] == self._fingerprints[mid])
             if set(self.scale.sharpness_metrics) <= set(recorded.loc[mine, "metric"]):
@@ -282,15 +219,15 @@ class Experiment:
         tags = {"variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid], "run_id": self.run_id}
         self.computed = True
         self.begin()
-        _merge(self.dir, "sharpness", rows.assign(**tags))
+        self.folder.merge("sharpness", rows.assign(**tags))
         if len(land):
-            _merge(self.dir, "landscape", land.assign(**tags))
+            self.folder.merge("landscape", land.assign(**tags))
 
     def sparsity(self, variant: str, seed: int) -> None:
         """Per-layer activation sparsity of one model on the evaluation set, unless recorded."""
         mid = self.scale.model_id(variant, seed)
         model, _ = self.model(variant, seed)
-        if self._has_rows("sparsity", mid):
+        if self.folder.has_rows("sparsity", mid, self._fingerprints[mid]):
             self.stages.step("sparsity", mid, resumed=True)
             return
         x, _ = self.eval_set()
@@ -299,7 +236,7 @@ class Experiment:
         tags = {"model_id": mid, "variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid],
                 "run_id": self.run_id}  # fmt: skip
         self.begin()
-        _merge(self.dir, "sparsity", df.assign(**tags))
+        self.folder.merge("sparsity", df.assign(**tags))
         self.stages.step("sparsity", mid)
 
     def run_unit(self, unit: Unit) -> None:
@@ -321,24 +258,21 @@ class Experiment:
     def ensure(self, variants: tuple[str, ...], campaign: tuple[str, ...] = (), sharpness: bool = False,
                sparsity: bool = False) -> None:  # fmt: skip
         """Compute whatever of the requested products is missing, for every seed of the scale."""
+        units = []
         for v in variants:
             for s in self.scale.seeds:
-                self.run_unit(Unit("models", v, s))
-                for fm in campaign:
-                    self.run_unit(Unit("campaigns", v, s, fm))
-                if sharpness:
-                    self.run_unit(Unit("sharpness", v, s))
-                if sparsity:
-                    self.run_unit(Unit("sparsity", v, s))
+                units.append(Unit("models", v, s))
+                units += [Unit("campaigns", v, s, fm) for fm in campaign]
+                units += [Unit("sharpness", v, s)] * sharpness + [Unit("sparsity", v, s)] * sparsity
+        self.run(units)
 
     # ---- tables -----------------------------------------------------------------------------
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every recorded table of this scale (empty frames where none yet)."""
-        return read_results(self.dir)
+        """Every recorded raw table of this scale (empty frames where none yet)."""
+        return self.folder.tables()
 
     def write_summary(self) -> None:
         """campaign_summary.csv from campaign.csv."""
-
         camp = self.tables()["campaign"]
         if len(camp):
             write_table(campaign_summary(camp), self.dir / "campaign_summary.csv", SUMMARY_COLUMNS,
@@ -346,11 +280,7 @@ class Experiment:
 
     def prune_models(self) -> None:
         """Delete model files of the folder that no row of training.csv refers to (replaced models)."""
-        training = read_result(self.dir, "training")
-        keep = set(training["key"]) if len(training) else set()
-        for f in (self.dir / "models").glob("*"):
-            if f.suffix in (".pt", ".json") and f.stem not in keep:
-                f.unlink()
+        self.folder.prune_models()
 
     def _run_entry(self, status: str) -> dict:
         """This run's provenance entry: git state, command, versions, device, timings, status."""
@@ -367,21 +297,6 @@ class Experiment:
             "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
         }  # fmt: skip
 
-    def _read_provenance(self) -> dict | None:
-        path = self.dir / "provenance.json"
-        try:
-            prov = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return prov if isinstance(prov, dict) and isinstance(prov.get("runs"), list) else None
-
-    def _used_runs(self, tables: dict[str, pd.DataFrame]) -> set[str]:
-        used: set[str] = set()
-        for t in tables.values():
-            if len(t) and "run_id" in t.columns:
-                used |= set(t["run_id"].astype(str))
-        return used
-
     def begin(self) -> None:
         """List this run in provenance.json (status ``running``) before it writes its first row.
 
@@ -395,68 +310,24 @@ class Experiment:
 
     def provenance_current(self) -> bool:
         """Whether provenance.json lists every run named in the tables, no unfinished run, and today's checksums."""
-        from ..core.results import table_checksums
-
-        prov = self._read_provenance()
-        sums = table_checksums(self.dir)
-        if prov is None:
-            return not sums
-        listed = {r.get("run_id"): r for r in prov["runs"]}
-        if not self._used_runs(self.tables()) <= set(listed):
-            return False
-        if any(r.get("status") == "running" for k, r in listed.items() if k != self.run_id):
-            return False
-        return prov.get("tables_sha256") == sums
+        return self.folder.provenance_current(self.run_id)
 
     def write_provenance(self, status: str = "finished", keep_unused: bool = False) -> None:
-        """provenance.json: every run that contributed rows, versions, device, scale config, models, checksums.
-
-        A run listed as ``running`` that is not this one was killed before it finished: it becomes
-        ``interrupted`` (its rows stay, it is still listed). ``keep_unused`` keeps runs that no row names yet.
-        """
-        import dataclasses
-
-        from ..core.atomic import atomic_write_text
-        from ..core.results import table_checksums
-
-        old = self._read_provenance() or {}
-        tables = self.tables()
-        used = self._used_runs(tables)
-        runs = {r["run_id"]: dict(r) for r in old.get("runs", []) if keep_unused or r.get("run_id") in used}
-        for r in runs.values():
-            if r.get("status") == "running":
-                r["status"] = "interrupted"
-        if keep_unused or self.run_id in used:
-            runs[self.run_id] = self._run_entry(status)
-        else:
-            runs.pop(self.run_id, None)
-        if not runs and not table_checksums(self.dir):
-            (self.dir / "provenance.json").unlink(missing_ok=True)
-            return
-        training = tables["training"]
-        prov = {
-            "scale": self.scale.name,
-            "runs": sorted(runs.values(), key=lambda r: r["run_id"]),
-            "scale_config": json.loads(json.dumps(dataclasses.asdict(self.scale), default=list)),
-            "models": {r.model_id: {"key": r.key, "fingerprint": r.fingerprint, "source": r.source}
-                       for r in training.itertuples()} if len(training) else {},
-            "tables_sha256": table_checksums(self.dir),
-            "note": "each row of every table names the run that measured it (run_id); timings are wall-clock "
-                    "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
-                    "later run completed the folder",
-        }  # fmt: skip
-        atomic_write_text(self.dir / "provenance.json", json.dumps(prov, indent=1, sort_keys=True) + "\n")
+        """provenance.json with this run's entry (see :meth:`ResultsFolder.write_provenance`)."""
+        self.folder.write_provenance(self._run_entry(status), self.scale, keep_unused)
 
     # ---- claims -----------------------------------------------------------------------------
+    def run(self, units) -> None:
+        """Compute the given work units through the experiment's executor (only this driver writes)."""
+        self.executor.run([u for u in units if u not in self._done], self.run_unit)
+
     def ensure_for(self, claim_id: str) -> None:
         """Compute everything one claim needs at this scale (and nothing else)."""
-        for u in claim_units(self.scale, claim_id):
-            self.run_unit(u)
+        self.run(claim_units(self.scale, claim_id))
 
     def ensure_all(self) -> None:
         """Everything every claim of the scale needs."""
-        for u in self.units:
-            self.run_unit(u)
+        self.run(self.units)
 
     def finish(self) -> None:
         """Write the derived tables, claims and provenance of what this run computed.
@@ -479,6 +350,8 @@ class Experiment:
         from .claims import CLAIM_COLUMNS, DETAIL_COLUMNS, evaluate_all
 
         claims, detail = evaluate_all(self.tables(), self.scale)
+        self.folder.changed("claims")
+        self.folder.changed("claims_detail")
         write_table(claims, self.dir / "claims.csv", CLAIM_COLUMNS, sort=["case"])
         write_table(detail, self.dir / "claims_detail.csv", DETAIL_COLUMNS,
                     sort=["claim", "metric", "fault_model", "rate"])  # fmt: skip

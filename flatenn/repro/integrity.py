@@ -287,7 +287,7 @@ def remeasure(d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], mode
     from ..analysis.sharpness import measure
     from ..core.activations import measure_sparsity
     from ..core.determinism import torch_state
-    from .experiment import eval_inputs, sharpness_inputs
+    from .inputs import eval_inputs, measure_options, sharpness_inputs
 
     problems: list[str] = []
     zoo = Zoo(d / "models", device="cpu", progress=False)
@@ -324,9 +324,3 @@ def remeasure(d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], mode
                         problems.append(f"sparsity.csv: {mid} layer {row.layer}: {row.zeros} zeros recorded, "
                                         f"re-measured {fresh['zeros'].get(row.layer, 'no such layer')}")  # fmt: skip
     return problems
-
-
-def measure_options(scale: ScaleConfig) -> dict:
-    """The sharpness options a scale measures with (shared by the experiment and :func:`remeasure`)."""
-    return {"probes": scale.sharpness_probes, "directions": scale.sharpness_directions, "sigma": scale.sharpness_sigma,
-            "rate": scale.sensitivity_rate, "iters": scale.sharpness_iters, "fault_model": "bitflip"}  # fmt: skip

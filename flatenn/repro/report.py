@@ -5,26 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..analysis.stats import mean_ci  # noqa: E402
-from ..core.results import read_result, text_or_empty  # noqa: E402
-from .claims import CLAIMS  # noqa: E402
-from .scales import MAIN_VARIANTS, SCALES  # noqa: E402
+from ..analysis.stats import mean_ci
+from ..core.results import read_result, text_or_empty
+from .claims import CLAIMS
+from .figures import plt, save_figure, save_with_legend
+from .scales import MAIN_VARIANTS, SCALES
 
 COLORS = {"standard-sgd": "tab:blue", "sparse-sgd": "tab:red", "standard-saq": "tab:green", "sparse-saq": "tab:orange",
           "sweep-t0.25": "tab:purple", "sweep-t1": "tab:brown", "sweep-t0.5": "tab:pink"}
-CLAIM_TITLES = {
-    "sparse_vs_standard": "claim 1: standard SGD − sparse SGD",
-    "saq_gain_sparse": "claim 3a: sparse SAQ − sparse SGD",
-    "saq_gain_standard": "claim 3b: standard SAQ − standard SGD",
-    "saq_sparse_beats_standard": "claim 4: sparse SAQ − standard SGD",
-}
+
+
+def claim_titles() -> dict[str, str]:
+    """Claim id -> panel title, for the claims whose entry in claims.toml has a title (their order)."""
+    return {cid: c.title for cid, c in CLAIMS.items() if c.title}
 
 
 def _color(variant: str, i: int = 0) -> str:
@@ -42,22 +38,6 @@ def _shade_window(ax, rates) -> None:
     if rates:
         lo, hi = min(rates), max(rates)
         ax.axvspan(lo / 1.25, hi * 1.25, color="0.85", zorder=0, label="rates behind the verdict")
-
-
-def _save_with_legend(fig, ax, path: Path, title: str, bottom: float = 0.08) -> None:
-    """One legend below all panels (from ``ax``), a title that names the scale, then save."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path, scale=None) -> None:
@@ -85,7 +65,7 @@ def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path, scale=None) -> None
         ax.set_xlabel("bit error rate (per stored bit)")
         ax.set_ylabel("accuracy under faults (%)")
         ax.grid(alpha=0.3)
-    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — mean over seeds, band: 95% t-CI over seeds")
+    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — mean over seeds, band: 95% t-CI over seeds")
 
 
 def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
@@ -95,7 +75,8 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
     bars 95% t-CIs over seeds; the grey band marks the rates behind the verdict; dashed lines are the
     published 'up to' values. Positive = the claim's direction.
     """
-    claims = [c for c in CLAIM_TITLES if c in set(detail["claim"])]
+    titles = claim_titles()
+    claims = [c for c in titles if c in set(detail["claim"])]
     if not claims:
         return
     views = [("acc", "accuracy view: gap in accuracy (points)"), ("drop", "drop view: gap in accuracy drop (points)")]
@@ -118,12 +99,12 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
                             va="bottom")  # fmt: skip
             ax.axhline(0, color="k", lw=0.8)
             ax.set_xscale("log")
-            ax.set_title(CLAIM_TITLES[c] if i == 0 else "", fontsize=9)
+            ax.set_title(titles[c] if i == 0 else "", fontsize=9)
             ax.set_ylabel(ylabel if j == 0 else "", fontsize=8)
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("bit error rate")
-    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — paired effects, 95% t-CI over seeds "
+    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — paired effects, 95% t-CI over seeds "
                       "(positive = the claim's direction)", bottom=0.05)  # fmt: skip
 
 
@@ -146,7 +127,7 @@ def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None
     ax.set_xticks(range(len(cols)), [n for _, n in cols], fontsize=8)
     ax.set_yticks(range(len(hyp)), hyp["case"], fontsize=7)
     ax.set_title(f"{scale_title(scale)}\nHolm-adjusted direction verdict per rate window", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_landscapes_1d(land: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -165,7 +146,7 @@ def plot_landscapes_1d(land: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.set_title((title + "\n" if title else "") + "1-D loss landscape (mean over seeds, band: min–max)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_landscape_2d(grid: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -177,14 +158,15 @@ def plot_landscape_2d(grid: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.set_xlabel("alpha")
     ax.set_ylabel("beta")
     ax.set_title(title or "log10 loss")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.DataFrame, scale, path: Path) -> None:
     """Each sharpness metric against the mean accuracy drop (informative rates), Spearman rho in titles."""
-    from .claims import SHARP_METRICS, _model_drop
+    from .claims import SHARP_METRICS
+    from .estimators import model_drop
 
-    drop = _model_drop(camp, scale.informative_rates)["drop"]
+    drop = model_drop(camp, scale.informative_rates)["drop"]
     fig, axes = plt.subplots(1, len(SHARP_METRICS), figsize=(4.3 * len(SHARP_METRICS), 3.5), squeeze=False)
     for ax, m in zip(axes[0], SHARP_METRICS, strict=True):
         v = sharp[sharp["metric"] == m].set_index("model_id")
@@ -201,7 +183,7 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
         ax.grid(alpha=0.3)
     for var in MAIN_VARIANTS:
         axes[0][0].scatter([], [], color=COLORS[var], s=18, label=var)
-    _save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — one point per model")
+    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — one point per model")
 
 
 def layer_label(name: str, position: int) -> str:
@@ -235,7 +217,7 @@ def plot_sparsity(sp: pd.DataFrame, path: Path, scale=None) -> None:
     ax.legend(fontsize=7, ncol=min(len(variants), 3), loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
     ax.set_title(f"{scale_title(scale)}\nactivation sparsity on the evaluation set (bars: min–max over seeds)",
                  fontsize=9)  # fmt: skip
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def scale_figures(d: Path) -> list[Path]:
@@ -301,19 +283,11 @@ def claims_table(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-HEADLINE = [  # (paper claim, case) rows of the 30-second summary
-    ("1. AS QDNNs lose more accuracy under faults", "sparse_vs_standard[acc_gap]"),
-    ("", "sparse_vs_standard[drop_gap]"),
-    ("", "sparse_vs_standard[up_to]"),
-    ("2. ... and that correlates with sharper minima", "sharper_minima[diff_lambda_max_fn]"),
-    ("", "sharper_minima[diff_trace_fn]"),
-    ("", "sharper_minima[spearman_avg_sharpness]"),
-    ("3a. SAQ raises the faulty accuracy of AS QDNNs", "saq_gain_sparse[acc_gain]"),
-    ("", "saq_gain_sparse[up_to]"),
-    ("3b. SAQ raises the faulty accuracy of standard QDNNs", "saq_gain_standard[acc_gain]"),
-    ("", "saq_gain_standard[up_to]"),
-    ("4. SAQ-trained AS QDNNs beat SGD-trained standard ones", "saq_sparse_beats_standard[acc_gap]"),
-]
+def headline() -> list[tuple[str, str]]:
+    """(text, case) rows of the 30-second summary, from the ``headline`` entries of claims.toml."""
+    return [(text, f"{cid}[{metric}]") for cid, c in CLAIMS.items() for metric, text in c.headline]
+
+
 SUMMARY_START, SUMMARY_END = "<!-- claims-summary:start -->", "<!-- claims-summary:end -->"
 ABLATION_START, ABLATION_END = "<!-- ablation-summary:start -->", "<!-- ablation-summary:end -->"
 
@@ -335,7 +309,7 @@ def summary_markdown(root: Path) -> str:
         tables[scale] = c.set_index("case") if len(c) else None
     lines = ["| paper claim | our statistic | published | smoke (digits, CNN) | cpu (Fashion-MNIST, ResNet-8) |",
              "|---|---|---|---|---|"]  # fmt: skip
-    for text, case in HEADLINE:
+    for text, case in headline():
         claim = case.split("[")[0]
         paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if case.endswith("[up_to]") else "direction"
         metric = case.split("[")[1].rstrip("]")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..core.train import TrainConfig
 
+# variant name -> (activation, training method); a scale lists its own (ScaleConfig.variants), these by default
 VARIANTS: dict[str, tuple[str, str]] = {
     "standard-sgd": ("relu", "sgd"),
     "sparse-sgd": ("fatrelu", "sgd"),
@@ -71,6 +72,7 @@ class ScaleConfig:
     sparse_target: float | None = None  # finetune: calibrate one global threshold to this activation sparsity
     claims: tuple[str, ...] | None = None  # the claims this scale evaluates (None: all)
     level_of: str | None = None  # ablation levels: the factor this level belongs to
+    variants: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(VARIANTS))  # name -> (activation, method)
 
     def __hash__(self) -> int:  # informative_rates is a dict
         return hash(self.name)
@@ -88,7 +90,7 @@ class ScaleConfig:
         return out
 
     def all_variants(self) -> tuple[str, ...]:
-        return MAIN_VARIANTS + tuple(v for v in self.sweep_variants() if v not in VARIANTS)
+        return tuple(self.variants) + tuple(v for v in self.sweep_variants() if v not in self.variants)
 
     def train_config(self, variant: str, seed: int) -> TrainConfig:
         """The training config of one variant and seed at this scale."""
@@ -98,8 +100,8 @@ class ScaleConfig:
                     test_subset=self.test_subset)  # fmt: skip
         if variant.startswith("sweep-t"):
             act, opt, threshold = "fatrelu", "sgd", float(variant[len("sweep-t") :])
-        elif variant in VARIANTS:
-            act, opt = VARIANTS[variant]
+        elif variant in self.variants:
+            act, opt = self.variants[variant]
             threshold = self.sparse_threshold if act == "fatrelu" else 0.0
         else:
             raise ValueError(f"unknown variant {variant!r}; known: {self.all_variants()}")

@@ -28,7 +28,8 @@ from ..core.results import (
     text_or_empty,
 )
 from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
-from .experiment import MEASURED_TABLES, campaign_summary, git_state
+from .experiment import campaign_summary, git_state
+from .folder import MEASURED_TABLES
 from .scales import SCALES
 
 MIN_TRIALS = 50

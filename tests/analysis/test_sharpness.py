@@ -9,6 +9,7 @@ from flatenn.analysis.sharpness import (
     hessian_lambda_max,
     hessian_trace,
     landscape_1d,
+    landscape_2d,
     measure,
     weight_space,
     worst_case_sharpness,
@@ -91,6 +92,18 @@ def test_landscape_origin_seed_and_filter_rescaling_invariance():
     with weight_space(m, x, y) as ws:
         c = landscape_1d(ws, alphas, seed=3)
     assert np.allclose(a["loss"], c["loss"], rtol=1e-4)
+
+
+def test_landscape_2d_origin_and_axes_are_the_1d_landscapes():
+    m = _bn_model()
+    x, y = torch.randn(60, 5), torch.randint(0, 3, (60,))
+    with weight_space(m, x, y) as ws:
+        grid = landscape_2d(ws, [-0.5, 0.0, 0.5], [-0.5, 0.0, 0.5], seed=3)
+        line = landscape_1d(ws, [-0.5, 0.0, 0.5], seed=3)  # the first direction has the same seed
+        clean = ws.loss()
+    assert len(grid) == 9 and grid.loc[(grid.alpha == 0) & (grid.beta == 0), "loss"].item() == pytest.approx(clean)
+    on_axis = grid[grid.beta == 0].sort_values("alpha")["loss"].to_numpy()
+    assert np.allclose(on_axis, line.sort_values("alpha")["loss"], rtol=1e-6)
 
 
 def test_same_direction_for_models_of_one_architecture():
