@@ -60,8 +60,21 @@ def tests(session: nox.Session) -> None:
 def reproduce(session: nox.Session) -> None:
     """Claims benchmarks into a fresh runs/<time>/ folder, compared with results/ (`-- --scale cpu`, `--retrain`)."""
     py = _python(session)
-    session.run(py, "-m", "pytest", "benchmarks", "-m", "not speed", "-p", "no:cacheprovider", "-ra",
-                "--benchmark-disable-gc", "--benchmark-columns=min", *session.posargs, external=True)  # fmt: skip
+    session.run(
+        py,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-m",
+        "not speed",
+        "-p",
+        "no:cacheprovider",
+        "-ra",
+        "--benchmark-disable-gc",
+        "--benchmark-columns=min",
+        *session.posargs,
+        external=True,
+    )
 
 
 @nox.session(venv_backend="none")
@@ -89,8 +102,19 @@ def figures(session: nox.Session) -> None:
 def speed(session: nox.Session) -> None:
     """Speed benchmarks: pytest-benchmark cases and the campaign-vs-forward ratio script."""
     py = _python(session)
-    session.run(py, "-m", "pytest", "benchmarks/test_speed.py", "-m", "speed", "-p", "no:cacheprovider",
-                "--benchmark-only", *session.posargs, external=True)  # fmt: skip
+    session.run(
+        py,
+        "-m",
+        "pytest",
+        "benchmarks/test_speed.py",
+        "-m",
+        "speed",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-only",
+        *session.posargs,
+        external=True,
+    )
     session.run(py, "benchmarks/speed_report.py", external=True)
 
 

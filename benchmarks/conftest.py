@@ -107,11 +107,15 @@ def experiments(request):
             opt = request.config.getoption
             dev = opt("--device")
             cache[name] = Experiment(
-                get_scale(name), results_root(request.config) / name,
-                zoo=Zoo(opt("--cache-dir"), device=dev, progress=False), device=dev, progress=False,
-                retrain=opt("--retrain"), reference_dir=Path(opt("--reference-dir")) / name,
+                get_scale(name),
+                results_root(request.config) / name,
+                zoo=Zoo(opt("--cache-dir"), device=dev, progress=False),
+                device=dev,
+                progress=False,
+                retrain=opt("--retrain"),
+                reference_dir=Path(opt("--reference-dir")) / name,
                 command=" ".join(["pytest", *request.config.invocation_params.args]),
-            )  # fmt: skip
+            )
             try:
                 cache[name].data()  # a missing data set stops the session once, with the instruction
             except DatasetNotFoundError as e:
@@ -123,8 +127,10 @@ def experiments(request):
 
 def disk_full_message(e: OSError) -> str:
     where = f" writing {e.filename}" if e.filename else ""
-    return (f"flatenn: the disk is full{where}; finished work is kept (files are written whole or not at all): "
-            "free space and run the same command to resume")  # fmt: skip
+    return (
+        f"flatenn: the disk is full{where}; finished work is kept (files are written whole or not at all): "
+        "free space and run the same command to resume"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

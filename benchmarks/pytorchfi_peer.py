@@ -46,8 +46,9 @@ def pytorchfi_layer_numbers(model: nn.Module) -> dict[str, int]:
     return {n: i for i, n in enumerate(names)}
 
 
-def pytorchfi_faults(injector: FaultInjector, maps: Mapping[str, FaultMap], fault_model: str,
-                     numbers: Mapping[str, int]) -> dict[str, list]:  # fmt: skip
+def pytorchfi_faults(
+    injector: FaultInjector, maps: Mapping[str, FaultMap], fault_model: str, numbers: Mapping[str, int]
+) -> dict[str, list]:
     """``declare_weight_fi`` keyword lists (layer_num, k, dim1..3, value) for the weights the maps change.
 
     Linear weights are 2-D: their dim2/dim3 are ``None``, which pytorchfi's index tuple turns into
@@ -72,5 +73,6 @@ def pytorchfi_injector(twin: nn.Module, input_shape: list[int], batch_size: int 
     """A ``pytorchfi.core.fault_injection`` over the twin's Conv2d and Linear layers."""
     from pytorchfi.core import fault_injection
 
-    return fault_injection(twin, batch_size, input_shape=list(input_shape), layer_types=list(LAYER_TYPES),
-                           use_cuda=False)  # fmt: skip
+    return fault_injection(
+        twin, batch_size, input_shape=list(input_shape), layer_types=list(LAYER_TYPES), use_cuda=False
+    )

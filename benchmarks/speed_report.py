@@ -69,8 +69,10 @@ def overhead(label: str, model, rates, repeats: int) -> None:
         bits = [inj.total_bits * r for r in rates]
     ms = [1000 * t[r][0] for r in rates]
     slope, intercept = np.polyfit(bits, ms, 1)
-    print(f"\n{label}: {n_layers} layers, {inj.total_bits // 8:,} weights; per-trial overhead (sample + write + "
-          "restore, no forward), median wall / CPU ms:")
+    print(
+        f"\n{label}: {n_layers} layers, {inj.total_bits // 8:,} weights; per-trial overhead (sample + write + "
+        "restore, no forward), median wall / CPU ms:"
+    )
     for r, b in zip(rates, bits, strict=True):
         print(f"  rate {r:.0e} (~{b:,.0f} faulty bits): {1000 * t[r][0]:.3f} / {1000 * t[r][1]:.3f} ms")
     print(f"  fit: {1000 * intercept / n_layers:.1f} us per layer + {1000 * slope:.3f} us per faulty bit")
@@ -78,9 +80,11 @@ def overhead(label: str, model, rates, repeats: int) -> None:
 
 def flatenn_trial(inj: FaultInjector, model, x, rate: float):
     """One campaign trial as an interleaved op: sample trial i's map, write it, run the forward, restore."""
+
     def run(i: int) -> None:
         with inj.applied(inj.sample(0, i, rate=rate), "bitflip"):
             forward_all(model, x)
+
     return run
 
 
@@ -92,7 +96,9 @@ def campaign_vs_forward(label: str, model, x, rates, repeats: int) -> None:
     c = t["clean"]
     print(f"\n{label}, {len(x)} images: clean forward {1000 * c[0]:.1f} ms wall / {1000 * c[1]:.1f} ms CPU")
     for r in rates:
-        print(f"  campaign trial at {r:.0e}: {t[r][0] / c[0]:.2f}x wall, {t[r][1] / c[1]:.2f}x CPU of the clean forward")
+        print(
+            f"  campaign trial at {r:.0e}: {t[r][0] / c[0]:.2f}x wall, {t[r][1] / c[1]:.2f}x CPU of the clean forward"
+        )
 
 
 def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
@@ -114,8 +120,11 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
         twin = float_twin(model)
         fi = pytorchfi_injector(twin, list(x.shape[1:]))
         numbers = pytorchfi_layer_numbers(twin)
-        lists = {(r, i): pytorchfi_faults(inj, inj.sample(0, i, rate=r), "bitflip", numbers)
-                 for r in rates for i in range(repeats + 1)}  # fmt: skip
+        lists = {
+            (r, i): pytorchfi_faults(inj, inj.sample(0, i, rate=r), "bitflip", numbers)
+            for r in rates
+            for i in range(repeats + 1)
+        }
         for r in rates:  # same faults, same logits, before anything is timed
             with inj.applied(inj.sample(0, 0, rate=r), "bitflip"):
                 if not torch.equal(fi.declare_weight_fi(**lists[(r, 0)])(x[:64]), model(x[:64])):
@@ -129,13 +138,17 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
             ops[("flatenn", r)], ops[("pytorchfi", r)] = flatenn_trial(inj, model, x, r), theirs(r)
         t = interleaved(ops, repeats)
     c = t["clean"]
-    print(f"\n{label}, {len(x)} images, flatenn vs pytorchfi 0.6.0 (same faults, logits bit-identical): "
-          f"clean forward {1000 * c[0]:.1f} ms wall")
+    print(
+        f"\n{label}, {len(x)} images, flatenn vs pytorchfi 0.6.0 (same faults, logits bit-identical): "
+        f"clean forward {1000 * c[0]:.1f} ms wall"
+    )
     for r in rates:
         f, p = t[("flatenn", r)], t[("pytorchfi", r)]
         n = sum(len(v) for v in [lists[(r, i)]["value"] for i in range(repeats + 1)]) / (repeats + 1)
-        print(f"  rate {r:.0e} (~{n:,.0f} changed weights): flatenn {f[0] / c[0]:.2f}x, pytorchfi {p[0] / c[0]:.2f}x "
-              f"the clean forward (wall); pytorchfi / flatenn = {p[0] / f[0]:.2f}x wall, {p[1] / f[1]:.2f}x CPU")
+        print(
+            f"  rate {r:.0e} (~{n:,.0f} changed weights): flatenn {f[0] / c[0]:.2f}x, pytorchfi {p[0] / c[0]:.2f}x "
+            f"the clean forward (wall); pytorchfi / flatenn = {p[0] / f[0]:.2f}x wall, {p[1] / f[1]:.2f}x CPU"
+        )
 
 
 def vulnerability_speedup(trials: int, bits: list[int] | None, full_forward: bool) -> None:
@@ -154,8 +167,9 @@ def vulnerability_speedup(trials: int, bits: list[int] | None, full_forward: boo
 
     def timed_map(prefix_reuse: bool) -> float:
         w = time.perf_counter()
-        vulnerability_map(model, x, y, rate=1e-2, trials=trials, bits=bits, batch_size=256, prefix_reuse=prefix_reuse,
-                          progress=False)  # fmt: skip
+        vulnerability_map(
+            model, x, y, rate=1e-2, trials=trials, bits=bits, batch_size=256, prefix_reuse=prefix_reuse, progress=False
+        )
         return time.perf_counter() - w
 
     with frozen(model):
@@ -164,10 +178,12 @@ def vulnerability_speedup(trials: int, bits: list[int] | None, full_forward: boo
         full = timed_map(False) if full_forward else float("nan")
         after = clean_forward()
     limit = (before + after) / 2 * len(names) * n_bits * trials
-    line = (f"\nVulnerability map, ResNet-20 width 16, {len(names)} layers x {n_bits} bit(s) x {trials} trials, "
-            f"bitflip 1e-2, 256 images: prefix reuse {prefix:.1f} s, clean-forward limit {limit:.1f} s "
-            f"(clean forward {1000 * before:.0f} ms before, {1000 * after:.0f} ms after) -> "
-            f"{limit / prefix:.2f}x faster than the limit")
+    line = (
+        f"\nVulnerability map, ResNet-20 width 16, {len(names)} layers x {n_bits} bit(s) x {trials} trials, "
+        f"bitflip 1e-2, 256 images: prefix reuse {prefix:.1f} s, clean-forward limit {limit:.1f} s "
+        f"(clean forward {1000 * before:.0f} ms before, {1000 * after:.0f} ms after) -> "
+        f"{limit / prefix:.2f}x faster than the limit"
+    )
     if full_forward:
         line += f"; full forwards {full:.1f} s ({full / prefix:.2f}x slower than prefix reuse)"
     print(line)
@@ -180,21 +196,28 @@ def adaptive_savings() -> None:
     from flatenn.repro.scales import SCALES
 
     root = Path(__file__).resolve().parent.parent
-    with Experiment(SCALES["smoke"], Path("/tmp") / "flatenn-speed-adaptive", progress=False,
-                    reference_dir=root / "results" / "smoke") as exp:  # fmt: skip
+    with Experiment(
+        SCALES["smoke"],
+        Path("/tmp") / "flatenn-speed-adaptive",
+        progress=False,
+        reference_dir=root / "results" / "smoke",
+    ) as exp:
         model, _ = exp.model("standard-sgd", 0)
         x, y = exp.eval_set()
     rates = SCALES["smoke"].rates
     fixed = run_campaign(model, x, y, "bitflip", rates=rates, trials=50, seed=0, progress=False)
     half = {r: (lambda c: (c[3] - c[2]) / 2)(mean_ci(g["accuracy"])) for r, g in fixed.groupby("rate")}
     target = float(np.median(list(half.values())))
-    adaptive = run_campaign(model, x, y, "bitflip", rates=rates, trials=50, seed=0, progress=False,
-                            target_halfwidth=target, min_trials=10)  # fmt: skip
+    adaptive = run_campaign(
+        model, x, y, "bitflip", rates=rates, trials=50, seed=0, progress=False, target_halfwidth=target, min_trials=10
+    )
     got = {r: (lambda c: (c[3] - c[2]) / 2)(mean_ci(g["accuracy"])) for r, g in adaptive.groupby("rate")}
-    print(f"\nAdaptive trials, smoke standard-sgd-s0 (shipped), bitflip at {len(rates)} rates: target half-width "
-          f"{target:.2f} points (median of the fixed 50-trial design): {len(adaptive)} trials instead of "
-          f"{len(fixed)} ({100 * (1 - len(adaptive) / len(fixed)):.0f}% saved); per rate trials / half-width: "
-          + ", ".join(f"{r:g}: {int((adaptive['rate'] == r).sum())} / {got[r]:.2f}" for r in rates))
+    print(
+        f"\nAdaptive trials, smoke standard-sgd-s0 (shipped), bitflip at {len(rates)} rates: target half-width "
+        f"{target:.2f} points (median of the fixed 50-trial design): {len(adaptive)} trials instead of "
+        f"{len(fixed)} ({100 * (1 - len(adaptive) / len(fixed)):.0f}% saved); per rate trials / half-width: "
+        + ", ".join(f"{r:g}: {int((adaptive['rate'] == r).sum())} / {got[r]:.2f}" for r in rates)
+    )
 
 
 def bench_saq_cost(repeats: int = 3) -> None:
@@ -232,14 +255,31 @@ def _provenance(started: str, load_before: tuple[float, ...], wall_s: float, thr
 
     from flatenn.repro.experiment import git_state
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() \
-        else platform.processor()  # fmt: skip
-    return {"command": " ".join(["python", *sys.argv]), "git": git_state(), "started_utc": started,
-            "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(wall_s, 1), "cpu": cpu, "cores": os.cpu_count(), "torch_threads_timed": threads,
-            "load_average_before": load_before, "load_average_after": os.getloadavg(),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}}  # fmt: skip
+    cpu = (
+        next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else platform.processor()
+    )
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "git": git_state(),
+        "started_utc": started,
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(wall_s, 1),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads_timed": threads,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+    }
 
 
 def main() -> None:
@@ -276,14 +316,26 @@ def run(repeats: int) -> None:
     overhead("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), rates, repeats)
     overhead("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), rates, repeats)
     overhead("ResNet-18 width 64", calibrated("resnet18", 64, 3, 32), rates[:3], max(5, repeats // 2))
-    campaign_vs_forward("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0],
-                        [1e-4, 1e-3, 1e-2], repeats)  # fmt: skip
-    campaign_vs_forward("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), eval_set(3, 32, 256)[0],
-                        [1e-4, 1e-3], max(5, repeats // 4))  # fmt: skip
-    versus_pytorchfi("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0],
-                     [1e-4, 1e-3, 1e-2], repeats)  # fmt: skip
-    versus_pytorchfi("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), eval_set(3, 32, 256)[0],
-                     [1e-4, 1e-3, 1e-2], max(9, repeats // 2))  # fmt: skip
+    campaign_vs_forward(
+        "digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0], [1e-4, 1e-3, 1e-2], repeats
+    )
+    campaign_vs_forward(
+        "ResNet-20 width 16",
+        calibrated("resnet20", 16, 3, 32),
+        eval_set(3, 32, 256)[0],
+        [1e-4, 1e-3],
+        max(5, repeats // 4),
+    )
+    versus_pytorchfi(
+        "digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0], [1e-4, 1e-3, 1e-2], repeats
+    )
+    versus_pytorchfi(
+        "ResNet-20 width 16",
+        calibrated("resnet20", 16, 3, 32),
+        eval_set(3, 32, 256)[0],
+        [1e-4, 1e-3, 1e-2],
+        max(9, repeats // 2),
+    )
     vulnerability_speedup(trials=5, bits=[7], full_forward=True)
     vulnerability_speedup(trials=20, bits=None, full_forward=False)
     adaptive_savings()

@@ -49,11 +49,19 @@ def _params(scales: list[str], retrain: bool):
             expected = ref.get("expected_verdict", "supported" if case.direction else "reported")
             magnitude = ref.get("expected_magnitude", "")
             if case.direction and expected != "supported":
-                marks.append(pytest.mark.xfail(strict=not retrain, raises=ClaimNotSupported,
-                                               reason=f"{scale}: {ref.get('recorded', expected)}"))  # fmt: skip
+                marks.append(
+                    pytest.mark.xfail(
+                        strict=not retrain, raises=ClaimNotSupported, reason=f"{scale}: {ref.get('recorded', expected)}"
+                    )
+                )
             elif magnitude == "below published":
-                marks.append(pytest.mark.xfail(strict=not retrain, raises=MagnitudeNotReproduced,
-                                               reason=f"{scale}: {ref.get('recorded', magnitude)}"))  # fmt: skip
+                marks.append(
+                    pytest.mark.xfail(
+                        strict=not retrain,
+                        raises=MagnitudeNotReproduced,
+                        reason=f"{scale}: {ref.get('recorded', magnitude)}",
+                    )
+                )
             out.append(pytest.param(scale, case, id=f"{scale}-{case.id}", marks=marks))
     return out
 
@@ -73,8 +81,10 @@ def test_claim(scale, case, experiments, benchmark):
     row = rows.iloc[0]
     benchmark.extra_info.update({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
     ref = load_bands(scale).get(case.id, {})
-    measured = (f"{case.id} at {scale}: effect {row.effect:.4g} {case.unit}, 95% CI [{row.ci_low:.4g}, "
-                f"{row.ci_high:.4g}], verdict {row.verdict}" + (f", {row.magnitude}" if row.magnitude else ""))  # fmt: skip
+    measured = (
+        f"{case.id} at {scale}: effect {row.effect:.4g} {case.unit}, 95% CI [{row.ci_low:.4g}, "
+        f"{row.ci_high:.4g}], verdict {row.verdict}" + (f", {row.magnitude}" if row.magnitude else "")
+    )
     problems = compatibility(ref, row, retrained=exp.retrain, n_cases=len(cases()))
     assert not problems, f"{measured}; " + "; ".join(problems)
     expected = ref.get("expected_verdict", "supported" if case.direction else "reported")

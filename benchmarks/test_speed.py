@@ -74,5 +74,6 @@ def test_training_epoch(benchmark, optimizer):
 
     data = load_digits()
     torch.set_num_threads(2)
-    benchmark.pedantic(lambda: fit(TrainConfig(width=8, epochs=1, optimizer=optimizer), data, progress=False),
-                       rounds=3, iterations=1)
+    benchmark.pedantic(
+        lambda: fit(TrainConfig(width=8, epochs=1, optimizer=optimizer), data, progress=False), rounds=3, iterations=1
+    )

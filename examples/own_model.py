@@ -43,18 +43,34 @@ with frozen(model):  # campaigns run on the frozen integer codes, so the fair ba
 rows = []
 for fault in ("bitflip", "stuck1"):
     t0 = time.perf_counter()
-    df = run_campaign(model, loader, None, fault, rates=[1e-5, 1e-4, 1e-3], trials=6, seed=0, model_id="resnet18",
-                      progress=False)  # fmt: skip
+    df = run_campaign(
+        model, loader, None, fault, rates=[1e-5, 1e-4, 1e-3], trials=6, seed=0, model_id="resnet18", progress=False
+    )
     per_trial = (time.perf_counter() - t0) / (3 * 6 + 1)  # 18 trials + the clean pass
-    rows.append(summarize_campaign(df)[["fault_model", "rate", "trials", "accuracy_mean", "accuracy_ci_low",
-                                        "accuracy_ci_high", "faulty_bits_mean"]])  # fmt: skip
-    print(f"{fault}: {1000 * per_trial:.0f} ms per trial vs {1000 * clean_s:.0f} ms for one clean pass "
-          f"({per_trial / clean_s:.2f}x)")
+    rows.append(
+        summarize_campaign(df)[
+            [
+                "fault_model",
+                "rate",
+                "trials",
+                "accuracy_mean",
+                "accuracy_ci_low",
+                "accuracy_ci_high",
+                "faulty_bits_mean",
+            ]
+        ]
+    )
+    print(
+        f"{fault}: {1000 * per_trial:.0f} ms per trial vs {1000 * clean_s:.0f} ms for one clean pass "
+        f"({per_trial / clean_s:.2f}x)"
+    )
 print(f"clean accuracy {clean_acc:.1f}%")
 print(__import__("pandas").concat(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 with weight_space(model, images[:32], labels[:32], batch_size=32) as ws:
     lam = hessian_lambda_max(ws, iters=10, normalize="filter")[0]
     avg = average_sharpness(ws, sigma=0.05, directions=4)
-print(f"filter-normalized lambda_max {lam['value']:.4g} (converged: {lam['converged']}), "
-      f"average-case sharpness {avg['value']:.4g} +- {avg['stderr']:.2g}")
+print(
+    f"filter-normalized lambda_max {lam['value']:.4g} (converged: {lam['converged']}), "
+    f"average-case sharpness {avg['value']:.4g} +- {avg['stderr']:.2g}"
+)

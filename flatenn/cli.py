@@ -43,7 +43,9 @@ def _rates(text: str) -> list[float]:
         try:
             r = float(t)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bit error rates are numbers in [0, 1] like 1e-3,1e-2; got {t!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"bit error rates are numbers in [0, 1] like 1e-3,1e-2; got {t!r}"
+            ) from None
         if not 0.0 <= r <= 1.0:
             raise argparse.ArgumentTypeError(f"bit error rates must be in [0, 1], got {t}")
         out.append(r)
@@ -57,8 +59,11 @@ def _whole_numbers(text: str, what: str, allow_ranges: bool) -> list[int]:
         try:
             vals = list(range(int(a), int(b) + 1)) if sep else [int(a)]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} are whole numbers" + (" like 7 or 0-3,7" if allow_ranges else
-                                             " like 1,10,100") + f", got {t!r}") from None  # fmt: skip
+            raise argparse.ArgumentTypeError(
+                f"{what} are whole numbers"
+                + (" like 7 or 0-3,7" if allow_ranges else " like 1,10,100")
+                + f", got {t!r}"
+            ) from None
         if any(v < 0 for v in vals):
             raise argparse.ArgumentTypeError(f"{what} must be >= 0, got {t!r}")
         out += vals
@@ -153,8 +158,9 @@ def resolve_config(spec: str, cache_dir: str | None = None):
                 raise TypeError("the file holds a JSON " + type(d).__name__ + ", not an object")
             return TrainConfig.from_dict(d)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"--model {spec}: not a valid training config ({e}); see python -m flatenn train --help "
-                             "for the fields") from None  # fmt: skip
+            raise ValueError(
+                f"--model {spec}: not a valid training config ({e}); see python -m flatenn train --help for the fields"
+            ) from None
     if re.fullmatch(r"[0-9a-f]{16}", spec):
         from .core.zoo import CorruptEntryError, entry_record
 
@@ -164,14 +170,19 @@ def resolve_config(spec: str, cache_dir: str | None = None):
         try:
             cfg = TrainConfig.from_dict(entry_record(meta)["config"])
         except (CorruptEntryError, KeyError, TypeError) as e:
-            raise ValueError(f"--model {spec}: the cache entry cannot be trusted ({e}); delete {meta} and its .pt "
-                             "and train again") from None  # fmt: skip
+            raise ValueError(
+                f"--model {spec}: the cache entry cannot be trusted ({e}); delete {meta} and its .pt and train again"
+            ) from None
         if cfg.key() != spec:
-            raise ValueError(f"--model {spec}: the cache entry holds the config of {cfg.key()}, not {spec}; delete "
-                             f"{meta} and its .pt and train again")  # fmt: skip
+            raise ValueError(
+                f"--model {spec}: the cache entry holds the config of {cfg.key()}, not {spec}; delete "
+                f"{meta} and its .pt and train again"
+            )
         return cfg
-    raise ValueError(f"model spec {spec!r} is not SCALE:VARIANT:SEED, a zoo key, a config JSON file, torchvision:NAME "
-                     "or package.module:factory")
+    raise ValueError(
+        f"model spec {spec!r} is not SCALE:VARIANT:SEED, a zoo key, a config JSON file, torchvision:NAME "
+        "or package.module:factory"
+    )
 
 
 def _add_foreign(p: argparse.ArgumentParser) -> None:
@@ -179,16 +190,23 @@ def _add_foreign(p: argparse.ArgumentParser) -> None:
     from .core.data import DATASETS
 
     p.add_argument("--weights", default=None, help="state dict (.pt) for an own model (default: its initial weights)")
-    p.add_argument("--data", default=None, choices=sorted(DATASETS), help="data set an own model is calibrated and "
-                   "evaluated on")  # fmt: skip
+    p.add_argument(
+        "--data", default=None, choices=sorted(DATASETS), help="data set an own model is calibrated and evaluated on"
+    )
     p.add_argument("--w-bits", type=_at_least(2, 16), default=None, help="own model: weight bits (default 8)")
     p.add_argument("--a-bits", type=_at_least(2, 16), default=None, help="own model: input-activation bits (default 8)")
-    p.add_argument("--calibration-batches", type=_at_least(1), default=None, help="own model: calibration batches "
-                   "(default 4)")  # fmt: skip
+    p.add_argument(
+        "--calibration-batches", type=_at_least(1), default=None, help="own model: calibration batches (default 4)"
+    )
 
 
-FOREIGN_OPTIONS = {"weights": "--weights", "data": "--data", "w_bits": "--w-bits", "a_bits": "--a-bits",
-                   "calibration_batches": "--calibration-batches"}  # fmt: skip
+FOREIGN_OPTIONS = {
+    "weights": "--weights",
+    "data": "--data",
+    "w_bits": "--w-bits",
+    "a_bits": "--a-bits",
+    "calibration_batches": "--calibration-batches",
+}
 
 
 def check_foreign_options(a) -> None:
@@ -197,27 +215,40 @@ def check_foreign_options(a) -> None:
         return
     given = [opt for k, opt in FOREIGN_OPTIONS.items() if getattr(a, k, None) is not None]
     if given:
-        raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only to your own model "
-                         f"(--model torchvision:NAME or package.module:factory); --model {a.model} is a model "
-                         "flatenn trains, with its data, bit widths and weights fixed by its config")  # fmt: skip
+        raise ValueError(
+            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only to your own model "
+            f"(--model torchvision:NAME or package.module:factory); --model {a.model} is a model "
+            "flatenn trains, with its data, bit widths and weights fixed by its config"
+        )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache-dir", default=None, help="model zoo folder (default $FLATENN_CACHE or ~/.cache/flatenn/zoo)")
+    p.add_argument(
+        "--cache-dir", default=None, help="model zoo folder (default $FLATENN_CACHE or ~/.cache/flatenn/zoo)"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 TRAIN_HELP = {
-    "dataset": "data set (default digits)", "model": "architecture (default cnn_digits)",
-    "width": "channels of the first stage (default 16)", "activation": "relu or fatrelu (default relu)",
-    "threshold": "FATReLU threshold T: f(x)=x if x>T else 0 (fatrelu only)", "w_bits": "weight bits, 2..16 (default 8)",
-    "a_bits": "activation bits, 2..16 (default 8)", "optimizer": "training method (flatenn.core.methods; default sgd)",
-    "rho": "SAQ/SAM neighbourhood radius (default 0.05)", "epochs": "training epochs (default 30)",
-    "batch_size": "training batch size (default 64)", "lr": "initial learning rate, cosine schedule (default 0.05)",
-    "momentum": "SGD momentum (default 0.9)", "weight_decay": "weight decay (default 5e-4)", "seed": "training seed",
-    "train_subset": "use a seeded subset of the training data", "test_subset": "use a seeded subset of the test data",
-}  # fmt: skip
+    "dataset": "data set (default digits)",
+    "model": "architecture (default cnn_digits)",
+    "width": "channels of the first stage (default 16)",
+    "activation": "relu or fatrelu (default relu)",
+    "threshold": "FATReLU threshold T: f(x)=x if x>T else 0 (fatrelu only)",
+    "w_bits": "weight bits, 2..16 (default 8)",
+    "a_bits": "activation bits, 2..16 (default 8)",
+    "optimizer": "training method (flatenn.core.methods; default sgd)",
+    "rho": "SAQ/SAM neighbourhood radius (default 0.05)",
+    "epochs": "training epochs (default 30)",
+    "batch_size": "training batch size (default 64)",
+    "lr": "initial learning rate, cosine schedule (default 0.05)",
+    "momentum": "SGD momentum (default 0.9)",
+    "weight_decay": "weight decay (default 5e-4)",
+    "seed": "training seed",
+    "train_subset": "use a seeded subset of the training data",
+    "test_subset": "use a seeded subset of the test data",
+}
 
 
 def _train_options(t: argparse.ArgumentParser) -> None:
@@ -230,16 +261,33 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     from .core.models import MODELS
     from .core.train import TrainConfig
 
-    choices = {"dataset": sorted(DATASETS), "model": sorted(MODELS), "activation": ACTIVATIONS,
-               "optimizer": sorted(METHODS)}
-    parse = {"width": _at_least(1), "w_bits": _at_least(2, 16), "a_bits": _at_least(2, 16), "epochs": _at_least(0),
-             "batch_size": _at_least(1), "seed": _at_least(0), "train_subset": _at_least(1),
-             "test_subset": _at_least(1), "lr": _positive_float}  # fmt: skip
+    choices = {
+        "dataset": sorted(DATASETS),
+        "model": sorted(MODELS),
+        "activation": ACTIVATIONS,
+        "optimizer": sorted(METHODS),
+    }
+    parse = {
+        "width": _at_least(1),
+        "w_bits": _at_least(2, 16),
+        "a_bits": _at_least(2, 16),
+        "epochs": _at_least(0),
+        "batch_size": _at_least(1),
+        "seed": _at_least(0),
+        "train_subset": _at_least(1),
+        "test_subset": _at_least(1),
+        "lr": _positive_float,
+    }
     for f in dataclasses.fields(TrainConfig):
         if f.name in TRAIN_HELP:
             kind = parse.get(f.name, _nonneg_float if "float" in str(f.type) else str)
-            t.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, choices=choices.get(f.name),
-                           help=TRAIN_HELP[f.name])  # fmt: skip
+            t.add_argument(
+                "--" + f.name.replace("_", "-"),
+                type=kind,
+                default=None,
+                choices=choices.get(f.name),
+                help=TRAIN_HELP[f.name],
+            )
     t.add_argument("--float-first-last", action="store_true", help="keep the first and the last layer in float")
 
 
@@ -253,9 +301,11 @@ def cmd_train(a) -> int:
         given["quantize_first_last"] = False
     if a.model_spec:
         if given:
-            raise ValueError(f"--model-spec {a.model_spec} fixes the whole training config; "
-                             f"{', '.join('--' + k.replace('_', '-') for k in given)} would be ignored: drop "
-                             "them, or give the config by options alone")  # fmt: skip
+            raise ValueError(
+                f"--model-spec {a.model_spec} fixes the whole training config; "
+                f"{', '.join('--' + k.replace('_', '-') for k in given)} would be ignored: drop "
+                "them, or give the config by options alone"
+            )
         cfg = resolve_config(a.model_spec, a.cache_dir)
     else:
         cfg = TrainConfig(**given)
@@ -301,8 +351,9 @@ def check_out(path: str | None, table: str | None = None) -> None:
 
         header = p.read_text().split("\n", 1)[0].split(",")
         if header != list(SCHEMAS[table][0]):
-            raise ValueError(f"--out {path} exists but is not a {table} table of this flatenn version; "
-                             "choose another file")  # fmt: skip
+            raise ValueError(
+                f"--out {path} exists but is not a {table} table of this flatenn version; choose another file"
+            )
 
 
 def is_foreign(spec: str) -> bool:
@@ -328,16 +379,22 @@ def _load_foreign(a):
     model.to(dev)
     n = (a.calibration_batches or 4) * a.batch_size
     try:
-        calibrate_activations(model, [data.x_train[i : i + a.batch_size].to(dev)
-                                      for i in range(0, min(n, len(data.x_train)), a.batch_size)])
+        calibrate_activations(
+            model,
+            [data.x_train[i : i + a.batch_size].to(dev) for i in range(0, min(n, len(data.x_train)), a.batch_size)],
+        )
         with torch.no_grad():
             out = model.eval()(data.x_train[:2].to(dev))
     except RuntimeError as e:
-        raise ValueError(f"--model {a.model} does not accept {a.data} inputs of shape "
-                         f"{tuple(data.x_train.shape[1:])}: {str(e).splitlines()[0]}") from None  # fmt: skip
+        raise ValueError(
+            f"--model {a.model} does not accept {a.data} inputs of shape "
+            f"{tuple(data.x_train.shape[1:])}: {str(e).splitlines()[0]}"
+        ) from None
     if out.ndim != 2 or out.shape[1] != data.num_classes:
-        raise ValueError(f"--model {a.model} outputs shape {tuple(out.shape)} on a batch of 2, but {a.data} has "
-                         f"{data.num_classes} classes: the model must return (batch, {data.num_classes}) logits")  # fmt: skip
+        raise ValueError(
+            f"--model {a.model} outputs shape {tuple(out.shape)} on a batch of 2, but {a.data} has "
+            f"{data.num_classes} classes: the model must return (batch, {data.num_classes}) logits"
+        )
     torch.set_grad_enabled(True)
     return model.eval(), data, None
 
@@ -366,7 +423,9 @@ def check_bits_option(a, cfg) -> None:
     bits = getattr(a, "bits", None)
     width = own_w_bits(a) if cfg is None else cfg.w_bits
     if bits and width is not None and max(bits) >= width:
-        raise ValueError(f"--bits {max(bits)}: the model stores {width}-bit weights, so bit positions are 0..{width - 1}")
+        raise ValueError(
+            f"--bits {max(bits)}: the model stores {width}-bit weights, so bit positions are 0..{width - 1}"
+        )
 
 
 def check_eval_examples(a, data) -> int:
@@ -386,13 +445,35 @@ def cmd_campaign(a) -> int:
         check_bits_option(a, None)
     model, data, cfg = _load_model(a)
     n = check_eval_examples(a, data)
-    df = run_campaign(model, data.x_test[:n], data.y_test[:n], a.fault, rates=a.rates, counts=a.counts,
-                      trials=a.trials, seed=a.seed, model_id=a.model_id or (cfg.key() if cfg else a.model),
-                      bit_positions=a.bits,
-                      layer_filter=a.layers, batch_size=a.batch_size, out=a.out, progress=not a.quiet)  # fmt: skip
+    df = run_campaign(
+        model,
+        data.x_test[:n],
+        data.y_test[:n],
+        a.fault,
+        rates=a.rates,
+        counts=a.counts,
+        trials=a.trials,
+        seed=a.seed,
+        model_id=a.model_id or (cfg.key() if cfg else a.model),
+        bit_positions=a.bits,
+        layer_filter=a.layers,
+        batch_size=a.batch_size,
+        out=a.out,
+        progress=not a.quiet,
+    )
     summ = summarize_campaign(df)
-    cols = ["fault_model", "bits", "rate", "count", "trials", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high",
-            "faulty_bits_mean", "clean_accuracy"]  # fmt: skip
+    cols = [
+        "fault_model",
+        "bits",
+        "rate",
+        "count",
+        "trials",
+        "accuracy_mean",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "faulty_bits_mean",
+        "clean_accuracy",
+    ]
     print(summ[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if a.out:
         print(f"rows written to {a.out}")
@@ -414,9 +495,19 @@ def cmd_vulnerability(a) -> int:
     names = [k for k in quantized_layers(model) if a.layers is None or _re.search(a.layers, k)]
     if not names:
         raise ValueError(f"--layers {a.layers!r} matches no quantized layer; layers: {list(quantized_layers(model))}")
-    df = vulnerability_map(model, data.x_test[:n], data.y_test[:n], a.fault, rate=a.rate, trials=a.trials,
-                           seed=a.seed, layers=names, bits=a.bits, batch_size=a.batch_size,
-                           progress=not a.quiet)  # fmt: skip
+    df = vulnerability_map(
+        model,
+        data.x_test[:n],
+        data.y_test[:n],
+        a.fault,
+        rate=a.rate,
+        trials=a.trials,
+        seed=a.seed,
+        layers=names,
+        bits=a.bits,
+        batch_size=a.batch_size,
+        progress=not a.quiet,
+    )
     print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if a.out:
         write_table(df, a.out, COLUMNS)
@@ -433,8 +524,15 @@ def cmd_sharpness(a) -> int:
     check_out(a.out)
     model, data, cfg = _load_model(a)
     x, y = data.x_train[: a.examples], data.y_train[: a.examples]
-    rows, land = measure(model, x, y, a.metrics, model_id=a.model_id or (cfg.key() if cfg else a.model), seed=a.seed,
-                         options={"probes": a.probes, "directions": a.directions, "sigma": a.sigma})  # fmt: skip
+    rows, land = measure(
+        model,
+        x,
+        y,
+        a.metrics,
+        model_id=a.model_id or (cfg.key() if cfg else a.model),
+        seed=a.seed,
+        options={"probes": a.probes, "directions": a.directions, "sigma": a.sigma},
+    )
     print(rows.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
     if a.out:
         write_table(rows.drop(columns="seconds"), a.out)
@@ -465,8 +563,19 @@ def cmd_reproduce(a, extra: list[str]) -> int:
     expand_scales(a.scale)  # an unknown scale is one line here, not a pytest collection error
     if a.results_dir:
         check_results_dir(a.results_dir, must_exist=False)
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "benchmarks"), "-m", "not speed", "--scale", a.scale,
-           "-p", "no:cacheprovider", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "benchmarks"),
+        "-m",
+        "not speed",
+        "--scale",
+        a.scale,
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    ]
     if a.results_dir:
         cmd += ["--results-dir", a.results_dir]
     return subprocess.call(cmd)
@@ -482,9 +591,15 @@ def cmd_record(a) -> int:
 
     check_device(a.device)
     root = Path(a.results_dir)
-    exp = Experiment(get_scale(a.scale), root / a.scale, zoo=Zoo(a.cache_dir, device=a.device, progress=not a.quiet),
-                     device=a.device, progress=not a.quiet, retrain=True,
-                     command="python -m flatenn " + " ".join(sys.argv[1:]))  # fmt: skip
+    exp = Experiment(
+        get_scale(a.scale),
+        root / a.scale,
+        zoo=Zoo(a.cache_dir, device=a.device, progress=not a.quiet),
+        device=a.device,
+        progress=not a.quiet,
+        retrain=True,
+        command="python -m flatenn " + " ".join(sys.argv[1:]),
+    )
     exp.ensure_all()
     exp.computed = True
     exp.finish()
@@ -513,10 +628,12 @@ def cmd_verify(a) -> int:
     for n in notes:
         print(n)
     scales = sorted(d.name for d in root.iterdir() if (d / "claims.csv").is_file())
-    print(f"checked {len(scales)} folder(s) ({', '.join(scales)}): every derived table re-derived from the raw "
-          "CSVs, every shipped model (checksums, key, fingerprint, record) against training.csv and provenance, "
-          "faulty bits and changed weights of every campaign row from the fault sampler, completeness of every "
-          "table against the scale's plan, checksums in provenance.json, recorded verdicts")
+    print(
+        f"checked {len(scales)} folder(s) ({', '.join(scales)}): every derived table re-derived from the raw "
+        "CSVs, every shipped model (checksums, key, fingerprint, record) against training.csv and provenance, "
+        "faulty bits and changed weights of every campaign row from the fault sampler, completeness of every "
+        "table against the scale's plan, checksums in provenance.json, recorded verdicts"
+    )
     print("verify: OK" if not problems else f"verify: {len(problems)} problem(s)")
     return 1 if problems else 0
 
@@ -555,8 +672,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
 
     c = sub.add_parser("campaign", help="run a seeded fault campaign on one model")
-    c.add_argument("--model", required=True, help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or "
-                   "package.module:factory (your own model: quantized and calibrated on --data)")
+    c.add_argument(
+        "--model",
+        required=True,
+        help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or "
+        "package.module:factory (your own model: quantized and calibrated on --data)",
+    )
     c.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
     g = c.add_mutually_exclusive_group(required=True)
     g.add_argument("--rates", type=_rates, help="bit error rates, e.g. 1e-3,1e-2")
@@ -566,18 +687,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bits", type=_bits, default=None, help="only these bit positions, e.g. 7 or 0-3 (default all)")
     c.add_argument("--layers", type=_regex, default=None, help="regex: only layers whose name matches")
     c.add_argument("--eval-examples", type=_at_least(1), default=None, help="evaluate on the first N test examples")
-    c.add_argument("--batch-size", type=_at_least(1), default=512, help="evaluation batch size (pin it: results depend on it)")
+    c.add_argument(
+        "--batch-size", type=_at_least(1), default=512, help="evaluation batch size (pin it: results depend on it)"
+    )
     c.add_argument("--model-id", default=None, help="id written in the rows (default: the zoo key)")
     _add_foreign(c)
     c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
     _add_common(c)
 
     v = sub.add_parser("vulnerability", help="accuracy drop per (layer, bit position): which bits to protect")
-    v.add_argument("--model", required=True, help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or "
-                   "package.module:factory")  # fmt: skip
+    v.add_argument(
+        "--model",
+        required=True,
+        help="SCALE:VARIANT:SEED, zoo key, config JSON, torchvision:NAME or package.module:factory",
+    )
     v.add_argument("--fault", required=True, choices=FAULT_MODELS, help="fault model")
     v.add_argument("--rate", type=_one_rate, default=1e-2, help="one bit error rate per eligible bit (default 1e-2)")
-    v.add_argument("--trials", type=_at_least(2, MAX_TRIALS), default=20, help="fault maps per (layer, bit) (default 20)")
+    v.add_argument(
+        "--trials", type=_at_least(2, MAX_TRIALS), default=20, help="fault maps per (layer, bit) (default 20)"
+    )
     v.add_argument("--seed", type=_at_least(0), default=0)
     v.add_argument("--layers", type=_regex, default=None, help="regex: only these layers (default all)")
     v.add_argument("--bits", type=_bits, default=None, help="bit positions (default all)")
@@ -589,8 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sharpness", help="measure sharpness metrics of one model")
     s.add_argument("--model", required=True, help="model spec: SCALE:VARIANT:SEED, zoo key, or config JSON")
-    s.add_argument("--metrics", type=lambda t: t.split(","), default=["lambda_max_fn", "trace_fn", "avg_sharpness"],
-                   help=f"comma list from {','.join(METRICS)}")
+    s.add_argument(
+        "--metrics",
+        type=lambda t: t.split(","),
+        default=["lambda_max_fn", "trace_fn", "avg_sharpness"],
+        help=f"comma list from {','.join(METRICS)}",
+    )
     s.add_argument("--examples", type=_at_least(2), default=512, help="training examples used (default 512)")
     s.add_argument("--probes", type=_at_least(2), default=20, help="Hutchinson probes (default 20)")
     s.add_argument("--directions", type=_at_least(2), default=20, help="directions for average sharpness (default 20)")
@@ -604,21 +736,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="run the claims benchmarks (pytest benchmarks); extra args go to pytest")
     r.add_argument("--scale", default="smoke", help="smoke (default), cpu, paper, or a comma list")
-    r.add_argument("--results-dir", default=None, help="where <scale>/ folders are written (default: a fresh "
-                   "runs/<UTC time>/; the tracked results/ are never rewritten by a reproduction)")
+    r.add_argument(
+        "--results-dir",
+        default=None,
+        help="where <scale>/ folders are written (default: a fresh "
+        "runs/<UTC time>/; the tracked results/ are never rewritten by a reproduction)",
+    )
 
     rec = sub.add_parser("record", help="re-record results/<scale>/ from retrained models (tracked results)")
     rec.add_argument("--scale", required=True, help="smoke or cpu")
     rec.add_argument("--results-dir", default=str(ROOT / "results"))
     _add_common(rec)
 
-    for name, helptext in (("report", "draw figures and results/README.md from the CSVs"),
-                           ("verify", "check tracked CSVs, shipped models and provenance (no retraining)")):  # fmt: skip
+    for name, helptext in (
+        ("report", "draw figures and results/README.md from the CSVs"),
+        ("verify", "check tracked CSVs, shipped models and provenance (no retraining)"),
+    ):
         q = sub.add_parser(name, help=helptext)
         q.add_argument("--results-dir", default=str(ROOT / "results"))
-    q.add_argument("--remeasure", type=_remeasure_count, default=0, help="also re-measure the sharpness, landscape "
-                   "and sparsity rows of N models per folder (a seeded choice; 'all' for every model) from the shipped "
-                   "models, where the data set is here (default 0)")  # fmt: skip
+    q.add_argument(
+        "--remeasure",
+        type=_remeasure_count,
+        default=0,
+        help="also re-measure the sharpness, landscape "
+        "and sparsity rows of N models per folder (a seeded choice; 'all' for every model) from the shipped "
+        "models, where the data set is here (default 0)",
+    )
 
     b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/repro/bands/<scale>.json)")
     b.add_argument("--scale", required=True)
@@ -642,8 +785,17 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["FLATENN_QUIET"] = "1"
-    handlers = {"vulnerability": cmd_vulnerability, "record": cmd_record, "train": cmd_train, "campaign": cmd_campaign, "sharpness": cmd_sharpness, "report": cmd_report,
-                "verify": cmd_verify, "bands": cmd_bands, "compare": cmd_compare}  # fmt: skip
+    handlers = {
+        "vulnerability": cmd_vulnerability,
+        "record": cmd_record,
+        "train": cmd_train,
+        "campaign": cmd_campaign,
+        "sharpness": cmd_sharpness,
+        "report": cmd_report,
+        "verify": cmd_verify,
+        "bands": cmd_bands,
+        "compare": cmd_compare,
+    }
     try:
         if a.command == "reproduce":
             return cmd_reproduce(a, extra)
@@ -655,13 +807,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno == errno.ENOSPC:
             where = f" writing {e.filename}" if e.filename else ""
-            print(f"python -m flatenn {a.command}: error: the disk is full{where}; finished work is kept (files are "
-                  "written whole or not at all): free space and run the same command to resume", file=sys.stderr)  # fmt: skip
+            print(
+                f"python -m flatenn {a.command}: error: the disk is full{where}; finished work is kept (files are "
+                "written whole or not at all): free space and run the same command to resume",
+                file=sys.stderr,
+            )
             return 28
         raise
     except KeyboardInterrupt:
-        print(f"python -m flatenn {a.command}: interrupted; finished work is kept, run the same command to resume",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"python -m flatenn {a.command}: interrupted; finished work is kept, run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

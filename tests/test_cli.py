@@ -30,14 +30,57 @@ def test_train_and_campaign_commands(tmp_path, capsys):
     rec = json.loads(capsys.readouterr().out)
     key = rec["key"]
     out = tmp_path / "c.csv"
-    assert main(["campaign", "--model", key, "--fault", "bitflip", "--rates", "0,0.05", "--trials", "2",
-                 "--cache-dir", cache, "--out", str(out), "--quiet", "--eval-examples", "50"]) == 0
+    assert (
+        main(
+            [
+                "campaign",
+                "--model",
+                key,
+                "--fault",
+                "bitflip",
+                "--rates",
+                "0,0.05",
+                "--trials",
+                "2",
+                "--cache-dir",
+                cache,
+                "--out",
+                str(out),
+                "--quiet",
+                "--eval-examples",
+                "50",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "bitflip" in text and out.is_file() and len(out.read_text().splitlines()) == 5
     sharp = tmp_path / "s.csv"
-    assert main(["sharpness", "--model", key, "--metrics", "lambda_max_fn,avg_sharpness", "--examples", "32",
-                 "--directions", "3", "--cache-dir", cache, "--out", str(sharp), "--quiet"]) == 0
-    assert sharp.read_text().splitlines()[0].startswith("model_id,metric,value") and len(sharp.read_text().splitlines()) == 3
+    assert (
+        main(
+            [
+                "sharpness",
+                "--model",
+                key,
+                "--metrics",
+                "lambda_max_fn,avg_sharpness",
+                "--examples",
+                "32",
+                "--directions",
+                "3",
+                "--cache-dir",
+                cache,
+                "--out",
+                str(sharp),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        sharp.read_text().splitlines()[0].startswith("model_id,metric,value")
+        and len(sharp.read_text().splitlines()) == 3
+    )
 
 
 def _cli_error(argv, capsys) -> tuple[int, str]:
@@ -51,31 +94,45 @@ def _cli_error(argv, capsys) -> tuple[int, str]:
 CAMPAIGN = ["campaign", "--model", "smoke:standard-sgd:0", "--fault", "bitflip", "--quiet"]
 
 
-@pytest.mark.parametrize("extra,match", [
-    (["--rates", "1.5"], "[0, 1]"), (["--rates", ","], "at least one"), (["--rates", "x"], "numbers"),
-    (["--counts", "-1"], ">= 0"), (["--counts", "1.7"], "whole numbers"),
-    (["--rates", "0.1", "--bits", "-1"], "bit positions must be >= 0"),
-    (["--rates", "0.1", "--bits", "1.5"], "whole numbers"),
-    (["--rates", "0.1", "--batch-size", "0"], "--batch-size"), (["--rates", "0.1", "--batch-size", "-1"], ">= 1"),
-    (["--rates", "0.1", "--trials", "0"], "--trials"), (["--rates", "0.1", "--layers", "("], "regular expression"),
-    (["--rates", "0.1", "--eval-examples", "0"], "--eval-examples"),
-    (["--rates", "0.1", "--eval-examples", "-5"], "--eval-examples"),
-    (["--rates", "0.1", "--device", "tpu9"], "--device"), (["--rates", "0.1", "--seed", "-3"], "--seed"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--rates", "1.5"], "[0, 1]"),
+        (["--rates", ","], "at least one"),
+        (["--rates", "x"], "numbers"),
+        (["--counts", "-1"], ">= 0"),
+        (["--counts", "1.7"], "whole numbers"),
+        (["--rates", "0.1", "--bits", "-1"], "bit positions must be >= 0"),
+        (["--rates", "0.1", "--bits", "1.5"], "whole numbers"),
+        (["--rates", "0.1", "--batch-size", "0"], "--batch-size"),
+        (["--rates", "0.1", "--batch-size", "-1"], ">= 1"),
+        (["--rates", "0.1", "--trials", "0"], "--trials"),
+        (["--rates", "0.1", "--layers", "("], "regular expression"),
+        (["--rates", "0.1", "--eval-examples", "0"], "--eval-examples"),
+        (["--rates", "0.1", "--eval-examples", "-5"], "--eval-examples"),
+        (["--rates", "0.1", "--device", "tpu9"], "--device"),
+        (["--rates", "0.1", "--seed", "-3"], "--seed"),
+    ],
+)
 def test_bad_campaign_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, extra, match):
     code, err = _cli_error([*CAMPAIGN, "--cache-dir", str(tmp_path / "zoo"), *extra], capsys)
     assert code == 2 and match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "zoo").exists()  # nothing was trained
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["campaign", "--model", "smoke:standard-sgd:-1", "--fault", "bitflip", "--rates", "0.1"], "seed"),
-    (["campaign", "--model", "smoke:nonsense:0", "--fault", "bitflip", "--rates", "0.1"], "unknown variant"),
-    (["train", "--width", "0"], "--width"), (["train", "--train-subset", "0"], "--train-subset"),
-    (["train", "--train-subset", "-10"], "--train-subset"), (["train", "--threshold", "-1"], "--threshold"),
-    (["sharpness", "--model", "smoke:standard-sgd:0", "--examples", "0"], "--examples"),
-    (["sharpness", "--model", "smoke:standard-sgd:0", "--sigma", "-1"], "--sigma"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["campaign", "--model", "smoke:standard-sgd:-1", "--fault", "bitflip", "--rates", "0.1"], "seed"),
+        (["campaign", "--model", "smoke:nonsense:0", "--fault", "bitflip", "--rates", "0.1"], "unknown variant"),
+        (["train", "--width", "0"], "--width"),
+        (["train", "--train-subset", "0"], "--train-subset"),
+        (["train", "--train-subset", "-10"], "--train-subset"),
+        (["train", "--threshold", "-1"], "--threshold"),
+        (["sharpness", "--model", "smoke:standard-sgd:0", "--examples", "0"], "--examples"),
+        (["sharpness", "--model", "smoke:standard-sgd:0", "--sigma", "-1"], "--sigma"),
+    ],
+)
 def test_other_bad_input(tmp_path, capsys, argv, match):
     code, err = _cli_error([*argv, "--cache-dir", str(tmp_path / "zoo")], capsys)
     assert code == 2 and match in err and len(err.strip().splitlines()) == 1
@@ -93,7 +150,9 @@ def test_bad_out_and_config_files(tmp_path, capsys):
     for text in ("[1, 2]", '{"no_such_field": 1}', "{not json"):
         cfg = tmp_path / "cfg.json"
         cfg.write_text(text)
-        code, err = _cli_error(["campaign", "--model", str(cfg), "--fault", "bitflip", "--rates", "0.1", *cache], capsys)
+        code, err = _cli_error(
+            ["campaign", "--model", str(cfg), "--fault", "bitflip", "--rates", "0.1", *cache], capsys
+        )
         assert code == 2 and "not a valid training config" in err
     assert not (tmp_path / "zoo").exists()
 
@@ -116,49 +175,130 @@ def test_campaign_on_a_model_flatenn_did_not_build(tmp_path, capsys):
     weights = tmp_path / "w.pt"
     torch.save(tiny_digits_cnn().state_dict(), weights)
     out = tmp_path / "c.csv"
-    assert main(["campaign", "--model", "tests.factories:tiny_digits_cnn", "--weights", str(weights), "--data", "digits",
-                 "--fault", "stuck1", "--rates", "0.01,0.1", "--trials", "2", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "campaign",
+                "--model",
+                "tests.factories:tiny_digits_cnn",
+                "--weights",
+                str(weights),
+                "--data",
+                "digits",
+                "--fault",
+                "stuck1",
+                "--rates",
+                "0.01,0.1",
+                "--trials",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "stuck1" in capsys.readouterr().out and len(out.read_text().splitlines()) == 5
-    code, err = _cli_error(["campaign", "--model", "torchvision:resnet18", "--data", "digits", "--fault", "bitflip",
-                            "--rates", "0.1", "--quiet"], capsys)  # fmt: skip
+    code, err = _cli_error(
+        [
+            "campaign",
+            "--model",
+            "torchvision:resnet18",
+            "--data",
+            "digits",
+            "--fault",
+            "bitflip",
+            "--rates",
+            "0.1",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "does not accept digits inputs" in err
-    code, err = _cli_error(["campaign", "--model", "tests.factories:tiny_digits_cnn", "--fault", "bitflip",
-                            "--rates", "0.1"], capsys)  # fmt: skip
+    code, err = _cli_error(
+        ["campaign", "--model", "tests.factories:tiny_digits_cnn", "--fault", "bitflip", "--rates", "0.1"], capsys
+    )
     assert code == 2 and "--data" in err
 
 
 def test_vulnerability_command_writes_table_and_heat_map(tmp_path, capsys):
     cache = str(tmp_path / "zoo")
-    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "128", "--cache-dir", cache, "--quiet",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "128",
+                "--cache-dir",
+                cache,
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     import json
 
     key = json.loads(capsys.readouterr().out)["key"]
     out = tmp_path / "v.csv"
-    assert main(["vulnerability", "--model", key, "--fault", "bitflip", "--rate", "0.1", "--trials", "2",
-                 "--layers", "classifier", "--bits", "6-7", "--eval-examples", "60", "--cache-dir", cache,
-                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "vulnerability",
+                "--model",
+                key,
+                "--fault",
+                "bitflip",
+                "--rate",
+                "0.1",
+                "--trials",
+                "2",
+                "--layers",
+                "classifier",
+                "--bits",
+                "6-7",
+                "--eval-examples",
+                "60",
+                "--cache-dir",
+                cache,
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(out.read_text().splitlines()) == 3 and out.with_suffix(".png").stat().st_size > 1000
 
 
 # ---- issue 19.4, 19.9, 20.2, 20.3, 20.8, 20.10, 20.11: one line, exit 2, before any work -----------------
 
 
-@pytest.mark.parametrize("argv,match", [
-    ([*CAMPAIGN, "--rates", "0.1", "--w-bits", "4"], "--w-bits applies only to your own model"),
-    ([*CAMPAIGN, "--rates", "0.1", "--weights", "x.pt"], "--weights applies only"),
-    ([*CAMPAIGN, "--rates", "0.1", "--data", "cifar10"], "--data applies only"),
-    ([*CAMPAIGN, "--rates", "0.1", "--bits", "8"], "bit positions are 0..7"),
-    ([*CAMPAIGN, "--rates", "0.1", "--trials", "999999999999999999"], "--trials"),
-    ([*CAMPAIGN, "--rates", "1e-2,1e-2"], "given twice"),
-    (["train", "--model-spec", "smoke:standard-sgd:0", "--width", "99"], "--width would be ignored"),
-    (["train", "--activation", "relu", "--threshold", "0.5"], "applies only to activation='fatrelu'"),
-    (["train", "--device", "cuda:7"], "--device"),
-    (["record", "--scale", "smoke", "--device", "cuda:7"], "--device"),
-    (["vulnerability", "--model", "smoke:standard-sgd:0", "--fault", "bitflip", "--rate", "1e-2,0.5"], "one bit error rate"),
-    (["sharpness", "--model", "smoke:standard-sgd:0", "--sigma", "inf"], "finite"),
-    (["sharpness", "--model", "smoke:standard-sgd:0", "--w-bits", "4"], "applies only"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        ([*CAMPAIGN, "--rates", "0.1", "--w-bits", "4"], "--w-bits applies only to your own model"),
+        ([*CAMPAIGN, "--rates", "0.1", "--weights", "x.pt"], "--weights applies only"),
+        ([*CAMPAIGN, "--rates", "0.1", "--data", "cifar10"], "--data applies only"),
+        ([*CAMPAIGN, "--rates", "0.1", "--bits", "8"], "bit positions are 0..7"),
+        ([*CAMPAIGN, "--rates", "0.1", "--trials", "999999999999999999"], "--trials"),
+        ([*CAMPAIGN, "--rates", "1e-2,1e-2"], "given twice"),
+        (["train", "--model-spec", "smoke:standard-sgd:0", "--width", "99"], "--width would be ignored"),
+        (["train", "--activation", "relu", "--threshold", "0.5"], "applies only to activation='fatrelu'"),
+        (["train", "--device", "cuda:7"], "--device"),
+        (["record", "--scale", "smoke", "--device", "cuda:7"], "--device"),
+        (
+            ["vulnerability", "--model", "smoke:standard-sgd:0", "--fault", "bitflip", "--rate", "1e-2,0.5"],
+            "one bit error rate",
+        ),
+        (["sharpness", "--model", "smoke:standard-sgd:0", "--sigma", "inf"], "finite"),
+        (["sharpness", "--model", "smoke:standard-sgd:0", "--w-bits", "4"], "applies only"),
+    ],
+)
 def test_conflicting_or_meaningless_options_are_one_line_before_any_work(tmp_path, capsys, argv, match):
     import torch
 
@@ -171,13 +311,42 @@ def test_conflicting_or_meaningless_options_are_one_line_before_any_work(tmp_pat
 
 def test_vulnerability_eval_examples_beyond_the_test_set_is_an_error(tmp_path, capsys):
     cache = str(tmp_path / "zoo")
-    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", cache, "--quiet",
-                 "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "64",
+                "--cache-dir",
+                cache,
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     import json
 
     key = json.loads(capsys.readouterr().out)["key"]
-    code, err = _cli_error(["vulnerability", "--model", key, "--fault", "bitflip", "--eval-examples", "100000",
-                            "--cache-dir", cache, "--quiet"], capsys)  # fmt: skip
+    code, err = _cli_error(
+        [
+            "vulnerability",
+            "--model",
+            key,
+            "--fault",
+            "bitflip",
+            "--eval-examples",
+            "100000",
+            "--cache-dir",
+            cache,
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "only 360 examples" in err
 
 
@@ -185,15 +354,46 @@ def test_an_edited_cache_record_is_refused_on_the_cache_key_path(tmp_path, capsy
     import json
 
     cache = tmp_path / "zoo"
-    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", str(cache),
-                 "--quiet", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "64",
+                "--cache-dir",
+                str(cache),
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     key = json.loads(capsys.readouterr().out)["key"]
     meta = json.loads((cache / f"{key}.json").read_text())
     meta["record"]["config"]["epochs"] = 2  # another config: would train another model and report it
     (cache / f"{key}.json").write_text(json.dumps(meta))
     before = sorted(p.name for p in cache.iterdir())
-    code, err = _cli_error(["campaign", "--model", key, "--fault", "bitflip", "--rates", "0.1", "--trials", "1",
-                            "--cache-dir", str(cache), "--quiet"], capsys)  # fmt: skip
+    code, err = _cli_error(
+        [
+            "campaign",
+            "--model",
+            key,
+            "--fault",
+            "bitflip",
+            "--rates",
+            "0.1",
+            "--trials",
+            "1",
+            "--cache-dir",
+            str(cache),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "cannot be trusted" in err
     assert sorted(p.name for p in cache.iterdir()) == before  # nothing trained
 
@@ -215,8 +415,23 @@ def test_bad_files_and_folders_are_one_line(tmp_path, capsys):
 
 
 def test_an_own_model_with_the_wrong_number_of_classes_is_one_line(tmp_path, capsys):
-    code, err = _cli_error(["campaign", "--model", "tests.factories:seven_class_cnn", "--data", "digits", "--fault",
-                            "bitflip", "--rates", "0.1", "--trials", "1", "--quiet"], capsys)  # fmt: skip
+    code, err = _cli_error(
+        [
+            "campaign",
+            "--model",
+            "tests.factories:seven_class_cnn",
+            "--data",
+            "digits",
+            "--fault",
+            "bitflip",
+            "--rates",
+            "0.1",
+            "--trials",
+            "1",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 2 and "10 classes" in err and len(err.strip().splitlines()) == 1
 
 
@@ -226,14 +441,46 @@ def test_a_full_disk_is_one_line_and_keeps_finished_rows(tmp_path, capsys, monke
     import flatenn.core.atomic as atomic
 
     cache = str(tmp_path / "zoo")
-    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", cache, "--quiet",
-                 "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "64",
+                "--cache-dir",
+                cache,
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     import json
 
     key = json.loads(capsys.readouterr().out)["key"]
     out = tmp_path / "c.csv"
-    argv = ["campaign", "--model", key, "--fault", "bitflip", "--rates", "0.05,0.1", "--trials", "2",
-            "--cache-dir", cache, "--out", str(out), "--quiet", "--eval-examples", "40"]  # fmt: skip
+    argv = [
+        "campaign",
+        "--model",
+        key,
+        "--fault",
+        "bitflip",
+        "--rates",
+        "0.05,0.1",
+        "--trials",
+        "2",
+        "--cache-dir",
+        cache,
+        "--out",
+        str(out),
+        "--quiet",
+        "--eval-examples",
+        "40",
+    ]
     real, writes = atomic.os.replace, []
 
     def replace(src, dst):

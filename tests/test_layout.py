@@ -16,7 +16,10 @@ def test_fault_sampling_api_from_the_faults_package():
     from flatenn.faults.sampling import sample_rate_maps as s
 
     assert apply_fault_to_codes is a and sample_rate_maps is s
-    assert int(apply_fault_to_codes(__import__("numpy").array([1]), __import__("numpy").array([1 << 7]), "bitflip", 8)[0]) == -127
+    assert (
+        int(apply_fault_to_codes(__import__("numpy").array([1]), __import__("numpy").array([1 << 7]), "bitflip", 8)[0])
+        == -127
+    )
 
 
 def test_top_level_holds_only_the_entry_points():
@@ -48,8 +51,11 @@ def _import_graph() -> dict[str, set[str]]:
         out = set()
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, ast.ImportFrom):
-                target = ".".join(base[: len(base) - node.level + 1] + [node.module or ""]).strip(".") \
-                    if node.level else node.module or ""  # fmt: skip
+                target = (
+                    ".".join(base[: len(base) - node.level + 1] + [node.module or ""]).strip(".")
+                    if node.level
+                    else node.module or ""
+                )
                 for a in node.names:
                     out.add(f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target)
             elif isinstance(node, ast.Import):

@@ -42,12 +42,26 @@ def tiny(name: str) -> scales_mod.ScaleConfig:
     s = scales_mod.SCALES[name]
     rates = (1e-3, 1e-2)
     return dataclasses.replace(
-        s, width=8 if s.model == "resnet18" else s.width, epochs=1, finetune_epochs=1, batch_size=32,
-        train_subset=64, test_subset=32, eval_examples=32, rates=rates, trials=2, seeds=(0, 1),
-        informative_rates={fm: rates for fm in s.fault_models}, sweep_thresholds=(0.0, 0.5, 1.0),
-        sharpness_examples=16, sharpness_probes=2, sharpness_directions=2, sensitivity_rate=1e-3, sharpness_iters=3,
+        s,
+        width=8 if s.model == "resnet18" else s.width,
+        epochs=1,
+        finetune_epochs=1,
+        batch_size=32,
+        train_subset=64,
+        test_subset=32,
+        eval_examples=32,
+        rates=rates,
+        trials=2,
+        seeds=(0, 1),
+        informative_rates={fm: rates for fm in s.fault_models},
+        sweep_thresholds=(0.0, 0.5, 1.0),
+        sharpness_examples=16,
+        sharpness_probes=2,
+        sharpness_directions=2,
+        sensitivity_rate=1e-3,
+        sharpness_iters=3,
         eval_batch_size=16,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -57,8 +71,14 @@ def test_paper_scale_pipeline_end_to_end(tmp_path, monkeypatch, name, device):
     monkeypatch.setenv("FLATENN_DATA", str(tmp_path / "data"))
     scale = tiny(name)
     monkeypatch.setitem(scales_mod.SCALES, name, scale)
-    exp = Experiment(scale, tmp_path / "results" / name, zoo=Zoo(tmp_path / "zoo", device=device, progress=False),
-                     device=device, progress=False, reference_dir=tmp_path / "none")  # fmt: skip
+    exp = Experiment(
+        scale,
+        tmp_path / "results" / name,
+        zoo=Zoo(tmp_path / "zoo", device=device, progress=False),
+        device=device,
+        progress=False,
+        reference_dir=tmp_path / "none",
+    )
     exp.ensure_all()
     exp.finish()
     claims = exp.record_claims()

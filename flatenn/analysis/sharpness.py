@@ -39,8 +39,15 @@ NORMALIZATIONS = (None, "filter")
 class WeightSpace:
     """The frozen weights of a model as one perturbable vector (a list of per-layer tensors)."""
 
-    def __init__(self, model: nn.Module, layers: dict[str, QuantizedWeightMixin], x: torch.Tensor,
-                 y: torch.Tensor, loss_fn: LossFn, batch_size: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: dict[str, QuantizedWeightMixin],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        batch_size: int,
+    ) -> None:
         self.model, self.layers = model, layers
         self.names = list(layers)
         self.device = model_device(model)
@@ -137,8 +144,9 @@ def materialize(x, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @contextlib.contextmanager
-def weight_space(model: nn.Module, x, y: torch.Tensor | None, loss_fn: LossFn = F.cross_entropy,
-                 batch_size: int = 512) -> Iterator[WeightSpace]:  # fmt: skip
+def weight_space(
+    model: nn.Module, x, y: torch.Tensor | None, loss_fn: LossFn = F.cross_entropy, batch_size: int = 512
+) -> Iterator[WeightSpace]:
     """Freeze, switch to eval and disable parameter gradients; restore all of it exactly on exit.
 
     ``x, y``: tensors, or ``x`` a data loader of (inputs, labels) and ``y=None`` (its batches are
@@ -189,8 +197,9 @@ def _gaussian_like(ws: WeightSpace, gen: torch.Generator) -> list[torch.Tensor]:
 Vector = list[torch.Tensor]
 
 
-def dominant_eigenpair(apply: Callable[[Vector], Vector], v0: Vector, iters: int = 100, tol: float = 1e-4,
-                       offset: float = 0.0) -> tuple[float, Vector, int, bool]:  # fmt: skip
+def dominant_eigenpair(
+    apply: Callable[[Vector], Vector], v0: Vector, iters: int = 100, tol: float = 1e-4, offset: float = 0.0
+) -> tuple[float, Vector, int, bool]:
     """Power iteration for the largest-*magnitude* eigenvalue of a symmetric operator.
 
     Stops when the residual ‖Av − λv‖ ≤ tol·|λ − offset| (λ = vᵀAv, ‖v‖ = 1; ``offset`` is a shift
@@ -217,8 +226,9 @@ def dominant_eigenpair(apply: Callable[[Vector], Vector], v0: Vector, iters: int
     return lam, v, it, False
 
 
-def top_eigenvalues(apply: Callable[[Vector], Vector], like: Vector, k: int = 1, iters: int = 100,
-                    tol: float = 1e-4, seed: int = 0) -> list[dict]:  # fmt: skip
+def top_eigenvalues(
+    apply: Callable[[Vector], Vector], like: Vector, k: int = 1, iters: int = 100, tol: float = 1e-4, seed: int = 0
+) -> list[dict]:
     """The k largest *algebraic* eigenvalues of a symmetric operator (power iteration + shift + deflation).
 
     Each round finds the dominant eigenpair of the operator with the found eigenvectors deflated to 0.
@@ -258,8 +268,9 @@ def top_eigenvalues(apply: Callable[[Vector], Vector], like: Vector, k: int = 1,
     return out
 
 
-def hessian_lambda_max(ws: WeightSpace, iters: int = 100, tol: float = 1e-4, normalize: str | None = None,
-                       seed: int = 0, top_k: int = 1) -> list[dict]:  # fmt: skip
+def hessian_lambda_max(
+    ws: WeightSpace, iters: int = 100, tol: float = 1e-4, normalize: str | None = None, seed: int = 0, top_k: int = 1
+) -> list[dict]:
     """Top-k *largest* (algebraic) Hessian eigenvalues; see :func:`top_eigenvalues`.
 
     With ``normalize="filter"`` the operator is D H D with D the per-filter weight norms. ``converged``
@@ -269,8 +280,13 @@ def hessian_lambda_max(ws: WeightSpace, iters: int = 100, tol: float = 1e-4, nor
     return top_eigenvalues(lambda v: _scale(ws.hvp(_scale(v, s)), s), ws.weights, top_k, iters, tol, seed)
 
 
-def hessian_trace(ws: WeightSpace, probes: int = 50, normalize: str | None = None, seed: int = 0,
-                  weights: Sequence[torch.Tensor] | None = None) -> dict:  # fmt: skip
+def hessian_trace(
+    ws: WeightSpace,
+    probes: int = 50,
+    normalize: str | None = None,
+    seed: int = 0,
+    weights: Sequence[torch.Tensor] | None = None,
+) -> dict:
     """Hutchinson estimate of tr(D H D) with a fixed number of Rademacher probes.
 
     ``weights`` (per-entry, nonnegative) replaces D² for weighted traces Σ w_i H_ii.
@@ -289,8 +305,9 @@ def hessian_trace(ws: WeightSpace, probes: int = 50, normalize: str | None = Non
     return {"value": float(arr.mean()), "stderr": float(arr.std(ddof=1) / math.sqrt(probes)), "probes": probes}
 
 
-def worst_case_sharpness(ws: WeightSpace, radius: float, norm: str = "l2", steps: int = 20, seed: int = 0,
-                         normalize: str | None = None) -> dict:  # fmt: skip
+def worst_case_sharpness(
+    ws: WeightSpace, radius: float, norm: str = "l2", steps: int = 20, seed: int = 0, normalize: str | None = None
+) -> dict:
     """max L(w+δ) − L(w) over a ball, by full-step ascent from a random start (seeded).
 
     ``norm="l2"``: ‖u‖₂ ≤ radius, step δ = radius·g/‖g‖ (SAM's inner step; on a quadratic this is
@@ -353,8 +370,9 @@ def filter_normalized_direction(ws: WeightSpace, seed: int) -> list[torch.Tensor
     return out
 
 
-def average_sharpness(ws: WeightSpace, sigma: float = 0.05, directions: int = 20, seed: int = 0,
-                      normalize: str | None = "filter") -> dict:  # fmt: skip
+def average_sharpness(
+    ws: WeightSpace, sigma: float = 0.05, directions: int = 20, seed: int = 0, normalize: str | None = "filter"
+) -> dict:
     """Mean of L(w + σ·d) − L(w) over random directions, with its standard error.
 
     ``normalize="filter"``: d is a filter-normalized Gaussian direction (relative size σ per filter);
@@ -376,8 +394,12 @@ def average_sharpness(ws: WeightSpace, sigma: float = 0.05, directions: int = 20
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         vals.append(ws.loss([sigma * t for t in d]) - base)
     arr = np.asarray(vals)
-    return {"value": float(arr.mean()), "stderr": float(arr.std(ddof=1) / math.sqrt(directions)),
-            "directions": directions, "base_loss": base}  # fmt: skip
+    return {
+        "value": float(arr.mean()),
+        "stderr": float(arr.std(ddof=1) / math.sqrt(directions)),
+        "directions": directions,
+        "base_loss": base,
+    }
 
 
 def landscape_1d(ws: WeightSpace, alphas: Sequence[float], seed: int = 0) -> pd.DataFrame:
@@ -408,9 +430,14 @@ def _bit_value_weights(bits: int) -> np.ndarray:
     return w
 
 
-def bit_error_sensitivity(ws: WeightSpace, rate: float, fault_model: str = "bitflip",
-                          bit_positions: Sequence[int] | None = None, probes: int = 50,
-                          seed: int = 0) -> dict:  # fmt: skip
+def bit_error_sensitivity(
+    ws: WeightSpace,
+    rate: float,
+    fault_model: str = "bitflip",
+    bit_positions: Sequence[int] | None = None,
+    probes: int = 50,
+    seed: int = 0,
+) -> dict:
     """Predicted mean loss increase under random bit faults at ``rate`` (first order in the rate).
 
     For weight i with step Δ_i, a fault on bit k that changes the stored bit moves the weight by
@@ -447,18 +474,38 @@ def bit_error_sensitivity(ws: WeightSpace, rate: float, fault_model: str = "bitf
         var_weight.append(torch.from_numpy(v2 * step**2).to(ws.device, w.dtype))
     grad_term = _dot(grad, mean_shift)
     tr = hessian_trace(ws, probes=probes, seed=seed, weights=var_weight)
-    return {"value": grad_term + 0.5 * rate * tr["value"], "stderr": 0.5 * rate * tr["stderr"],
-            "gradient_term": grad_term, "curvature_term": 0.5 * rate * tr["value"],
-            "weighted_trace": tr["value"], "base_loss": grad_loss}  # fmt: skip
+    return {
+        "value": grad_term + 0.5 * rate * tr["value"],
+        "stderr": 0.5 * rate * tr["stderr"],
+        "gradient_term": grad_term,
+        "curvature_term": 0.5 * rate * tr["value"],
+        "weighted_trace": tr["value"],
+        "base_loss": grad_loss,
+    }
 
 
-METRICS = ("lambda_max", "lambda_max_fn", "trace", "trace_fn", "avg_sharpness", "eps_sharpness",
-           "landscape1d", "bit_sensitivity")  # fmt: skip
+METRICS = (
+    "lambda_max",
+    "lambda_max_fn",
+    "trace",
+    "trace_fn",
+    "avg_sharpness",
+    "eps_sharpness",
+    "landscape1d",
+    "bit_sensitivity",
+)
 
 
-def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: Sequence[str], model_id: str = "model",
-            seed: int = 0, batch_size: int = 512, options: dict | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def measure(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    metrics: Sequence[str],
+    model_id: str = "model",
+    seed: int = 0,
+    batch_size: int = 512,
+    options: dict | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run named metrics; returns (tidy metric rows, 1-D landscape rows).
 
     Metric rows: model_id, metric, value, stderr, iterations, n_examples, seed, seconds.
@@ -472,8 +519,18 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: Sequenc
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {METRICS}")
-    o = {"iters": 100, "tol": 1e-3, "probes": 20, "sigma": 0.05, "directions": 20, "epsilon": 1e-3,
-         "alphas": np.linspace(-1, 1, 21).tolist(), "rate": 1e-3, "fault_model": "bitflip", **(options or {})}  # fmt: skip
+    o = {
+        "iters": 100,
+        "tol": 1e-3,
+        "probes": 20,
+        "sigma": 0.05,
+        "directions": 20,
+        "epsilon": 1e-3,
+        "alphas": np.linspace(-1, 1, 21).tolist(),
+        "rate": 1e-3,
+        "fault_model": "bitflip",
+        **(options or {}),
+    }
     rows, land = [], pd.DataFrame()
     nan = float("nan")
     with weight_space(model, x, y, batch_size=batch_size) as ws:
@@ -498,7 +555,16 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metrics: Sequenc
                 land = landscape_1d(ws, o["alphas"], seed)
                 land.insert(0, "model_id", model_id)
                 value = float(land["loss"].max() - ws.loss())
-            rows.append({"model_id": model_id, "metric": metric, "value": value, "stderr": stderr,
-                         "iterations": iters, "n_examples": len(x), "seed": seed,
-                         "seconds": time.perf_counter() - t0})  # fmt: skip
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "metric": metric,
+                    "value": value,
+                    "stderr": stderr,
+                    "iterations": iters,
+                    "n_examples": len(x),
+                    "seed": seed,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
     return pd.DataFrame(rows), land

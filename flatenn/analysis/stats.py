@@ -19,8 +19,18 @@ from scipy import stats
 
 from ..core.intervals import bounded_mean_ci, drop_nan, mean_ci
 
-__all__ = ["ALPHA", "ClusteredCorrelation", "bounded_mean_ci", "clustered_spearman", "holm", "mean_ci", "spearman_rho",
-           "summarize_campaign", "t_test", "tost"]
+__all__ = [
+    "ALPHA",
+    "ClusteredCorrelation",
+    "bounded_mean_ci",
+    "clustered_spearman",
+    "holm",
+    "mean_ci",
+    "spearman_rho",
+    "summarize_campaign",
+    "t_test",
+    "tost",
+]
 
 ALPHA = 0.05
 
@@ -81,8 +91,9 @@ class ClusteredCorrelation:
     n_clusters: int
 
 
-def clustered_spearman(x, y, clusters, sesoi: float = float("nan"), resamples: int = 2000,
-                       seed: int = 0) -> ClusteredCorrelation:  # fmt: skip
+def clustered_spearman(
+    x, y, clusters, sesoi: float = float("nan"), resamples: int = 2000, seed: int = 0
+) -> ClusteredCorrelation:
     """Spearman rho over points grouped in clusters (training seeds).
 
     CI: percentile bootstrap resampling whole clusters (scipy.stats.bootstrap over cluster labels).
@@ -106,7 +117,7 @@ def clustered_spearman(x, y, clusters, sesoi: float = float("nan"), resamples: i
 
     boot = np.array([stat(rng.integers(0, len(labels), len(labels))) for _ in range(resamples)])
     boot = boot[~np.isnan(boot)]
-    lo, hi = (np.quantile(boot, [0.025, 0.975]) if len(boot) else (nan, nan))
+    lo, hi = np.quantile(boot, [0.025, 0.975]) if len(boot) else (nan, nan)
     perm = np.empty(resamples)
     for b in range(resamples):
         xp = x.copy()
@@ -130,10 +141,17 @@ def summarize_campaign(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for k, g in df.groupby(keys, sort=True):
         m, sd, lo, hi, n = bounded_mean_ci(g["accuracy"])
-        rows.append(dict(zip(keys, k, strict=True), trials=n, accuracy_mean=m, accuracy_sd=sd,
-                         accuracy_ci_low=lo, accuracy_ci_high=hi, loss_mean=float(g["loss"].mean()),
-                         faulty_bits_mean=float(g["faulty_bits"].mean()),
-                         clean_accuracy=float(g["clean_accuracy"].iloc[0])))  # fmt: skip
+        rows.append(
+            dict(
+                zip(keys, k, strict=True),
+                trials=n,
+                accuracy_mean=m,
+                accuracy_sd=sd,
+                accuracy_ci_low=lo,
+                accuracy_ci_high=hi,
+                loss_mean=float(g["loss"].mean()),
+                faulty_bits_mean=float(g["faulty_bits"].mean()),
+                clean_accuracy=float(g["clean_accuracy"].iloc[0]),
+            )
+        )
     return pd.DataFrame(rows)
-
-

@@ -107,9 +107,7 @@ class SparsityMonitor:
 
 
 @torch.no_grad()
-def measure_sparsity(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 256
-) -> pd.DataFrame:
+def measure_sparsity(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> pd.DataFrame:
     """Activation sparsity on inputs ``x`` (eval mode): one row per layer plus ``overall``.
 
     Columns: layer, zeros, total, sparsity. The model's train/eval mode is restored.

@@ -22,8 +22,19 @@ from torch import nn
 
 from .quant import InputQuant, QConv2d, QLinear, QuantizedWeightMixin, check_bits, load_codes, quantized_layers
 
-UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Embedding,
-               nn.Bilinear, nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN)  # fmt: skip
+UNSUPPORTED = (
+    nn.Conv1d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Embedding,
+    nn.Bilinear,
+    nn.MultiheadAttention,
+    nn.LSTM,
+    nn.GRU,
+    nn.RNN,
+)
 
 
 class UnsupportedLayerError(ValueError):
@@ -32,12 +43,29 @@ class UnsupportedLayerError(ValueError):
 
 def _twin(m: nn.Module, w_bits: int | None) -> nn.Module:
     if isinstance(m, nn.Conv2d):
-        q = QConv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-                    dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
-                    w_bits=w_bits, device=m.weight.device, dtype=m.weight.dtype)  # fmt: skip
+        q = QConv2d(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            stride=m.stride,
+            padding=m.padding,
+            dilation=m.dilation,
+            groups=m.groups,
+            bias=m.bias is not None,
+            padding_mode=m.padding_mode,
+            w_bits=w_bits,
+            device=m.weight.device,
+            dtype=m.weight.dtype,
+        )
     else:
-        q = QLinear(m.in_features, m.out_features, bias=m.bias is not None, w_bits=w_bits, device=m.weight.device,
-                    dtype=m.weight.dtype)  # fmt: skip
+        q = QLinear(
+            m.in_features,
+            m.out_features,
+            bias=m.bias is not None,
+            w_bits=w_bits,
+            device=m.weight.device,
+            dtype=m.weight.dtype,
+        )
     with torch.no_grad():
         q.weight.copy_(m.weight)
         if m.bias is not None:
@@ -57,11 +85,18 @@ def _custom_forward(m: nn.Module) -> bool:
     if isinstance(m, QuantizedWeightMixin) or not isinstance(m, (nn.Conv2d, nn.Linear)):
         return False
     base = nn.Conv2d if isinstance(m, nn.Conv2d) else nn.Linear
-    return type(m).forward is not base.forward or (base is nn.Conv2d and type(m)._conv_forward is not nn.Conv2d._conv_forward)
+    return type(m).forward is not base.forward or (
+        base is nn.Conv2d and type(m)._conv_forward is not nn.Conv2d._conv_forward
+    )
 
 
-def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None = 8,
-                   quantize_first_last: bool = True, strict: bool = True) -> nn.Module:  # fmt: skip
+def quantize_model(
+    model: nn.Module,
+    w_bits: int | None = 8,
+    a_bits: int | None = 8,
+    quantize_first_last: bool = True,
+    strict: bool = True,
+) -> nn.Module:
     """Quantize ``model`` in place (and return it): b-bit per-channel weights, b-bit layer inputs.
 
     ``quantize_first_last=False`` keeps the first and the last converted layer (in module order) in float,
@@ -69,16 +104,26 @@ def quantize_model(model: nn.Module, w_bits: int | None = 8, a_bits: int | None 
     """
     w_bits = None if w_bits is None else check_bits(w_bits)
     a_bits = None if a_bits is None else check_bits(a_bits)
-    other = sorted({str(t.dtype) for t in (*model.parameters(), *model.buffers())
-                    if t.is_floating_point() and t.dtype != torch.float32})  # fmt: skip
+    other = sorted(
+        {
+            str(t.dtype)
+            for t in (*model.parameters(), *model.buffers())
+            if t.is_floating_point() and t.dtype != torch.float32
+        }
+    )
     if other:  # the weight memory is integer codes with float32 scales; the datapath around it is float32
-        warnings.warn(f"quantize_model: the model's {', '.join(other)} parameters and buffers are converted to "
-                      "float32 (flatenn's quantized layers compute in float32)", stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"quantize_model: the model's {', '.join(other)} parameters and buffers are converted to "
+            "float32 (flatenn's quantized layers compute in float32)",
+            stacklevel=2,
+        )
         model.float()
     unsupported = [n for n, m in model.named_modules() if isinstance(m, UNSUPPORTED) or _custom_forward(m)]
     if unsupported:
-        msg = (f"quantize_model cannot convert {len(unsupported)} layer(s) with weights: {unsupported[:10]} "
-               "(only Conv2d and Linear are converted, and their subclasses that keep their forward)")  # fmt: skip
+        msg = (
+            f"quantize_model cannot convert {len(unsupported)} layer(s) with weights: {unsupported[:10]} "
+            "(only Conv2d and Linear are converted, and their subclasses that keep their forward)"
+        )
         if strict:
             raise UnsupportedLayerError(msg + "; pass strict=False to leave them in float")
         warnings.warn(msg + "; they stay in float and outside the fault model", stacklevel=2)
@@ -114,8 +159,10 @@ def _ao_counterpart(name: str, float_model: nn.Module, ao_layers: dict[str, nn.M
     fused = getattr(torch.ao.nn.intrinsic, "_FusedModule", ())
     if parent in ao_layers and isinstance(float_model.get_submodule(parent), fused):
         return parent
-    raise ValueError(f"layer {name} has no quantized counterpart in the torch.ao model (quantized layers there: "
-                     f"{sorted(ao_layers)[:8]}); pass the float model that was prepared and converted")  # fmt: skip
+    raise ValueError(
+        f"layer {name} has no quantized counterpart in the torch.ao model (quantized layers there: "
+        f"{sorted(ao_layers)[:8]}); pass the float model that was prepared and converted"
+    )
 
 
 def import_torch_ao(float_model: nn.Module, ao_model: nn.Module) -> nn.Module:
@@ -153,7 +200,9 @@ def import_torch_ao(float_model: nn.Module, ao_model: nn.Module) -> nn.Module:
             elif layer.bias is not None:
                 layer.bias.zero_()
     for name, m in list(model.named_modules()):
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(ao_modules.get(name), nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(
+            ao_modules.get(name), nn.modules.batchnorm._BatchNorm
+        ):
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, nn.Identity())  # folded into the codes
     return model
@@ -193,18 +242,26 @@ def load_weights(model: nn.Module, weights: str, what: str) -> None:
     if not path.is_file():
         raise ValueError(f"--weights {weights}: no such file")
     if path.stat().st_size == 0:
-        raise ValueError(f"--weights {weights}: the file is empty; expected a state dict saved with "
-                         "torch.save(model.state_dict(), path)")  # fmt: skip
+        raise ValueError(
+            f"--weights {weights}: the file is empty; expected a state dict saved with "
+            "torch.save(model.state_dict(), path)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        kind = "a pickled object that is not plain tensors (a whole nn.Module?)" if "Unsupported global" in str(e) \
-            or "GLOBAL" in str(e) else "not a readable torch file"  # fmt: skip
-        raise ValueError(f"--weights {weights}: {kind}; expected a state dict saved with "
-                         "torch.save(model.state_dict(), path)") from None  # fmt: skip
+        kind = (
+            "a pickled object that is not plain tensors (a whole nn.Module?)"
+            if "Unsupported global" in str(e) or "GLOBAL" in str(e)
+            else "not a readable torch file"
+        )
+        raise ValueError(
+            f"--weights {weights}: {kind}; expected a state dict saved with torch.save(model.state_dict(), path)"
+        ) from None
     except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise ValueError(f"--weights {weights}: not a readable torch file ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else 'truncated'}); expected a state dict") from None
+        raise ValueError(
+            f"--weights {weights}: not a readable torch file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'truncated'}); expected a state dict"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -214,10 +271,16 @@ def load_weights(model: nn.Module, weights: str, what: str) -> None:
     unexpected = [k for k in state if k not in own]
     shape = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shape:
-        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
-                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
-                 f"{len(shape)} of another shape (e.g. {shape[0]}: {tuple(state[shape[0]].shape)} vs "
-                 f"{tuple(own[shape[0]].shape)})" if shape else ""]  # fmt: skip
-        raise ValueError(f"--weights {weights} is a state dict of another architecture than {what}: keys "
-                         + "; ".join(p for p in parts if p))
+        parts = [
+            f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+            f"{len(shape)} of another shape (e.g. {shape[0]}: {tuple(state[shape[0]].shape)} vs "
+            f"{tuple(own[shape[0]].shape)})"
+            if shape
+            else "",
+        ]
+        raise ValueError(
+            f"--weights {weights} is a state dict of another architecture than {what}: keys "
+            + "; ".join(p for p in parts if p)
+        )
     model.load_state_dict(state)

@@ -121,8 +121,10 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path} cannot be read as {'a gzip' if path.suffix == '.gz' else 'an idx'} file ({e}); "
-                         "delete it and get the data set again") from None  # fmt: skip
+        raise ValueError(
+            f"{path} cannot be read as {'a gzip' if path.suffix == '.gz' else 'an idx'} file ({e}); "
+            "delete it and get the data set again"
+        ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path} is not an idx file (bad magic number)")
     ndim = data[3]
@@ -194,15 +196,23 @@ class _CifarUnpickler(pickle.Unpickler):
     """Unpickles only what a CIFAR-10 python batch holds (dicts, lists, text, bytes, numbers, NumPy arrays):
     a planted batch file cannot run code. Any other class is refused."""
 
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "dict"), ("builtins", "list")}  # fmt: skip
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("builtins", "dict"),
+        ("builtins", "list"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR-10 batch holds only arrays, "
-                                     "lists and text")  # fmt: skip
+        raise pickle.UnpicklingError(
+            f"refused to load {module}.{name}: a CIFAR-10 batch holds only arrays, lists and text"
+        )
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -210,8 +220,10 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             d = _CifarUnpickler(f, encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a CIFAR batch
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (cannot unpickle: {type(e).__name__}: {e}); "
-                         "delete it and get the data set again") from None  # fmt: skip
+        raise ValueError(
+            f"{path} is not a CIFAR-10 python batch (cannot unpickle: {type(e).__name__}: {e}); "
+            "delete it and get the data set again"
+        ) from None
     if not isinstance(d, dict):
         raise ValueError(f"{path} is not a CIFAR-10 python batch (holds a {type(d).__name__}, not a dict)")
     data = d.get(b"data", d.get("data"))
@@ -220,8 +232,10 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no data/labels)")
     data, labels = np.asarray(data), np.asarray(labels)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise ValueError(f"{path}: CIFAR-10 batches hold N x 3072 bytes and N labels, found data {data.shape} and "
-                         f"{len(labels)} labels")  # fmt: skip
+        raise ValueError(
+            f"{path}: CIFAR-10 batches hold N x 3072 bytes and N labels, found data {data.shape} and "
+            f"{len(labels)} labels"
+        )
     return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels
 
 
@@ -248,7 +262,9 @@ def load_cifar10(
             xtr = np.concatenate([p[0] for p in parts]).astype(np.float64) / 255.0
             ytr = np.concatenate([p[1] for p in parts])
             xte, yte = _read_cifar_batch(files[5])
-            return _bundle("cifar10", xtr, ytr, xte.astype(np.float64) / 255.0, yte, 10, train_subset, test_subset, seed)
+            return _bundle(
+                "cifar10", xtr, ytr, xte.astype(np.float64) / 255.0, yte, 10, train_subset, test_subset, seed
+            )
     raise DatasetNotFoundError(CIFAR_HELP.format(where=", ".join(map(str, bases)) or "(no root given)"))
 
 

@@ -35,11 +35,16 @@ class torch_state:  # noqa: N801 - used like a function: ``with torch_state(seed
 
     def __enter__(self) -> torch_state:
         cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-        self._saved = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-                       torch.cuda.get_rng_state_all() if cuda else None,
-                       torch.are_deterministic_algorithms_enabled(),
-                       torch.is_deterministic_algorithms_warn_only_enabled(),
-                       torch.backends.cudnn.benchmark, torch.get_num_threads())  # fmt: skip
+        self._saved = (
+            random.getstate(),
+            np.random.get_state(),
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state_all() if cuda else None,
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.benchmark,
+            torch.get_num_threads(),
+        )
         if self.deterministic:
             deterministic_kernels()
         if self.seed is not None:

@@ -99,9 +99,7 @@ def evaluate_batches(model: nn.Module, batches: Batches) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
-) -> tuple[float, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> tuple[float, float]:
     """Return (accuracy in percent, mean cross-entropy loss) on (x, y); restores train/eval mode.
 
     ``x`` and ``y`` should already be on the model's device for speed (they are moved if not).

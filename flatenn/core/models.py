@@ -48,9 +48,7 @@ class _Builder:
         return QLinear(cin, cout, w_bits=bits)
 
     def act(self) -> nn.Sequential:
-        return nn.Sequential(
-            make_activation(self.spec.activation, self.spec.threshold), ActQuant(self.spec.a_bits)
-        )
+        return nn.Sequential(make_activation(self.spec.activation, self.spec.threshold), ActQuant(self.spec.a_bits))
 
 
 class DigitsCNN(nn.Module):
@@ -60,10 +58,18 @@ class DigitsCNN(nn.Module):
         super().__init__()
         b, w = _Builder(spec), spec.width
         self.features = nn.Sequential(
-            b.conv(spec.in_channels, w, edge=True), nn.BatchNorm2d(w), b.act(),
-            b.conv(w, 2 * w), nn.BatchNorm2d(2 * w), b.act(), nn.MaxPool2d(2),
-            b.conv(2 * w, 2 * w), nn.BatchNorm2d(2 * w), b.act(), nn.MaxPool2d(2),
-        )  # fmt: skip
+            b.conv(spec.in_channels, w, edge=True),
+            nn.BatchNorm2d(w),
+            b.act(),
+            b.conv(w, 2 * w),
+            nn.BatchNorm2d(2 * w),
+            b.act(),
+            nn.MaxPool2d(2),
+            b.conv(2 * w, 2 * w),
+            nn.BatchNorm2d(2 * w),
+            b.act(),
+            nn.MaxPool2d(2),
+        )
         side = input_size // 4
         self.classifier = b.linear(2 * w * side * side, spec.num_classes)
 
@@ -95,9 +101,7 @@ class ResNet(nn.Module):
     def __init__(self, spec: ModelSpec, blocks: list[int], widths: list[int], strides: list[int]) -> None:
         super().__init__()
         b = _Builder(spec)
-        self.stem = nn.Sequential(
-            b.conv(spec.in_channels, widths[0], edge=True), nn.BatchNorm2d(widths[0]), b.act()
-        )
+        self.stem = nn.Sequential(b.conv(spec.in_channels, widths[0], edge=True), nn.BatchNorm2d(widths[0]), b.act())
         layers, cin = [], widths[0]
         for n, cout, stride in zip(blocks, widths, strides, strict=True):
             for i in range(n):

@@ -62,8 +62,16 @@ class Progress:
         """One line (no carriage returns, so CI logs stay readable), formatted by ``tqdm.format_meter``."""
         from tqdm import tqdm
 
-        emit(tqdm.format_meter(self.done, self.total or None, now - self.start, prefix=self.desc,
-                               postfix=note or None, bar_format=LINE_FORMAT))  # fmt: skip
+        emit(
+            tqdm.format_meter(
+                self.done,
+                self.total or None,
+                now - self.start,
+                prefix=self.desc,
+                postfix=note or None,
+                bar_format=LINE_FORMAT,
+            )
+        )
 
 
 class Stages:
@@ -96,8 +104,10 @@ class Stages:
             self._timed[stage] = (n + 1, sec + spent)
         d, t = self.done[stage], self.totals.get(stage, 0)
         detail = ", ".join(x for x in (unit, "resumed" if resumed else "", note) if x)
-        emit(f"{self.prefix} {stage} {d}/{t}, {_clock(now - self.start)} elapsed, {self.eta()} for the run"
-             + (f" [{detail}]" if detail else ""))  # fmt: skip
+        emit(
+            f"{self.prefix} {stage} {d}/{t}, {_clock(now - self.start)} elapsed, {self.eta()} for the run"
+            + (f" [{detail}]" if detail else "")
+        )
 
     def eta(self) -> str:
         """``eta H:MM:SS`` for every stage's remaining units, ``eta >= …`` where some stage is not timed yet."""

@@ -284,8 +284,6 @@ class QLinear(QuantizedWeightMixin, nn.Linear):
         return super().extra_repr() + f", w_bits={self.w_bits}"
 
 
-
-
 def weight_layers(model: nn.Module) -> dict[str, QuantizedWeightMixin]:
     """Every QConv2d/QLinear of ``model`` by name, quantized or not (model order)."""
     return {n: m for n, m in model.named_modules() if isinstance(m, QuantizedWeightMixin)}
@@ -305,9 +303,7 @@ def weight_codes(layer: QuantizedWeightMixin) -> tuple[torch.Tensor, torch.Tenso
     return quantize_weight(layer.weight, layer.w_bits)
 
 
-def load_codes(
-    layer: QuantizedWeightMixin, codes: torch.Tensor, scale: torch.Tensor | None = None
-) -> None:
+def load_codes(layer: QuantizedWeightMixin, codes: torch.Tensor, scale: torch.Tensor | None = None) -> None:
     """Load integer codes (and optionally scales) into a quantized layer; it then runs on them.
 
     Codes must fit the b-bit two's-complement range [-2^(b-1), 2^(b-1)-1] (a fault may produce
@@ -400,13 +396,16 @@ def _as_batch_list(data) -> list:
 
 def _check_finite(x: torch.Tensor, i: int) -> None:
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"calibration batch {i} holds NaN or infinite values (a float32 overflow such as 1e39 is "
-                         "infinite): clean the data first, or the ranges would be meaningless")  # fmt: skip
+        raise ValueError(
+            f"calibration batch {i} holds NaN or infinite values (a float32 overflow such as 1e39 is "
+            "infinite): clean the data first, or the ranges would be meaningless"
+        )
 
 
 @torch.no_grad()
-def calibrate_activations(model: nn.Module, data, batches: int | None = None, observer: str = "minmax",
-                          percentile: float = 99.99) -> int:  # fmt: skip
+def calibrate_activations(
+    model: nn.Module, data, batches: int | None = None, observer: str = "minmax", percentile: float = 99.99
+) -> int:
     """Post-training calibration of every activation quantizer's clip from data; returns the batches used.
 
     ``data``: an iterable of input tensors or of (input, target) pairs (a DataLoader works), or one tensor.
@@ -440,8 +439,9 @@ def calibrate_activations(model: nn.Module, data, batches: int | None = None, ob
     def observe(q: ActQuant, args) -> None:
         x = args[0].detach()
         if observer == "minmax":
-            stats[q].append((float(x.abs().max() if isinstance(q, InputQuant) else x.max().clamp(min=0)),
-                             bool(x.min() < 0)))  # fmt: skip
+            stats[q].append(
+                (float(x.abs().max() if isinstance(q, InputQuant) else x.max().clamp(min=0)), bool(x.min() < 0))
+            )
         else:
             v = (x.abs() if isinstance(q, InputQuant) else x.clamp(min=0)).float().reshape(-1).cpu()
             stats[q].append((v[:: max(1, v.numel() // 1_000_000)], bool(x.min() < 0)))

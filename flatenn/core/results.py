@@ -19,14 +19,43 @@ FLOAT_FORMAT = "%.6g"
 # table -> (columns in order with dtypes, sort keys)
 SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
     "campaign": (
-        {"model_id": "str", "variant": "str", "train_seed": "int64", "fingerprint": "str", "fault_model": "str",
-         "bits": "str", "layers": "str", "n_eval": "int64", "eval_data": "str", "rate": "float64", "count": "int64", "seed": "int64",
-         "trial": "int64", "faulty_bits": "int64", "changed_weights": "int64", "accuracy": "float64",
-         "loss": "float64", "clean_accuracy": "float64", "clean_loss": "float64", "run_id": "str"},
-        ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "eval_data", "rate", "count", "seed",
-         "trial"],
+        {
+            "model_id": "str",
+            "variant": "str",
+            "train_seed": "int64",
+            "fingerprint": "str",
+            "fault_model": "str",
+            "bits": "str",
+            "layers": "str",
+            "n_eval": "int64",
+            "eval_data": "str",
+            "rate": "float64",
+            "count": "int64",
+            "seed": "int64",
+            "trial": "int64",
+            "faulty_bits": "int64",
+            "changed_weights": "int64",
+            "accuracy": "float64",
+            "loss": "float64",
+            "clean_accuracy": "float64",
+            "clean_loss": "float64",
+            "run_id": "str",
+        },
+        [
+            "model_id",
+            "fingerprint",
+            "fault_model",
+            "bits",
+            "layers",
+            "n_eval",
+            "eval_data",
+            "rate",
+            "count",
+            "seed",
+            "trial",
+        ],
     ),
-}  # fmt: skip
+}
 # columns added after tables were recorded: a table written before reads them as this value
 # (eval_data: the fingerprint of the evaluation data and batching; "" = not recorded, such rows are never reused)
 OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {"campaign": {"eval_data": ""}}
@@ -34,18 +63,57 @@ OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {"campaign": {"eval_data": ""}}
 # Tables without declared dtypes (read as pandas infers them): their columns and unique row key.
 # Reading one checks that the columns are there and that no key appears twice (a duplicated or
 # hand-merged row), naming the file and the lines.
-TRAINING_COLUMNS = ["model_id", "variant", "seed", "key", "fingerprint", "source", "dataset", "model", "width",
-                    "activation", "threshold", "optimizer", "rho", "epochs", "clean_accuracy", "clean_loss",
-                    "sparsity", "run_id"]  # fmt: skip
-SHARPNESS_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "metric", "value", "stderr", "iterations",
-                     "n_examples", "seed", "run_id"]  # fmt: skip
-SPARSITY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "layer", "zeros", "total", "sparsity",
-                    "run_id"]  # fmt: skip
+TRAINING_COLUMNS = [
+    "model_id",
+    "variant",
+    "seed",
+    "key",
+    "fingerprint",
+    "source",
+    "dataset",
+    "model",
+    "width",
+    "activation",
+    "threshold",
+    "optimizer",
+    "rho",
+    "epochs",
+    "clean_accuracy",
+    "clean_loss",
+    "sparsity",
+    "run_id",
+]
+SHARPNESS_COLUMNS = [
+    "model_id",
+    "variant",
+    "train_seed",
+    "fingerprint",
+    "metric",
+    "value",
+    "stderr",
+    "iterations",
+    "n_examples",
+    "seed",
+    "run_id",
+]
+SPARSITY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "layer", "zeros", "total", "sparsity", "run_id"]
 LANDSCAPE_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", "alpha", "loss", "accuracy", "run_id"]
 SUMMARY_KEY = ["model_id", "fault_model", "bits", "layers", "n_eval", "rate", "count"]
-SUMMARY_COLUMNS = ["model_id", "variant", "train_seed", "fingerprint", *SUMMARY_KEY[1:], "trials", "accuracy_mean",
-                   "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "loss_mean", "faulty_bits_mean",
-                   "clean_accuracy"]  # fmt: skip
+SUMMARY_COLUMNS = [
+    "model_id",
+    "variant",
+    "train_seed",
+    "fingerprint",
+    *SUMMARY_KEY[1:],
+    "trials",
+    "accuracy_mean",
+    "accuracy_sd",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "loss_mean",
+    "faulty_bits_mean",
+    "clean_accuracy",
+]
 KEYED_TABLES: dict[str, tuple[list[str], list[str]]] = {
     "training": (TRAINING_COLUMNS, ["model_id"]),
     "sharpness": (SHARPNESS_COLUMNS, ["model_id", "metric"]),
@@ -57,8 +125,9 @@ KEYED_TABLES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-def write_table(df: pd.DataFrame, path: str | Path, columns: list[str] | None = None,
-                sort: list[str] | None = None) -> None:
+def write_table(
+    df: pd.DataFrame, path: str | Path, columns: list[str] | None = None, sort: list[str] | None = None
+) -> None:
     """Write ``df`` atomically as CSV: given column order, rows sorted, ``%.6g`` floats, ``\\n`` ends."""
     path = Path(path)
     if columns is not None:
@@ -99,9 +168,17 @@ def _check_rows_complete(path: Path) -> None:
 
 
 # value ranges checked on read: column -> (low, high); NaN is never allowed in these
-RANGES = {"accuracy": (0.0, 100.0), "clean_accuracy": (0.0, 100.0), "loss": (0.0, float("inf")),
-          "clean_loss": (0.0, float("inf")), "rate": (0.0, 1.0), "trial": (0, float("inf")),
-          "faulty_bits": (0, float("inf")), "changed_weights": (0, float("inf")), "n_eval": (1, float("inf"))}  # fmt: skip
+RANGES = {
+    "accuracy": (0.0, 100.0),
+    "clean_accuracy": (0.0, 100.0),
+    "loss": (0.0, float("inf")),
+    "clean_loss": (0.0, float("inf")),
+    "rate": (0.0, 1.0),
+    "trial": (0, float("inf")),
+    "faulty_bits": (0, float("inf")),
+    "changed_weights": (0, float("inf")),
+    "n_eval": (1, float("inf")),
+}
 
 
 def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
@@ -132,8 +209,9 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
             df[c] = df[c].fillna(default)
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ResultsTableError(f"{path}: columns {missing} are missing (header: {list(df.columns)}); "
-                                "delete or restore the file")  # fmt: skip
+        raise ResultsTableError(
+            f"{path}: columns {missing} are missing (header: {list(df.columns)}); delete or restore the file"
+        )
     for c, t in cols.items():
         if t == "str":
             continue
@@ -145,8 +223,10 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
         bad |= ~conv.between(lo, hi)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ResultsTableError(f"{path}, line {i + 2}: column {c} is {df[c].iloc[i]!r}, expected a finite "
-                                    f"{'whole number' if t == 'int64' else 'number'} in [{lo:g}, {hi:g}]")  # fmt: skip
+            raise ResultsTableError(
+                f"{path}, line {i + 2}: column {c} is {df[c].iloc[i]!r}, expected a finite "
+                f"{'whole number' if t == 'int64' else 'number'} in [{lo:g}, {hi:g}]"
+            )
         df[c] = conv.astype(t)
     _duplicate_keys(df, path, key)
     return df
@@ -157,16 +237,19 @@ def _duplicate_keys(df: pd.DataFrame, path: Path, key: list[str]) -> None:
     if dup.any():
         lines = (np.flatnonzero(dup.to_numpy())[:4] + 2).tolist()
         first = df.loc[dup, key].iloc[0].tolist()
-        raise ResultsTableError(f"{path}, lines {lines}: the same row key {key} = {first} appears more than once "
-                                "(a duplicated row); delete the extra row or restore the file")  # fmt: skip
+        raise ResultsTableError(
+            f"{path}, lines {lines}: the same row key {key} = {first} appears more than once "
+            "(a duplicated row); delete the extra row or restore the file"
+        )
 
 
 def _check_keyed(df: pd.DataFrame, path: Path, columns: list[str], key: list[str]) -> pd.DataFrame:
     """Columns present, no empty key field, no key twice (see ``KEYED_TABLES``)."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ResultsTableError(f"{path}: columns {missing} are missing (header: {list(df.columns)}); "
-                                "delete or restore the file")  # fmt: skip
+        raise ResultsTableError(
+            f"{path}: columns {missing} are missing (header: {list(df.columns)}); delete or restore the file"
+        )
     for c in key:
         if df[c].dtype == object and df[c].isna().any():
             i = int(np.flatnonzero(df[c].isna().to_numpy())[0])

@@ -64,11 +64,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         if self.activation == "relu" and self.parent is None and self.threshold != 0:
-            raise ValueError(f"threshold {self.threshold:g} applies only to activation='fatrelu' (FATReLU); a ReLU "
-                             "model has no threshold: leave it at 0")  # fmt: skip
+            raise ValueError(
+                f"threshold {self.threshold:g} applies only to activation='fatrelu' (FATReLU); a ReLU "
+                "model has no threshold: leave it at 0"
+            )
         if self.optimizer not in METHODS:
-            raise ValueError(f"optimizer must be a registered training method {sorted(METHODS)} "
-                             f"(flatenn.core.methods), got {self.optimizer!r}")  # fmt: skip
+            raise ValueError(
+                f"optimizer must be a registered training method {sorted(METHODS)} "
+                f"(flatenn.core.methods), got {self.optimizer!r}"
+            )
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
         get_method(self.optimizer).check(self)
@@ -96,7 +100,9 @@ class TrainConfig:
         d = dict(d)
         unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"unknown training config field(s) {unknown}; fields: {[f.name for f in dataclasses.fields(cls)]}")
+            raise ValueError(
+                f"unknown training config field(s) {unknown}; fields: {[f.name for f in dataclasses.fields(cls)]}"
+            )
         if isinstance(d.get("parent"), dict):
             d["parent"] = cls.from_dict(d["parent"])
         return cls(**d)
@@ -108,12 +114,16 @@ class TrainConfig:
 
     def model_spec(self, data: DataSplit | DataShape, threshold: float | None = None) -> ModelSpec:
         return ModelSpec(
-            name=self.model, num_classes=data.num_classes, in_channels=data.in_channels,
+            name=self.model,
+            num_classes=data.num_classes,
+            in_channels=data.in_channels,
             activation=self.activation if self.parent is None else "relu",
             threshold=self.threshold if threshold is None else threshold,
-            w_bits=self.w_bits, a_bits=self.a_bits, width=self.width,
+            w_bits=self.w_bits,
+            a_bits=self.a_bits,
+            width=self.width,
             quantize_first_last=self.quantize_first_last,
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -165,8 +175,18 @@ def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float)
     import io
 
     buf = io.BytesIO()
-    torch.save({"key": config.key(), "epochs": record.epochs, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": gen.get_state(), "spent": spent}, buf)  # fmt: skip
+    torch.save(
+        {
+            "key": config.key(),
+            "epochs": record.epochs,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "generator": gen.get_state(),
+            "spent": spent,
+        },
+        buf,
+    )
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
@@ -216,8 +236,14 @@ def fit(
         return _fit(config, data, device, progress, init_state, checkpoint)
 
 
-def _fit(config: TrainConfig, data: DataSplit | None, device: str | None, progress: bool,
-         init_state: dict[str, torch.Tensor] | None, checkpoint: str | Path | None) -> tuple[nn.Module, TrainRecord]:
+def _fit(
+    config: TrainConfig,
+    data: DataSplit | None,
+    device: str | None,
+    progress: bool,
+    init_state: dict[str, torch.Tensor] | None,
+    checkpoint: str | Path | None,
+) -> tuple[nn.Module, TrainRecord]:
     dev = resolve_device(device)
     if data is None:
         data = load_dataset(config.dataset, train_subset=config.train_subset, test_subset=config.test_subset)
@@ -236,9 +262,7 @@ def _fit(config: TrainConfig, data: DataSplit | None, device: str | None, progre
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
     n = len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(config.epochs * steps_per_epoch))
     method = get_method(config.optimizer)(model, opt, config, F.cross_entropy)
     gen = torch.Generator().manual_seed(config.seed)
@@ -258,9 +282,7 @@ def _fit(config: TrainConfig, data: DataSplit | None, device: str | None, progre
             sched.step()
             loss_sum += loss * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
-        record.epochs.append(
-            {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": 100.0 * correct / n}
-        )
+        record.epochs.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": 100.0 * correct / n})
         bar.update(1, f"loss {loss_sum / n:.4f}")
         if checkpoint is not None and epoch + 1 < config.epochs:
             _save_checkpoint(checkpoint, config, model, opt, sched, gen, record, time.perf_counter() - start)

@@ -72,7 +72,9 @@ class Zoo:
     def data_for(self, config: TrainConfig) -> DataSplit:
         k = (config.dataset, config.train_subset, config.test_subset)
         if k not in self._data:
-            self._data[k] = load_dataset(config.dataset, train_subset=config.train_subset, test_subset=config.test_subset)
+            self._data[k] = load_dataset(
+                config.dataset, train_subset=config.train_subset, test_subset=config.test_subset
+            )
         return self._data[k]
 
     def paths(self, config: TrainConfig) -> tuple[Path, Path]:
@@ -110,9 +112,14 @@ class Zoo:
         torch.save({"state_dict": state}, buf)
         blob = buf.getvalue()
         fingerprint = model_fingerprint(model)
-        meta = {"format": FORMAT, "key": config.key(), "sha256": hashlib.sha256(blob).hexdigest(),
-                "fingerprint": fingerprint, "record": record.to_dict(),
-                "record_sha256": _record_digest(record.to_dict(), fingerprint)}  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "key": config.key(),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "fingerprint": fingerprint,
+            "record": record.to_dict(),
+            "record_sha256": _record_digest(record.to_dict(), fingerprint),
+        }
         atomic_write_bytes(pt, blob)
         atomic_write_bytes(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
         pt.with_suffix(".ckpt").unlink(missing_ok=True)  # the finished entry replaces the training checkpoint
@@ -131,7 +138,9 @@ class Zoo:
         try:
             model.load_state_dict(state)
         except (RuntimeError, KeyError) as e:
-            raise CorruptEntryError(f"the stored weights do not fit the config's model ({str(e).splitlines()[0]})") from None
+            raise CorruptEntryError(
+                f"the stored weights do not fit the config's model ({str(e).splitlines()[0]})"
+            ) from None
         fp = model_fingerprint(model)
         if fingerprint != fp:
             raise CorruptEntryError(f"the stored weights give fingerprint {fp}, the entry records {fingerprint}")
@@ -153,8 +162,9 @@ class Zoo:
             return model.to(resolve_device(self.device)).eval(), record
         except (CorruptEntryError, RuntimeError, KeyError, TypeError, ValueError) as e:
             if warn:
-                warnings.warn(f"model entry {config.key()} in {self.cache_dir} is corrupt or stale ({e}); "
-                              "not used", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"model entry {config.key()} in {self.cache_dir} is corrupt or stale ({e}); not used", stacklevel=2
+                )
             return None
 
     def store(self, config: TrainConfig, model: nn.Module, record: TrainRecord) -> None:
@@ -170,11 +180,15 @@ class Zoo:
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ValueError(f"cannot create the model cache {self.cache_dir}: {e.strerror}; set FLATENN_CACHE "
-                             "or --cache-dir to a writable folder") from None  # fmt: skip
+            raise ValueError(
+                f"cannot create the model cache {self.cache_dir}: {e.strerror}; set FLATENN_CACHE "
+                "or --cache-dir to a writable folder"
+            ) from None
         if not os.access(self.cache_dir, os.W_OK):
-            raise ValueError(f"model cache {self.cache_dir} is not writable and {config.key()} is not in it; set "
-                             "FLATENN_CACHE or --cache-dir to a writable folder")  # fmt: skip
+            raise ValueError(
+                f"model cache {self.cache_dir} is not writable and {config.key()} is not in it; set "
+                "FLATENN_CACHE or --cache-dir to a writable folder"
+            )
         with exclusive(self.cache_dir / f"{config.key()}.lock"):
             for stale in self.cache_dir.glob(f"{config.key()}.*.tmp"):  # left by a writer killed before its rename
                 stale.unlink(missing_ok=True)
@@ -188,7 +202,13 @@ class Zoo:
         if config.parent is not None:
             parent, _ = self.get(config.parent)
             init_state = {k: v.detach().clone() for k, v in parent.state_dict().items()}
-        model, record = fit(config, data, device=self.device, progress=self.progress, init_state=init_state,
-                            checkpoint=self.cache_dir / f"{config.key()}.ckpt")  # fmt: skip
+        model, record = fit(
+            config,
+            data,
+            device=self.device,
+            progress=self.progress,
+            init_state=init_state,
+            checkpoint=self.cache_dir / f"{config.key()}.ckpt",
+        )
         self._store(config, model, record)
         return model, record

@@ -24,7 +24,21 @@ from .sampling import (
     stream_keys,
 )
 
-__all__ = ["FAULT_MODELS", "FaultMap", "apply_fault_to_codes", "apply_fault_to_tensor", "bits_label",
-           "check_bit_positions", "check_fault_model", "check_rate", "check_seed", "sample_count_maps",
-           "sample_counts", "sample_distinct", "sample_layer_map", "sample_rate_maps", "stream_draws",
-           "stream_keys"]  # fmt: skip
+__all__ = [
+    "FAULT_MODELS",
+    "FaultMap",
+    "apply_fault_to_codes",
+    "apply_fault_to_tensor",
+    "bits_label",
+    "check_bit_positions",
+    "check_fault_model",
+    "check_rate",
+    "check_seed",
+    "sample_count_maps",
+    "sample_counts",
+    "sample_distinct",
+    "sample_layer_map",
+    "sample_rate_maps",
+    "stream_draws",
+    "stream_keys",
+]

@@ -37,8 +37,19 @@ from .sampling import bits_label, check_fault_model, check_rate, check_seed
 
 COLUMNS = list(SCHEMAS["campaign"][0])
 # a recorded row is reused only if all of these match: what the row means, and the model it was measured on
-KEY = ["model_id", "fingerprint", "fault_model", "bits", "layers", "n_eval", "eval_data", "rate", "count", "seed",
-       "trial"]
+KEY = [
+    "model_id",
+    "fingerprint",
+    "fault_model",
+    "bits",
+    "layers",
+    "n_eval",
+    "eval_data",
+    "rate",
+    "count",
+    "seed",
+    "trial",
+]
 
 
 def _whole(value, what: str, minimum: int) -> int:
@@ -88,7 +99,9 @@ def _values(v, what: str) -> list:
     return np.asarray(v).ravel().tolist() if isinstance(v, np.ndarray) else list(v)
 
 
-def campaign_points(rates: Sequence[float] | float | None, counts: Sequence[int] | int | None) -> list[tuple[float, int]]:
+def campaign_points(
+    rates: Sequence[float] | float | None, counts: Sequence[int] | int | None
+) -> list[tuple[float, int]]:
     """Validated campaign points: (rate, -1) in rate mode, (nan, count) in count mode; each point once.
 
     A scalar or a NumPy array is accepted; rates are normalized to the value the tables write. A repeated
@@ -107,8 +120,10 @@ def campaign_points(rates: Sequence[float] | float | None, counts: Sequence[int]
     for r, c in points:
         k = c if c >= 0 else r
         if k in seen:
-            raise ValueError(f"{'count' if c >= 0 else 'rate'} {k:g} is given twice: give each point once (a "
-                             "repeated point would count the same fault maps twice as independent trials)")  # fmt: skip
+            raise ValueError(
+                f"{'count' if c >= 0 else 'rate'} {k:g} is given twice: give each point once (a "
+                "repeated point would count the same fault maps twice as independent trials)"
+            )
         seen.add(k)
     return points
 
@@ -160,19 +175,25 @@ def run_campaign(
     if isinstance(y, str) and fault_model is None:  # run_campaign(model, loader, "bitflip", ...)
         y, fault_model = None, y
     if fault_model is None:
-        raise ValueError("name the fault model: run_campaign(model, x, y, 'bitflip', ...) or (model, loader, 'bitflip')")
+        raise ValueError(
+            "name the fault model: run_campaign(model, x, y, 'bitflip', ...) or (model, loader, 'bitflip')"
+        )
     check_fault_model(fault_model)
     model_id = check_model_id(model_id)
     points = campaign_points(rates, counts)
     trials = _whole(trials, "trials", 1)
     if len(points) * trials > MAX_TRIAL_EVALUATIONS:
-        raise ValueError(f"{len(points)} points x {trials} trials = {len(points) * trials:,} trial evaluations; at most "
-                         f"{MAX_TRIAL_EVALUATIONS:,} per call (use adaptive trials or fewer points)")  # fmt: skip
+        raise ValueError(
+            f"{len(points)} points x {trials} trials = {len(points) * trials:,} trial evaluations; at most "
+            f"{MAX_TRIAL_EVALUATIONS:,} per call (use adaptive trials or fewer points)"
+        )
     seed = check_seed(seed)
     batch_size = _whole(batch_size, "batch_size", 1)
     if model_dtype(model) not in (None, torch.float32):
-        raise ValueError(f"the model computes in {model_dtype(model)}; flatenn's quantized layers compute in float32: "
-                         "call model.float() (quantize_model does this for you)")  # fmt: skip
+        raise ValueError(
+            f"the model computes in {model_dtype(model)}; flatenn's quantized layers compute in float32: "
+            "call model.float() (quantize_model does this for you)"
+        )
     batches = as_batches(x, y, batch_size, model_device(model), model_dtype(model))
     if target_halfwidth is not None and not target_halfwidth > 0:
         raise ValueError(f"target_halfwidth must be > 0 accuracy points, got {target_halfwidth!r}")
@@ -183,12 +204,44 @@ def run_campaign(
     fingerprint = model_fingerprint(model)
     lock = exclusive(Path(str(out) + ".lock")) if out is not None else contextlib.nullcontext()
     with lock:  # concurrent campaigns on one file: the later one waits, then resumes from the earlier one's rows
-        return _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter,
-                    out, progress, extra, label, fingerprint, adaptive, prefix_reuse)  # fmt: skip
+        return _run(
+            model,
+            batches,
+            fault_model,
+            points,
+            trials,
+            seed,
+            model_id,
+            bit_positions,
+            layer_filter,
+            out,
+            progress,
+            extra,
+            label,
+            fingerprint,
+            adaptive,
+            prefix_reuse,
+        )
 
 
-def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positions, layer_filter, out,
-         progress, extra, label, fingerprint, adaptive, prefix_reuse) -> pd.DataFrame:  # fmt: skip
+def _run(
+    model,
+    batches,
+    fault_model,
+    points,
+    trials,
+    seed,
+    model_id,
+    bit_positions,
+    layer_filter,
+    out,
+    progress,
+    extra,
+    label,
+    fingerprint,
+    adaptive,
+    prefix_reuse,
+) -> pd.DataFrame:
     n_eval = sum(len(yb) for _, yb in batches)
     eval_data = batches_fingerprint(batches)
     recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
@@ -196,10 +249,16 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
     with eval_mode(model), frozen(model):
         injector = FaultInjector(model, layer_filter)
         layers = layers_label(layer_filter, list(injector.layers))
-        sel = ((recorded["model_id"] == model_id) & (recorded["fingerprint"] == fingerprint)
-               & (recorded["fault_model"] == fault_model) & (recorded["bits"] == label)
-               & (recorded["layers"] == layers) & (recorded["n_eval"] == n_eval)
-               & (recorded["eval_data"] == eval_data) & (recorded["seed"] == seed))  # fmt: skip
+        sel = (
+            (recorded["model_id"] == model_id)
+            & (recorded["fingerprint"] == fingerprint)
+            & (recorded["fault_model"] == fault_model)
+            & (recorded["bits"] == label)
+            & (recorded["layers"] == layers)
+            & (recorded["n_eval"] == n_eval)
+            & (recorded["eval_data"] == eval_data)
+            & (recorded["seed"] == seed)
+        )
         old = recorded[sel].reset_index(drop=True)
         wanted = {_point_key(r, c, t) for r, c in points for t in range(trials)}
         keys = [_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)]
@@ -213,33 +272,60 @@ def _run(model, batches, fault_model, points, trials, seed, model_id, bit_positi
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
         for r, c in points:
-            accs = old.loc[[_point_key(rr, cc, tt)[:2] == _point_key(r, c, 0)[:2] for rr, cc, tt in
-                            zip(old["rate"], old["count"], old["trial"], strict=True)], "accuracy"].tolist()  # fmt: skip
+            accs = old.loc[
+                [
+                    _point_key(rr, cc, tt)[:2] == _point_key(r, c, 0)[:2]
+                    for rr, cc, tt in zip(old["rate"], old["count"], old["trial"], strict=True)
+                ],
+                "accuracy",
+            ].tolist()
             for t in range(trials):
-                if adaptive is not None and t >= adaptive[1] and len(accs) >= adaptive[1] \
-                        and _halfwidth(accs) <= adaptive[0]:  # fmt: skip
+                if (
+                    adaptive is not None
+                    and t >= adaptive[1]
+                    and len(accs) >= adaptive[1]
+                    and _halfwidth(accs) <= adaptive[0]
+                ):
                     bar.update(sum(1 for tt in range(t, trials) if _point_key(r, c, tt) not in done), "adaptive stop")
                     break
                 if _point_key(r, c, t) in done:
                     continue
-                maps = injector.sample(seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None,
-                                       bit_positions=bit_positions)  # fmt: skip
+                maps = injector.sample(
+                    seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None, bit_positions=bit_positions
+                )
                 with injector.applied(maps, fault_model) as (nbits, changed):
                     # no weight value changed (e.g. stuck-at on bits already at that value): the clean model
                     acc, loss = faulty_eval() if changed else (clean_acc, clean_loss)
                 accs.append(acc)
                 rate = r if c < 0 else c / eligible
-                rows.append({**extra, "model_id": model_id, "fingerprint": fingerprint, "fault_model": fault_model,
-                             "bits": label, "layers": layers, "n_eval": n_eval, "eval_data": eval_data,
-                             "rate": rate, "count": c,
-                             "seed": seed, "trial": t, "faulty_bits": nbits, "changed_weights": changed,
-                             "accuracy": acc, "loss": loss, "clean_accuracy": clean_acc,
-                             "clean_loss": clean_loss})  # fmt: skip
+                rows.append(
+                    {
+                        **extra,
+                        "model_id": model_id,
+                        "fingerprint": fingerprint,
+                        "fault_model": fault_model,
+                        "bits": label,
+                        "layers": layers,
+                        "n_eval": n_eval,
+                        "eval_data": eval_data,
+                        "rate": rate,
+                        "count": c,
+                        "seed": seed,
+                        "trial": t,
+                        "faulty_bits": nbits,
+                        "changed_weights": changed,
+                        "accuracy": acc,
+                        "loss": loss,
+                        "clean_accuracy": clean_acc,
+                        "clean_loss": clean_loss,
+                    }
+                )
                 bar.update(1, f"rate {rate:.2g}")
             if out is not None and rows:
                 # new rows never repeat a recorded key (done points are skipped), so appending is a merge
-                write_schema_table(pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True),
-                                   out, "campaign")  # fmt: skip
+                write_schema_table(
+                    pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True), out, "campaign"
+                )
     new = pd.DataFrame(rows, columns=COLUMNS)
     out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
     out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)

@@ -38,8 +38,10 @@ def select_layers(model: nn.Module, layer_filter: LayerFilter = None) -> dict[st
         names = list(layer_filter)
         unknown = [n for n in names if n not in layers]
         if unknown or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"layer filter names {unknown or names} are not quantized layers of the model; "
-                             f"its layers: {list(layers)[:12]}")  # fmt: skip
+            raise ValueError(
+                f"layer filter names {unknown or names} are not quantized layers of the model; "
+                f"its layers: {list(layers)[:12]}"
+            )
         layers = {n: m for n, m in layers.items() if n in set(names)}
     elif isinstance(layer_filter, str):
         try:
@@ -94,15 +96,19 @@ class FaultInjector:
             if not layer.is_frozen:
                 raise RuntimeError("freeze the model first: use `with flatenn.core.quant.frozen(model): ...`")
             if not (layer.codes.is_contiguous() and layer.frozen_weight.is_contiguous()):
-                raise RuntimeError(f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen")
+                raise RuntimeError(
+                    f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen"
+                )
             codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
             self.memory[name] = _LayerMemory(
-                layer=layer, bits=layer.w_bits, codes=codes,
+                layer=layer,
+                bits=layer.w_bits,
+                codes=codes,
                 values=layer.frozen_weight.detach().cpu().reshape(-1).numpy().copy(),
                 scale=layer.code_scale.detach().cpu().numpy().astype(np.float32),
                 per_channel=codes.size // layer.codes.shape[0],
                 cpu_views=_cpu_views(layer),
-            )  # fmt: skip
+            )
         self._touched: list[tuple[str, np.ndarray]] = []
 
     @property

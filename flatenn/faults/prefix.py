@@ -81,7 +81,8 @@ class SuffixEvaluator:
         self.suffix = fx.GraphModule(gm, suffix)
         self.model, self.frontier = model, [n.name for n in frontier]
         self.fraction_skipped = 1 - sum(n.op == "call_module" for n in affected) / max(
-            1, sum(n.op == "call_module" for n in graph.nodes))
+            1, sum(n.op == "call_module" for n in graph.nodes)
+        )
         rec_names = set(self.frontier)
         self.cache = []
         with torch.no_grad(), eval_mode(model):
@@ -103,8 +104,9 @@ class SuffixEvaluator:
         return 100.0 * correct / n, loss_sum / n
 
 
-def faulty_evaluator(model: nn.Module, batches: Batches, faulted: set[str],
-                     prefix_reuse: bool = True) -> Callable[[], tuple[float, float]]:  # fmt: skip
+def faulty_evaluator(
+    model: nn.Module, batches: Batches, faulted: set[str], prefix_reuse: bool = True
+) -> Callable[[], tuple[float, float]]:
     """(accuracy, loss) of the model as it is now: the suffix after ``faulted`` when the model can be traced
     and ``prefix_reuse`` is on, else the full forward (same numbers either way)."""
     if prefix_reuse:

@@ -22,8 +22,23 @@ from .scales import ABLATION_LEVELS
 
 BASE = "ablation_base"
 HEADLINE = [Case(cid, m, d, u) for cid, c in CLAIMS.items() for m, d, u in c.metrics if m in c.ablation]
-COLUMNS = ["level", "factor", "case", "base_effect", "level_effect", "factor_effect", "ci_low", "ci_high", "n",
-           "p_value", "p_holm", "sesoi", "p_equivalence", "p_equivalence_holm", "verdict"]  # fmt: skip
+COLUMNS = [
+    "level",
+    "factor",
+    "case",
+    "base_effect",
+    "level_effect",
+    "factor_effect",
+    "ci_low",
+    "ci_high",
+    "n",
+    "p_value",
+    "p_holm",
+    "sesoi",
+    "p_equivalence",
+    "p_equivalence_holm",
+    "verdict",
+]
 
 
 def applies(level: str, case: Case) -> bool:
@@ -32,8 +47,11 @@ def applies(level: str, case: Case) -> bool:
     base, lv = ABLATION_LEVELS[BASE], ABLATION_LEVELS[level]
     if (base.eval_examples, base.rates, base.trials) != (lv.eval_examples, lv.rates, lv.trials):
         return True
-    return any(base.train_config(v, s).key() != lv.train_config(v, s).key()
-               for v in CLAIMS[case.claim].variants for s in base.seeds)  # fmt: skip
+    return any(
+        base.train_config(v, s).key() != lv.train_config(v, s).key()
+        for v in CLAIMS[case.claim].variants
+        for s in base.seeds
+    )
 
 
 def planned_family() -> list[tuple[str, str]]:
@@ -70,10 +88,22 @@ def factor_effects(root: Path) -> pd.DataFrame:
                 continue
             d = (v - b).dropna()
             m, _, lo, hi, n = mean_ci(d.to_numpy())
-            rows.append({"level": level, "factor": scale.level_of, "case": case.id, "base_effect": float(b.mean()),
-                         "level_effect": float(v.mean()), "factor_effect": m, "ci_low": lo, "ci_high": hi, "n": n,
-                         "p_value": t_test(d.to_numpy()), "sesoi": case.sesoi,
-                         "p_equivalence": tost(d.to_numpy(), case.sesoi)})  # fmt: skip
+            rows.append(
+                {
+                    "level": level,
+                    "factor": scale.level_of,
+                    "case": case.id,
+                    "base_effect": float(b.mean()),
+                    "level_effect": float(v.mean()),
+                    "factor_effect": m,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": n,
+                    "p_value": t_test(d.to_numpy()),
+                    "sesoi": case.sesoi,
+                    "p_equivalence": tost(d.to_numpy(), case.sesoi),
+                }
+            )
     df = pd.DataFrame(rows, columns=COLUMNS)
     if len(df):
         family = planned_family()
@@ -82,8 +112,10 @@ def factor_effects(root: Path) -> pd.DataFrame:
             p = df[col].to_numpy()
             # Holm over the declared family once every level is recorded; Bonferroni over its size before that
             df[adj] = holm(p) if complete else np.minimum(1.0, len(family) * p)
-        df["verdict"] = [direction_verdict(1, e, p, q) for e, p, q in
-                         zip(df["factor_effect"], df["p_holm"], df["p_equivalence_holm"], strict=True)]  # fmt: skip
+        df["verdict"] = [
+            direction_verdict(1, e, p, q)
+            for e, p, q in zip(df["factor_effect"], df["p_holm"], df["p_equivalence_holm"], strict=True)
+        ]
     return df
 
 
@@ -93,9 +125,16 @@ def level_facts(root: Path) -> pd.DataFrame:
     for level in recorded_levels(root):
         t = read_results(Path(root) / level)["training"]
         for v, g in t.groupby("variant"):
-            out.append({"level": level, "variant": v, "clean_accuracy": float(g["clean_accuracy"].mean()),
-                        "sparsity": float(100 * g["sparsity"].mean()), "threshold": float(g["threshold"].mean()),
-                        "seeds": len(g)})  # fmt: skip
+            out.append(
+                {
+                    "level": level,
+                    "variant": v,
+                    "clean_accuracy": float(g["clean_accuracy"].mean()),
+                    "sparsity": float(100 * g["sparsity"].mean()),
+                    "threshold": float(g["threshold"].mean()),
+                    "seeds": len(g),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -121,9 +160,18 @@ def training_curves(root: Path) -> pd.DataFrame:
             if cfg.get("parent") is not None:
                 continue
             n = cfg["train_subset"] or FULL_TRAIN_SIZE[cfg["dataset"]]
-            rows += [{"level": level, "variant": variant, "seed": int(seed), "epoch": int(e["epoch"]),
-                      "images_seen": int(e["epoch"]) * n, "train_loss": float(e["train_loss"]),
-                      "train_accuracy": float(e["train_accuracy"])} for e in rec["epochs"]]  # fmt: skip
+            rows += [
+                {
+                    "level": level,
+                    "variant": variant,
+                    "seed": int(seed),
+                    "epoch": int(e["epoch"]),
+                    "images_seen": int(e["epoch"]) * n,
+                    "train_loss": float(e["train_loss"]),
+                    "train_accuracy": float(e["train_accuracy"]),
+                }
+                for e in rec["epochs"]
+            ]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
@@ -133,8 +181,14 @@ def last_epoch_decrease(curves: pd.DataFrame) -> pd.DataFrame:
     for (level, variant), g in curves.groupby(["level", "variant"], sort=False):
         m = g.groupby("epoch")["train_loss"].mean().sort_index()
         if len(m) >= 2:
-            out.append({"level": level, "variant": variant, "epochs": int(m.index[-1]),
-                        "last_epoch_decrease": float((m.iloc[-2] - m.iloc[-1]) / m.iloc[-2])})  # fmt: skip
+            out.append(
+                {
+                    "level": level,
+                    "variant": variant,
+                    "epochs": int(m.index[-1]),
+                    "last_epoch_decrease": float((m.iloc[-2] - m.iloc[-1]) / m.iloc[-2]),
+                }
+            )
     return pd.DataFrame(out, columns=["level", "variant", "epochs", "last_epoch_decrease"])
 
 
@@ -155,8 +209,11 @@ def plot_training_curves(curves: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("training loss (epoch mean)")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("ablation: training loss per epoch, mean and range over seeds (cosine learning rate to 0 at the "
-                 "last step, so the final epochs flatten partly by annealing)", fontsize=8)  # fmt: skip
+    fig.suptitle(
+        "ablation: training loss per epoch, mean and range over seeds (cosine learning rate to 0 at the "
+        "last step, so the final epochs flatten partly by annealing)",
+        fontsize=8,
+    )
     save_figure(fig, path)
 
 
@@ -201,8 +258,11 @@ def plot_factor_effects(eff: pd.DataFrame, root: Path, path: Path) -> None:
         ax.set_title(case.id, fontsize=8)
         ax.set_xlabel("effect (points)", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle("ablation (Fashion-MNIST, ResNet-8, 3 seeds): headline effects per level, 95% t-CI over seeds; "
-                 "dashed: published 'up to' values", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        "ablation (Fashion-MNIST, ResNet-8, 3 seeds): headline effects per level, 95% t-CI over seeds; "
+        "dashed: published 'up to' values",
+        fontsize=9,
+    )
     save_figure(fig, path)
 
 
@@ -229,8 +289,11 @@ def verify_ablation(root: Path) -> list[str]:
         keys = ["level", "variant", "seed", "epoch"]
         tc = read_table(curves_path).sort_values(keys).reset_index(drop=True)
         fc = training_curves(root).sort_values(keys).reset_index(drop=True)
-        same = len(tc) == len(fc) and (tc[keys].astype(str).to_numpy() == fc[keys].astype(str).to_numpy()).all() \
-            and np.allclose(tc["train_loss"].astype(float), fc["train_loss"].astype(float), rtol=1e-5)  # fmt: skip
+        same = (
+            len(tc) == len(fc)
+            and (tc[keys].astype(str).to_numpy() == fc[keys].astype(str).to_numpy()).all()
+            and np.allclose(tc["train_loss"].astype(float), fc["train_loss"].astype(float), rtol=1e-5)
+        )
         if not same:
             problems.append("ablation/training_curves.csv differs from the shipped models' training records")
     return problems
@@ -245,15 +308,19 @@ def _plateau_reading(dec: pd.DataFrame) -> str:
         return ""
     flat = dec[dec["last_epoch_decrease"] < PLATEAU]
     conv = dec[dec["level"] == "ablation_converged"]["last_epoch_decrease"]
-    head = (f"The plan promised the curve but fixed no criterion; reading a decrease below {100 * PLATEAU:.0f}% "
-            "per epoch as flat (a threshold chosen after the run), ")  # fmt: skip
+    head = (
+        f"The plan promised the curve but fixed no criterion; reading a decrease below {100 * PLATEAU:.0f}% "
+        "per epoch as flat (a threshold chosen after the run), "
+    )
     if flat.empty:
         text = head + "no curve has flattened"
     else:
         text = head + "flat: " + ", ".join(f"{r.level.replace('ablation_', '')} {r.variant}" for r in flat.itertuples())
     if len(conv) and (conv >= PLATEAU).any():
-        text += (f"; `converged` still lost {100 * conv.min():.1f}–{100 * conv.max():.1f}% in its last epoch, so that "
-                 "level measures 5x the optimizer steps on the full training set, not a converged minimum")
+        text += (
+            f"; `converged` still lost {100 * conv.min():.1f}–{100 * conv.max():.1f}% in its last epoch, so that "
+            "level measures 5x the optimizer steps on the full training set, not a converged minimum"
+        )
     return text + "."
 
 
@@ -266,39 +333,54 @@ def answer_markdown(eff: pd.DataFrame, facts: pd.DataFrame) -> str:
     sup = eff[eff["verdict"] == "supported"]
     method = "Holm" if len(eff) == len(planned_family()) else "Bonferroni"
     if sup.empty:
-        text = [f"**Answer: no factor moves a headline effect toward the published value after {method} over "
-                f"{len(planned_family())} pairs** (smallest adjusted p {eff['p_holm'].min():.2f})."]  # fmt: skip
+        text = [
+            f"**Answer: no factor moves a headline effect toward the published value after {method} over "
+            f"{len(planned_family())} pairs** (smallest adjusted p {eff['p_holm'].min():.2f})."
+        ]
     else:
-        text = [f"**Answer: supported after {method}:** " + "; ".join(
-            f"{r.level.replace('ablation_', '')} `{r.case}` {r.factor_effect:+.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
-            for r in sup.itertuples()) + "."]  # fmt: skip
+        text = [
+            f"**Answer: supported after {method}:** "
+            + "; ".join(
+                f"{r.level.replace('ablation_', '')} `{r.case}` {r.factor_effect:+.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+                for r in sup.itertuples()
+            )
+            + "."
+        ]
     finetune = [lv for lv in eff["level"].unique() if ABLATION_LEVELS[lv].sparse_target is not None]
     other = eff[~eff["level"].isin(finetune)]
     if not other.empty:
         og, osq = other[other["case"].str.startswith("sparse_vs_standard")], other[other["case"].str.startswith("saq")]
         names = list(dict.fromkeys(ABLATION_LEVELS[lv].level_of for lv in other["level"]))
         factors = " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
-        text.append(f"{factors[0].upper() + factors[1:]} {'shift' if len(names) > 1 else 'shifts'} the "
-                    "sparse-vs-standard gap by "
-                    f"{og['factor_effect'].min():+.1f} to {og['factor_effect'].max():+.1f} points (95% CI upper bounds "
-                    f"≤ {og['ci_high'].max():.1f}) and the SAQ gains by {osq['factor_effect'].min():+.1f} to "
-                    f"{osq['factor_effect'].max():+.1f} (≤ {osq['ci_high'].max():.1f}); with 3 seeds that excludes "
-                    "larger single-factor shifts, not smaller ones.")  # fmt: skip
+        text.append(
+            f"{factors[0].upper() + factors[1:]} {'shift' if len(names) > 1 else 'shifts'} the "
+            "sparse-vs-standard gap by "
+            f"{og['factor_effect'].min():+.1f} to {og['factor_effect'].max():+.1f} points (95% CI upper bounds "
+            f"≤ {og['ci_high'].max():.1f}) and the SAQ gains by {osq['factor_effect'].min():+.1f} to "
+            f"{osq['factor_effect'].max():+.1f} (≤ {osq['ci_high'].max():.1f}); with 3 seeds that excludes "
+            "larger single-factor shifts, not smaller ones."
+        )
     if not gap.empty:
         top = gap.loc[gap["factor_effect"].idxmax()]
         drop = gap[(gap["level"] == top["level"]) & (gap["case"] == "sparse_vs_standard[drop_gap]")]
         f = facts[facts["level"] == top["level"]].set_index("variant")["clean_accuracy"]
-        line = (f"The largest gap shift is {top['level'].replace('ablation_', '')} `{top['case']}` "
-                f"{top['factor_effect']:+.1f} [{top['ci_low']:.1f}, {top['ci_high']:.1f}]")
+        line = (
+            f"The largest gap shift is {top['level'].replace('ablation_', '')} `{top['case']}` "
+            f"{top['factor_effect']:+.1f} [{top['ci_low']:.1f}, {top['ci_high']:.1f}]"
+        )
         if len(drop) and top["case"] != "sparse_vs_standard[drop_gap]":
             d = drop.iloc[0]
             line += f"; its drop view is {d['factor_effect']:+.1f} [{d['ci_low']:.1f}, {d['ci_high']:.1f}]"
         if {"sparse-sgd", "standard-sgd"} <= set(f.index):
-            line += (f", with sparse-SGD clean accuracy {f['sparse-sgd']:.1f}% against {f['standard-sgd']:.1f}% "
-                     "for standard-SGD")  # fmt: skip
+            line += (
+                f", with sparse-SGD clean accuracy {f['sparse-sgd']:.1f}% against {f['standard-sgd']:.1f}% "
+                "for standard-SGD"
+            )
             if len(drop) and drop.iloc[0]["ci_high"] < 0 and f["sparse-sgd"] < f["standard-sgd"] - 10:
-                line += (": a larger accuracy gap together with a *smaller* accuracy drop, i.e. the gap comes from "
-                         "the clean-accuracy cost of that sparsity, not from lower fault tolerance")
+                line += (
+                    ": a larger accuracy gap together with a *smaller* accuracy drop, i.e. the gap comes from "
+                    "the clean-accuracy cost of that sparsity, not from lower fault tolerance"
+                )
         text.append(line + ".")
     return " ".join(text)
 
@@ -317,38 +399,64 @@ def ablation_markdown(root: Path) -> str:
     from ..core.results import read_table
 
     base = read_table(root / BASE / "claims.csv").set_index("case")
-    lines.append("| baseline effect (cpu setup, 3 seeds) | " + " | ".join(
-        f"{base.at[n, 'effect']:.2f} [{base.at[n, 'ci_low']:.2f}, {base.at[n, 'ci_high']:.2f}]" for n in names) + " |")
+    lines.append(
+        "| baseline effect (cpu setup, 3 seeds) | "
+        + " | ".join(
+            f"{base.at[n, 'effect']:.2f} [{base.at[n, 'ci_low']:.2f}, {base.at[n, 'ci_high']:.2f}]" for n in names
+        )
+        + " |"
+    )
     for level, g in eff.groupby("level", sort=False):
         g = g.set_index("case")
-        cells = [f"{g.at[n, 'factor_effect']:+.2f} [{g.at[n, 'ci_low']:.2f}, {g.at[n, 'ci_high']:.2f}] "
-                 f"{g.at[n, 'verdict']}" if n in g.index else "same models" for n in names]  # fmt: skip
+        cells = [
+            f"{g.at[n, 'factor_effect']:+.2f} [{g.at[n, 'ci_low']:.2f}, {g.at[n, 'ci_high']:.2f}] {g.at[n, 'verdict']}"
+            if n in g.index
+            else "same models"
+            for n in names
+        ]
         lines.append(f"| {level.replace('ablation_', '')} ({g['factor'].iloc[0]}) | " + " | ".join(cells) + " |")
     missing = [lv.replace("ablation_", "") for lv in ABLATION_LEVELS if lv not in levels]
     facts = level_facts(root)
     sparse = facts[facts["variant"] == "sparse-sgd"].set_index("level")
-    notes = [f"{lv.replace('ablation_', '')}: sparse-SGD sparsity {sparse.at[lv, 'sparsity']:.0f}%, clean accuracy "
-             f"{sparse.at[lv, 'clean_accuracy']:.1f}%" for lv in levels if lv in sparse.index]  # fmt: skip
+    notes = [
+        f"{lv.replace('ablation_', '')}: sparse-SGD sparsity {sparse.at[lv, 'sparsity']:.0f}%, clean accuracy "
+        f"{sparse.at[lv, 'clean_accuracy']:.1f}%"
+        for lv in levels
+        if lv in sparse.index
+    ]
     dec = last_epoch_decrease(training_curves(root))
-    plateau = [f"{r.level.replace('ablation_', '')} {r.variant} {100 * r.last_epoch_decrease:.1f}% "
-               f"(epoch {r.epochs})" for r in dec.itertuples()]  # fmt: skip
+    plateau = [
+        f"{r.level.replace('ablation_', '')} {r.variant} {100 * r.last_epoch_decrease:.1f}% (epoch {r.epochs})"
+        for r in dec.itertuples()
+    ]
     family = planned_family()
-    adjust = ("Holm over" if len(eff) == len(family) else "Bonferroni (not every level recorded yet) over") + \
-        f" the plan's {len(family)} (level, case) pairs"  # fmt: skip
-    text = [answer_markdown(eff, facts), "",
-            "Factor effect = effect at the level minus the baseline's, paired by training seed, accuracy points, "
-            f"[95% t-CI over 3 seeds], verdict adjusted by {adjust} (`supported` = the factor moves the effect up, "
-            "toward the published value; `equivalent` = within ± the claim's SESOI; `same models` = the level "
-            "does not change that comparison).", "", *lines, "",
-            "Achieved: " + "; ".join(notes) + ".", "",
-            "Plateau check (`ablation/figures/training_curves.png`): drop of the seed-mean training loss over the "
-            "last epoch: " + "; ".join(plateau) + ". " + _plateau_reading(dec)]  # fmt: skip
+    adjust = (
+        "Holm over" if len(eff) == len(family) else "Bonferroni (not every level recorded yet) over"
+    ) + f" the plan's {len(family)} (level, case) pairs"
+    text = [
+        answer_markdown(eff, facts),
+        "",
+        "Factor effect = effect at the level minus the baseline's, paired by training seed, accuracy points, "
+        f"[95% t-CI over 3 seeds], verdict adjusted by {adjust} (`supported` = the factor moves the effect up, "
+        "toward the published value; `equivalent` = within ± the claim's SESOI; `same models` = the level "
+        "does not change that comparison).",
+        "",
+        *lines,
+        "",
+        "Achieved: " + "; ".join(notes) + ".",
+        "",
+        "Plateau check (`ablation/figures/training_curves.png`): drop of the seed-mean training loss over the "
+        "last epoch: " + "; ".join(plateau) + ". " + _plateau_reading(dec),
+    ]
     if missing:
         text.append(f"Not run (yet): {', '.join(missing)}; the plan is `flatenn/repro/ablation_plan.md`.")
-    text += ["", "Deviations from the committed plan: (1) the plan's family was 6 cases x 7 levels; comparisons a "
-             "level leaves unchanged (the standard-model SAQ gain at the fine-tune levels: identical models, effect 0 "
-             "by construction) are not tests, so the family is the 36 pairs the levels change; (2) the fine-tune "
-             "levels calibrate the threshold to the target sparsity *before* fine-tuning, and the achieved sparsity "
-             "drifts from the target (reported above); levels are therefore compared at their achieved sparsity, "
-             "not at matched clean accuracy."]  # fmt: skip
+    text += [
+        "",
+        "Deviations from the committed plan: (1) the plan's family was 6 cases x 7 levels; comparisons a "
+        "level leaves unchanged (the standard-model SAQ gain at the fine-tune levels: identical models, effect 0 "
+        "by construction) are not tests, so the family is the 36 pairs the levels change; (2) the fine-tune "
+        "levels calibrate the threshold to the target sparsity *before* fine-tuning, and the achieved sparsity "
+        "drifts from the target (reported above); levels are therefore compared at their achieved sparsity, "
+        "not at matched clean accuracy.",
+    ]
     return "\n".join(text)

@@ -74,11 +74,28 @@ class Claim:
         return self.marks
 
 
-_FIELDS = {"statement": "text", "source": "source", "estimator": "estimator", "needs": "needs",
-           "paper_values": "paper_values", "paper_unit": "paper_unit", "tier": "tier", "marks": "marks",
-           "variants": "variants", "campaign": "campaign", "sharpness": "sharpness", "sparsity": "sparsity",
-           "sweep": "sweep", "args": "args", "sesoi": "sesoi", "sesoi_reason": "sesoi_reason", "title": "title",
-           "headline": "headline", "ablation": "ablation", "metrics": "metrics"}  # fmt: skip
+_FIELDS = {
+    "statement": "text",
+    "source": "source",
+    "estimator": "estimator",
+    "needs": "needs",
+    "paper_values": "paper_values",
+    "paper_unit": "paper_unit",
+    "tier": "tier",
+    "marks": "marks",
+    "variants": "variants",
+    "campaign": "campaign",
+    "sharpness": "sharpness",
+    "sparsity": "sparsity",
+    "sweep": "sweep",
+    "args": "args",
+    "sesoi": "sesoi",
+    "sesoi_reason": "sesoi_reason",
+    "title": "title",
+    "headline": "headline",
+    "ablation": "ablation",
+    "metrics": "metrics",
+}
 TIERS = ("primary", "secondary", "mechanism", "context")
 
 
@@ -197,8 +214,9 @@ def window_rates(scale: ScaleConfig, window: str) -> dict[str, tuple[float, ...]
     return out
 
 
-def evaluate_case(case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfig,
-                  window: str = "informative") -> Result:  # fmt: skip
+def evaluate_case(
+    case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfig, window: str = "informative"
+) -> Result:
     """Compute one case under one rate window with its claim's estimator; LookupError when inputs are missing."""
     claim = CLAIMS[case.claim]
     for name in claim.needs:
@@ -207,8 +225,9 @@ def evaluate_case(case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfi
     return ESTIMATORS[claim.estimator](case.metric, claim.args, tables, scale, window_rates(scale, window), case.sesoi)
 
 
-def seed_effects(case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfig,
-                 window: str = "informative") -> pd.Series:  # fmt: skip
+def seed_effects(
+    case: Case, tables: dict[str, pd.DataFrame], scale: ScaleConfig, window: str = "informative"
+) -> pd.Series:
     """Per-training-seed effect of a paired-contrast case (acc/drop views), the values its t interval is over."""
     from .estimators import paired_seed_effects
 
@@ -227,20 +246,48 @@ def load_bands(scale: str) -> dict[str, dict]:
         out = {}
         for case in cases():
             if case.compared_with_paper:
-                out[case.id] = {"expected_verdict": "reported", "expected_magnitude": "reaches published",
-                                "source": f"paper values {CLAIMS[case.claim].paper_values}"}  # fmt: skip
+                out[case.id] = {
+                    "expected_verdict": "reported",
+                    "expected_magnitude": "reaches published",
+                    "source": f"paper values {CLAIMS[case.claim].paper_values}",
+                }
             elif case.direction:
-                out[case.id] = {"expected_verdict": "supported", "expected_magnitude": "",
-                                "source": "the paper's claim (direction only)"}  # fmt: skip
+                out[case.id] = {
+                    "expected_verdict": "supported",
+                    "expected_magnitude": "",
+                    "source": "the paper's claim (direction only)",
+                }
         return out
     path = BANDS_DIR / f"{scale}.json"
     return json.loads(path.read_text())["bands"] if path.is_file() else {}
 
 
-CLAIM_COLUMNS = ["claim", "metric", "case", "effect", "ci_low", "ci_high", "n", "unit", "direction", "p_value",
-                 "p_holm", "sesoi", "p_equivalence", "p_equivalence_holm", "verdict_unadjusted", "verdict",
-                 "paper_values", "magnitude", "verdict_all_rates", "verdict_window_down", "verdict_window_up",
-                 "window_stable", "family_complete", "note"]  # fmt: skip
+CLAIM_COLUMNS = [
+    "claim",
+    "metric",
+    "case",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "n",
+    "unit",
+    "direction",
+    "p_value",
+    "p_holm",
+    "sesoi",
+    "p_equivalence",
+    "p_equivalence_holm",
+    "verdict_unadjusted",
+    "verdict",
+    "paper_values",
+    "magnitude",
+    "verdict_all_rates",
+    "verdict_window_down",
+    "verdict_window_up",
+    "window_stable",
+    "family_complete",
+    "note",
+]
 DETAIL_COLUMNS = ["claim", "metric", "fault_model", "rate", "effect", "ci_low", "ci_high", "n_seeds"]
 
 
@@ -255,14 +302,17 @@ def adjust(pvalues: dict[str, float], family: list[str] | None = None) -> tuple[
     return {c: min(1.0, len(family) * p) if not np.isnan(p) else np.nan for c, p in pvalues.items()}, False
 
 
-def _verdicts(results: dict[str, Result], by_id: dict[str, Case], family: list[str]
-              ) -> tuple[dict[str, str], dict, dict, bool]:  # fmt: skip
+def _verdicts(
+    results: dict[str, Result], by_id: dict[str, Case], family: list[str]
+) -> tuple[dict[str, str], dict, dict, bool]:
     p = {cid: r.p_value for cid, r in results.items() if by_id[cid].direction}
     pe = {cid: r.p_equivalence for cid, r in results.items() if by_id[cid].direction}
     p_adj, complete = adjust(p, family)
     pe_adj, _ = adjust(pe, family)
-    out = {cid: direction_verdict(by_id[cid].direction, r.effect, p_adj.get(cid, np.nan), pe_adj.get(cid, np.nan))
-           for cid, r in results.items()}  # fmt: skip
+    out = {
+        cid: direction_verdict(by_id[cid].direction, r.effect, p_adj.get(cid, np.nan), pe_adj.get(cid, np.nan))
+        for cid, r in results.items()
+    }
     return out, p_adj, pe_adj, complete
 
 
@@ -290,17 +340,34 @@ def evaluate_all(tables: dict[str, pd.DataFrame], scale: ScaleConfig) -> tuple[p
         unadj = direction_verdict(case.direction, r.effect, r.p_value, r.p_equivalence)
         others = {w: verdicts[w][0].get(cid, "") for w in WINDOWS[1:]}
         paper = CLAIMS[case.claim].paper_values
-        rows.append({"claim": case.claim, "metric": case.metric, "case": cid, "effect": r.effect, "ci_low": r.ci_low,
-                     "ci_high": r.ci_high, "n": r.n, "unit": case.unit, "direction": case.direction,
-                     "p_value": r.p_value, "p_holm": p_adj.get(cid, np.nan), "sesoi": case.sesoi,
-                     "p_equivalence": r.p_equivalence, "p_equivalence_holm": pe_adj.get(cid, np.nan),
-                     "verdict_unadjusted": unadj, "verdict": v_main[cid],
-                     "paper_values": "/".join(f"{v:g}" for v in paper),
-                     "magnitude": magnitude_verdict(paper, r.ci_low, r.ci_high) if case.compared_with_paper else "",
-                     "verdict_all_rates": others["all_rates"], "verdict_window_down": others["window_down"],
-                     "verdict_window_up": others["window_up"],
-                     "window_stable": all(v == v_main[cid] for v in others.values()),
-                     "family_complete": complete, "note": r.note})  # fmt: skip
+        rows.append(
+            {
+                "claim": case.claim,
+                "metric": case.metric,
+                "case": cid,
+                "effect": r.effect,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "n": r.n,
+                "unit": case.unit,
+                "direction": case.direction,
+                "p_value": r.p_value,
+                "p_holm": p_adj.get(cid, np.nan),
+                "sesoi": case.sesoi,
+                "p_equivalence": r.p_equivalence,
+                "p_equivalence_holm": pe_adj.get(cid, np.nan),
+                "verdict_unadjusted": unadj,
+                "verdict": v_main[cid],
+                "paper_values": "/".join(f"{v:g}" for v in paper),
+                "magnitude": magnitude_verdict(paper, r.ci_low, r.ci_high) if case.compared_with_paper else "",
+                "verdict_all_rates": others["all_rates"],
+                "verdict_window_down": others["window_down"],
+                "verdict_window_up": others["window_up"],
+                "window_stable": all(v == v_main[cid] for v in others.values()),
+                "family_complete": complete,
+                "note": r.note,
+            }
+        )
         if r.detail is not None and case.metric != "up_to":
             details.append(r.detail.assign(claim=case.claim, metric=case.metric))
     claims = pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -90,8 +90,9 @@ def _seed_level(values: np.ndarray, sesoi: float, note: str = "") -> Result:
     return Result(m, lo, hi, n, t_test(values), tost(values, sesoi), note)
 
 
-def paired_seed_effects(args: dict, metric: str, tables: dict[str, pd.DataFrame], scale: ScaleConfig,
-                        rates: dict[str, tuple[float, ...]]) -> pd.Series:  # fmt: skip
+def paired_seed_effects(
+    args: dict, metric: str, tables: dict[str, pd.DataFrame], scale: ScaleConfig, rates: dict[str, tuple[float, ...]]
+) -> pd.Series:
     """Per-training-seed effect of a paired contrast (acc/drop views), the values its t interval is over."""
     camp = _main_rows(tables["campaign"])
     if metric.startswith("drop"):
@@ -123,8 +124,13 @@ def _campaign_effect(camp, scale, better: str, worse: str, view: str, rates, ses
 
 def _up_to(detail: pd.DataFrame) -> Result:
     row = detail.loc[detail["effect"].idxmax()]
-    return Result(float(row["effect"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n_seeds"]),
-                  note=f"largest per-point effect: {row['fault_model']} at rate {row['rate']:g}")  # fmt: skip
+    return Result(
+        float(row["effect"]),
+        float(row["ci_low"]),
+        float(row["ci_high"]),
+        int(row["n_seeds"]),
+        note=f"largest per-point effect: {row['fault_model']} at rate {row['rate']:g}",
+    )
 
 
 def model_drop(camp: pd.DataFrame, rates, fault_models=None) -> pd.DataFrame:
@@ -148,9 +154,15 @@ def _correlation(x: pd.Series, y: pd.Series, clusters: pd.Series, sesoi: float, 
     if len(common) < 4:
         raise LookupError("too few models for a correlation")
     c = clustered_spearman(x[common].to_numpy(), y[common].to_numpy(), clusters[common].to_numpy(), sesoi)
-    return Result(c.rho, c.ci_low, c.ci_high, c.n_points, c.p_value, c.p_equivalence,
-                  f"{note}; {c.n_points} models in {c.n_clusters} seed clusters")  # fmt: skip
-
+    return Result(
+        c.rho,
+        c.ci_low,
+        c.ci_high,
+        c.n_points,
+        c.p_value,
+        c.p_equivalence,
+        f"{note}; {c.n_points} models in {c.n_clusters} seed clusters",
+    )
 
 
 @estimator
@@ -216,5 +228,10 @@ def sweep_correlation(metric, args, tables, scale, rates, sesoi) -> Result:
     ids = [i for i in ids if i in overall.index and i in drop.index]
     if len(ids) < 4:
         raise LookupError("the threshold sweep is not recorded")
-    return _correlation(overall[ids], drop.loc[ids, "drop"], drop.loc[ids, "train_seed"], sesoi,
-                        f"sparsity vs {scale.sweep_fault_model} accuracy drop")  # fmt: skip
+    return _correlation(
+        overall[ids],
+        drop.loc[ids, "drop"],
+        drop.loc[ids, "train_seed"],
+        sesoi,
+        f"sparsity vs {scale.sweep_fault_model} accuracy drop",
+    )

@@ -50,8 +50,13 @@ def git_state(root: Path | None = None) -> dict:
     root = root or Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "flatenn", "benchmarks"], cwd=root,
-                               capture_output=True, text=True, check=True)  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "flatenn", "benchmarks"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": "unknown", "dirty": None}
@@ -72,10 +77,18 @@ def new_run_id(git: dict) -> str:
 class Experiment:
     """One scale's experiment, backed by a results folder, shipped models and a model zoo."""
 
-    def __init__(self, scale: ScaleConfig, results_dir: str | Path, zoo: Zoo | None = None,
-                 device: str | None = None, progress: bool = True, retrain: bool = False,
-                 reference_dir: str | Path | None = None, command: str | None = None,
-                 executor: Executor | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        scale: ScaleConfig,
+        results_dir: str | Path,
+        zoo: Zoo | None = None,
+        device: str | None = None,
+        progress: bool = True,
+        retrain: bool = False,
+        reference_dir: str | Path | None = None,
+        command: str | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.scale = scale
         self.folder = ResultsFolder(results_dir)  # lock, tables, models, provenance
         self.dir, self.lock = self.folder.path, self.folder.lock
@@ -160,17 +173,33 @@ class Experiment:
             if source != "folder":
                 self.begin()
                 self.local_models.store(cfg, model, record)
-            self.stages.step("models", mid, f"{source}, clean accuracy {record.clean_accuracy:.2f}%",
-                             resumed=source != "trained")
+            self.stages.step(
+                "models", mid, f"{source}, clean accuracy {record.clean_accuracy:.2f}%", resumed=source != "trained"
+            )
             fp = model_fingerprint(model)
             self._models[mid] = (model, record)
             self._fingerprints[mid] = fp
             self.folder.drop_model_rows(mid, fp)
-            row = {"model_id": mid, "variant": variant, "seed": seed, "key": cfg.key(), "fingerprint": fp,
-                   "source": source, "dataset": cfg.dataset, "model": cfg.model, "width": cfg.width,
-                   "activation": cfg.activation, "threshold": record.threshold, "optimizer": cfg.optimizer,
-                   "rho": cfg.rho, "epochs": cfg.epochs, "clean_accuracy": record.clean_accuracy,
-                   "clean_loss": record.clean_loss, "sparsity": record.sparsity, "run_id": self.run_id}  # fmt: skip
+            row = {
+                "model_id": mid,
+                "variant": variant,
+                "seed": seed,
+                "key": cfg.key(),
+                "fingerprint": fp,
+                "source": source,
+                "dataset": cfg.dataset,
+                "model": cfg.model,
+                "width": cfg.width,
+                "activation": cfg.activation,
+                "threshold": record.threshold,
+                "optimizer": cfg.optimizer,
+                "rho": cfg.rho,
+                "epochs": cfg.epochs,
+                "clean_accuracy": record.clean_accuracy,
+                "clean_loss": record.clean_loss,
+                "sparsity": record.sparsity,
+                "run_id": self.run_id,
+            }
             if not self.folder.has_rows("training", mid, fp):
                 self.begin()
                 self.folder.merge("training", pd.DataFrame([row]))
@@ -186,10 +215,20 @@ class Experiment:
             return
         t0 = time.perf_counter()
         self.begin()
-        df = run_campaign(model, x, y, fault_model, rates=self.scale.rates, trials=self.scale.trials,
-                          seed=self.scale.map_seed(seed), model_id=mid, batch_size=self.scale.eval_batch_size,
-                          out=self.dir / "campaign.csv", progress=self.progress,
-                          extra={"variant": variant, "train_seed": seed, "run_id": self.run_id})  # fmt: skip
+        df = run_campaign(
+            model,
+            x,
+            y,
+            fault_model,
+            rates=self.scale.rates,
+            trials=self.scale.trials,
+            seed=self.scale.map_seed(seed),
+            model_id=mid,
+            batch_size=self.scale.eval_batch_size,
+            out=self.dir / "campaign.csv",
+            progress=self.progress,
+            extra={"variant": variant, "train_seed": seed, "run_id": self.run_id},
+        )
         self.folder.changed("campaign")
         self._campaigns_done.add((mid, fault_model))
         self.stages.step("campaigns", f"{mid} {fault_model}", resumed=not df.attrs.get("computed_rows"))
@@ -210,8 +249,16 @@ class Experiment:
         x, y = self.sharpness_set()
         s = self.scale
         t0 = time.perf_counter()
-        rows, land = measure(model, x, y, s.sharpness_metrics, model_id=mid, seed=s.sharpness_seed,
-                             batch_size=s.eval_batch_size, options=measure_options(s))
+        rows, land = measure(
+            model,
+            x,
+            y,
+            s.sharpness_metrics,
+            model_id=mid,
+            seed=s.sharpness_seed,
+            batch_size=s.eval_batch_size,
+            options=measure_options(s),
+        )
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
         self.timings[f"sharpness/{mid}"] = time.perf_counter() - t0
@@ -233,8 +280,13 @@ class Experiment:
         x, _ = self.eval_set()
         df = measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
         self.computed = True
-        tags = {"model_id": mid, "variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid],
-                "run_id": self.run_id}  # fmt: skip
+        tags = {
+            "model_id": mid,
+            "variant": variant,
+            "train_seed": seed,
+            "fingerprint": self._fingerprints[mid],
+            "run_id": self.run_id,
+        }
         self.begin()
         self.folder.merge("sparsity", df.assign(**tags))
         self.stages.step("sparsity", mid)
@@ -255,8 +307,9 @@ class Experiment:
             raise ValueError(f"unknown unit kind {unit.kind!r}")
         self._done.add(unit)
 
-    def ensure(self, variants: tuple[str, ...], campaign: tuple[str, ...] = (), sharpness: bool = False,
-               sparsity: bool = False) -> None:  # fmt: skip
+    def ensure(
+        self, variants: tuple[str, ...], campaign: tuple[str, ...] = (), sharpness: bool = False, sparsity: bool = False
+    ) -> None:
         """Compute whatever of the requested products is missing, for every seed of the scale."""
         units = []
         for v in variants:
@@ -275,8 +328,7 @@ class Experiment:
         """campaign_summary.csv from campaign.csv."""
         camp = self.tables()["campaign"]
         if len(camp):
-            write_table(campaign_summary(camp), self.dir / "campaign_summary.csv", SUMMARY_COLUMNS,
-                        sort=SUMMARY_KEY)  # fmt: skip
+            write_table(campaign_summary(camp), self.dir / "campaign_summary.csv", SUMMARY_COLUMNS, sort=SUMMARY_KEY)
 
     def prune_models(self) -> None:
         """Delete model files of the folder that no row of training.csv refers to (replaced models)."""
@@ -287,15 +339,27 @@ class Experiment:
         import flatenn
 
         return {
-            "run_id": self.run_id, "git": self.git, "command": self.command, "status": status,
+            "run_id": self.run_id,
+            "git": self.git,
+            "command": self.command,
+            "status": status,
             "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                         "pandas": pd.__version__, "flatenn": getattr(flatenn, "__version__", "unknown")},
-            "device": {"type": self.device.type, "name": torch.cuda.get_device_name(self.device)
-                       if self.device.type == "cuda" else platform.processor() or platform.machine(),
-                       "torch_threads": torch.get_num_threads()},
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "pandas": pd.__version__,
+                "flatenn": getattr(flatenn, "__version__", "unknown"),
+            },
+            "device": {
+                "type": self.device.type,
+                "name": torch.cuda.get_device_name(self.device)
+                if self.device.type == "cuda"
+                else platform.processor() or platform.machine(),
+                "torch_threads": torch.get_num_threads(),
+            },
             "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
-        }  # fmt: skip
+        }
 
     def begin(self) -> None:
         """List this run in provenance.json (status ``running``) before it writes its first row.
@@ -353,8 +417,9 @@ class Experiment:
         self.folder.changed("claims")
         self.folder.changed("claims_detail")
         write_table(claims, self.dir / "claims.csv", CLAIM_COLUMNS, sort=["case"])
-        write_table(detail, self.dir / "claims_detail.csv", DETAIL_COLUMNS,
-                    sort=["claim", "metric", "fault_model", "rate"])  # fmt: skip
+        write_table(
+            detail, self.dir / "claims_detail.csv", DETAIL_COLUMNS, sort=["claim", "metric", "fault_model", "rate"]
+        )
         return claims
 
 

@@ -89,9 +89,11 @@ class ResultsFolder:
             stale = (t["model_id"] == model_id) & (t["fingerprint"] != fingerprint)
             if not stale.any():
                 continue
-            print(f"{path}: {int(stale.sum())} rows of {model_id} were measured on another model "
-                  f"(fingerprint {t.loc[stale, 'fingerprint'].iloc[0]} != {fingerprint}); recomputing them",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{path}: {int(stale.sum())} rows of {model_id} were measured on another model "
+                f"(fingerprint {t.loc[stale, 'fingerprint'].iloc[0]} != {fingerprint}); recomputing them",
+                file=sys.stderr,
+            )
             kept = t[~stale]
             if name in SCHEMAS:
                 write_schema_table(kept, path, name)
@@ -159,11 +161,15 @@ class ResultsFolder:
             "scale": scale.name,
             "runs": sorted(runs.values(), key=lambda r: r["run_id"]),
             "scale_config": json.loads(json.dumps(dataclasses.asdict(scale), default=list)),
-            "models": {r.model_id: {"key": r.key, "fingerprint": r.fingerprint, "source": r.source}
-                       for r in training.itertuples()} if len(training) else {},
+            "models": {
+                r.model_id: {"key": r.key, "fingerprint": r.fingerprint, "source": r.source}
+                for r in training.itertuples()
+            }
+            if len(training)
+            else {},
             "tables_sha256": table_checksums(self.path),
             "note": "each row of every table names the run that measured it (run_id); timings are wall-clock "
-                    "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
-                    "later run completed the folder",
-        }  # fmt: skip
+            "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
+            "later run completed the folder",
+        }
         atomic_write_text(self.path / "provenance.json", json.dumps(prov, indent=1, sort_keys=True) + "\n")

@@ -28,5 +28,11 @@ def sharpness_inputs(scale: ScaleConfig, data: DataSplit) -> tuple[torch.Tensor,
 
 def measure_options(scale: ScaleConfig) -> dict:
     """The sharpness options a scale measures with (shared by the experiment and :func:`remeasure`)."""
-    return {"probes": scale.sharpness_probes, "directions": scale.sharpness_directions, "sigma": scale.sharpness_sigma,
-            "rate": scale.sensitivity_rate, "iters": scale.sharpness_iters, "fault_model": "bitflip"}  # fmt: skip
+    return {
+        "probes": scale.sharpness_probes,
+        "directions": scale.sharpness_directions,
+        "sigma": scale.sharpness_sigma,
+        "rate": scale.sensitivity_rate,
+        "iters": scale.sharpness_iters,
+        "fault_model": "bitflip",
+    }

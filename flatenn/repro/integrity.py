@@ -53,26 +53,38 @@ def check_provenance(prov: dict, scale: ScaleConfig, training: pd.DataFrame) -> 
     problems = []
     for r in prov.get("runs", []):
         if r.get("status") == "running":
-            problems.append(f"provenance.json: run {r.get('run_id')} never finished (killed?); rerun the command "
-                            f"that made this folder ({r.get('command', '?')}) to complete it")  # fmt: skip
+            problems.append(
+                f"provenance.json: run {r.get('run_id')} never finished (killed?); rerun the command "
+                f"that made this folder ({r.get('command', '?')}) to complete it"
+            )
     recorded, want = prov.get("scale_config"), scale_config_json(scale)
     if isinstance(recorded, dict):  # a field added after the recording counts as its default (the old behaviour)
-        defaults = scale_config_json(ScaleConfig(**{f.name: getattr(scale, f.name) for f in dataclasses.fields(scale)
-                                                    if f.name in ("name", "dataset", "model", "width", "epochs",
-                                                                  "batch_size", "lr")}))  # fmt: skip
+        defaults = scale_config_json(
+            ScaleConfig(
+                **{
+                    f.name: getattr(scale, f.name)
+                    for f in dataclasses.fields(scale)
+                    if f.name in ("name", "dataset", "model", "width", "epochs", "batch_size", "lr")
+                }
+            )
+        )
         recorded = {**{k: v for k, v in want.items() if k not in recorded and v == defaults.get(k)}, **recorded}
     if recorded != want:
         fields = sorted(k for k in set(want) | set(recorded or {}) if (recorded or {}).get(k) != want.get(k))
-        problems.append(f"provenance.json: scale_config differs from the definition of scale {scale.name} in "
-                        f"{fields} (edited, or recorded with other settings)")  # fmt: skip
+        problems.append(
+            f"provenance.json: scale_config differs from the definition of scale {scale.name} in "
+            f"{fields} (edited, or recorded with other settings)"
+        )
     models = prov.get("models", {})
     for r in training.itertuples():
         m = models.get(r.model_id)
         if m is None:
             problems.append(f"provenance.json: model {r.model_id} of training.csv is not listed")
         elif (m.get("key"), m.get("fingerprint"), m.get("source")) != (r.key, r.fingerprint, r.source):
-            problems.append(f"provenance.json: model {r.model_id} is listed as {m}, training.csv says key {r.key}, "
-                            f"fingerprint {r.fingerprint}, source {r.source}")  # fmt: skip
+            problems.append(
+                f"provenance.json: model {r.model_id} is listed as {m}, training.csv says key {r.key}, "
+                f"fingerprint {r.fingerprint}, source {r.source}"
+            )
     extra = sorted(set(models) - set(training["model_id"])) if len(training) else sorted(models)
     if extra:
         problems.append(f"provenance.json: models {extra[:3]} are not in training.csv")
@@ -114,8 +126,9 @@ def check_training(d: Path, scale: ScaleConfig, training: pd.DataFrame) -> list[
             problems.append(f"models/{cfg.key()} ({r.model_id}): {e}")
             continue
         if fp != r.fingerprint:
-            problems.append(f"models/{cfg.key()} ({r.model_id}): weights give fingerprint {fp}, training.csv says "
-                            f"{r.fingerprint}")  # fmt: skip
+            problems.append(
+                f"models/{cfg.key()} ({r.model_id}): weights give fingerprint {fp}, training.csv says {r.fingerprint}"
+            )
         for c in RECORD_COLUMNS:
             if not _close(getattr(r, c), getattr(record, c)):
                 problems.append(f"{where}: {c} is {getattr(r, c)!r}, the model's record says {getattr(record, c)!r}")
@@ -133,8 +146,10 @@ def _tag_consistency(name: str, tab: pd.DataFrame, training: pd.DataFrame) -> li
         bad = want.notna() & (tab[col].astype(str) != want.astype(str))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            problems.append(f"{name}.csv line {i + 2}: {col} {tab[col].iloc[i]!r} but model "
-                            f"{tab['model_id'].iloc[i]} has {want.iloc[i]!r} in training.csv")  # fmt: skip
+            problems.append(
+                f"{name}.csv line {i + 2}: {col} {tab[col].iloc[i]!r} but model "
+                f"{tab['model_id'].iloc[i]} has {want.iloc[i]!r} in training.csv"
+            )
     return problems
 
 
@@ -146,13 +161,18 @@ def check_campaign_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, train
     bad = camp["changed_weights"] > camp["faulty_bits"]
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        problems.append(f"campaign.csv line {i + 2}: changed_weights {camp['changed_weights'].iloc[i]} > "
-                        f"faulty_bits {camp['faulty_bits'].iloc[i]}")  # fmt: skip
-    clean = (camp["changed_weights"] == 0) & ((camp["accuracy"] != camp["clean_accuracy"])
-                                              | (camp["loss"] != camp["clean_loss"]))  # fmt: skip
+        problems.append(
+            f"campaign.csv line {i + 2}: changed_weights {camp['changed_weights'].iloc[i]} > "
+            f"faulty_bits {camp['faulty_bits'].iloc[i]}"
+        )
+    clean = (camp["changed_weights"] == 0) & (
+        (camp["accuracy"] != camp["clean_accuracy"]) | (camp["loss"] != camp["clean_loss"])
+    )
     if clean.any():
         i = int(np.flatnonzero(clean.to_numpy())[0])
-        problems.append(f"campaign.csv line {i + 2}: no weight changed, yet accuracy/loss differ from the clean model's")
+        problems.append(
+            f"campaign.csv line {i + 2}: no weight changed, yet accuracy/loss differ from the clean model's"
+        )
     for col in ("clean_accuracy", "clean_loss", "n_eval"):
         varying = camp.groupby("model_id")[col].nunique()
         if (varying > 1).any():
@@ -161,8 +181,10 @@ def check_campaign_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, train
     wrong = camp["seed"] != seeds
     if wrong.any():
         i = int(np.flatnonzero(wrong.to_numpy())[0])
-        problems.append(f"campaign.csv line {i + 2}: map seed {camp['seed'].iloc[i]} is not the scale's seed "
-                        f"{seeds.iloc[i]} for training seed {camp['train_seed'].iloc[i]}")  # fmt: skip
+        problems.append(
+            f"campaign.csv line {i + 2}: map seed {camp['seed'].iloc[i]} is not the scale's seed "
+            f"{seeds.iloc[i]} for training seed {camp['train_seed'].iloc[i]}"
+        )
     problems += _rederive_counts(d, scale, camp, training)
     return problems
 
@@ -189,15 +211,21 @@ def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: 
             for row in rows.itertuples():
                 points.setdefault((row.seed, row.rate, row.count, row.trial), []).append(row)
             for (seed, rate, count, trial), group in points.items():
-                maps = inj.sample(int(seed), int(trial), rate=None if count >= 0 else float(rate),
-                                  count=int(count) if count >= 0 else None)  # fmt: skip
+                maps = inj.sample(
+                    int(seed),
+                    int(trial),
+                    rate=None if count >= 0 else float(rate),
+                    count=int(count) if count >= 0 else None,
+                )
                 nbits = sum(m.faulty_bits for m in maps.values())
                 for row in group:
                     changed = sum(inj.faulty_weights(n, m, row.fault_model)[0].size for n, m in maps.items())
                     if (int(row.faulty_bits), int(row.changed_weights)) != (nbits, changed):
-                        problems.append(f"campaign.csv: {mid} {row.fault_model} rate {rate:g} trial {trial}: "
-                                        f"faulty_bits/changed_weights {row.faulty_bits}/{row.changed_weights}, "
-                                        f"the model and the fault sampler give {nbits}/{changed}")  # fmt: skip
+                        problems.append(
+                            f"campaign.csv: {mid} {row.fault_model} rate {rate:g} trial {trial}: "
+                            f"faulty_bits/changed_weights {row.faulty_bits}/{row.changed_weights}, "
+                            f"the model and the fault sampler give {nbits}/{changed}"
+                        )
                         if len(problems) >= 5:
                             return problems + ["campaign.csv: (more rows differ; first 5 shown)"]
     return problems
@@ -215,11 +243,15 @@ def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame]) -> list[
     have = {(m, k) for m, k in zip(sharp["model_id"], sharp["metric"], strict=True)} if len(sharp) else set()
     want = {(m, k) for m in want_sharp for k in metrics}
     if want - have:
-        problems.append(f"sharpness.csv: {len(want - have)} (model, metric) row(s) of the plan missing, "
-                        f"e.g. {sorted(want - have)[:2]}")  # fmt: skip
+        problems.append(
+            f"sharpness.csv: {len(want - have)} (model, metric) row(s) of the plan missing, "
+            f"e.g. {sorted(want - have)[:2]}"
+        )
     if have - want:
-        problems.append(f"sharpness.csv: {len(have - want)} row(s) the plan does not define (unknown metric or "
-                        f"model), e.g. {sorted(have - want)[:2]}")  # fmt: skip
+        problems.append(
+            f"sharpness.csv: {len(have - want)} row(s) the plan does not define (unknown metric or "
+            f"model), e.g. {sorted(have - want)[:2]}"
+        )
     if len(sharp):
         for col, val in (("n_examples", scale.sharpness_examples), ("seed", scale.sharpness_seed)):
             off = sharp[col] != val
@@ -239,12 +271,16 @@ def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame]) -> list[
         bad = (sp["zeros"] < 0) | (sp["zeros"] > sp["total"]) | ~np.isclose(sp["sparsity"], frac, rtol=RTOL, atol=1e-9)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            problems.append(f"sparsity.csv line {i + 2}: sparsity {sp['sparsity'].iloc[i]} is not zeros / total = "
-                            f"{sp['zeros'].iloc[i]} / {sp['total'].iloc[i]}")  # fmt: skip
+            problems.append(
+                f"sparsity.csv line {i + 2}: sparsity {sp['sparsity'].iloc[i]} is not zeros / total = "
+                f"{sp['zeros'].iloc[i]} / {sp['total'].iloc[i]}"
+            )
         layers = sp.groupby("model_id")["layer"].apply(lambda s: tuple(sorted(s)))
         if layers.nunique() > 1:
-            problems.append("sparsity.csv: models list different layers (a row deleted or added?): "
-                            + ", ".join(f"{m} {len(v)}" for m, v in layers.items() if v != layers.mode().iloc[0])[:200])
+            problems.append(
+                "sparsity.csv: models list different layers (a row deleted or added?): "
+                + ", ".join(f"{m} {len(v)}" for m, v in layers.items() if v != layers.mode().iloc[0])[:200]
+            )
     return problems
 
 
@@ -262,7 +298,9 @@ def _check_landscape(sharp: pd.DataFrame, land: pd.DataFrame, models: set[str]) 
         problems.append("landscape.csv: models are sampled at different alphas (a row deleted or added?)")
     bad = ~land["accuracy"].between(0, 100) | ~(land["loss"] >= 0)
     if bad.any():
-        problems.append(f"landscape.csv line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}: loss or accuracy out of range")
+        problems.append(
+            f"landscape.csv line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}: loss or accuracy out of range"
+        )
     if len(sharp):
         rec = sharp[sharp["metric"] == "landscape1d"].set_index("model_id")["value"]
         for mid, g in land.groupby("model_id"):
@@ -271,13 +309,16 @@ def _check_landscape(sharp: pd.DataFrame, land: pd.DataFrame, models: set[str]) 
                 continue
             derived = float(g["loss"].max() - at0.iloc[0])
             if not np.isclose(rec[mid], derived, rtol=1e-4, atol=1e-5):
-                problems.append(f"sharpness.csv: landscape1d of {mid} is {rec[mid]:.6g}, landscape.csv gives "
-                                f"max loss - loss at 0 = {derived:.6g}")  # fmt: skip
+                problems.append(
+                    f"sharpness.csv: landscape1d of {mid} is {rec[mid]:.6g}, landscape.csv gives "
+                    f"max loss - loss at 0 = {derived:.6g}"
+                )
     return problems
 
 
-def remeasure(d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], model_ids: list[str],
-              rtol: float = 1e-3) -> list[str]:  # fmt: skip
+def remeasure(
+    d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], model_ids: list[str], rtol: float = 1e-3
+) -> list[str]:
     """Re-measure the sharpness, landscape and sparsity rows of ``model_ids`` from the shipped models.
 
     A spot check of measured values that no other table derives (a careful hand edit of one): the same
@@ -302,18 +343,30 @@ def remeasure(d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], mode
         with torch_state(deterministic=True):
             if len(mine):
                 x, y = sharpness_inputs(scale, data)
-                rows, fresh_land = measure(model, x, y, list(mine["metric"]), model_id=mid, seed=scale.sharpness_seed,
-                                           batch_size=scale.eval_batch_size, options=measure_options(scale))  # fmt: skip
+                rows, fresh_land = measure(
+                    model,
+                    x,
+                    y,
+                    list(mine["metric"]),
+                    model_id=mid,
+                    seed=scale.sharpness_seed,
+                    batch_size=scale.eval_batch_size,
+                    options=measure_options(scale),
+                )
                 got = dict(zip(rows["metric"], rows["value"], strict=True))
                 for m, v in zip(mine["metric"], mine["value"], strict=True):
                     if not np.isclose(v, got[m], rtol=rtol, atol=1e-7):
-                        problems.append(f"sharpness.csv: {mid} {m} is {v:.6g}, re-measured from the shipped model "
-                                        f"{got[m]:.6g}")  # fmt: skip
+                        problems.append(
+                            f"sharpness.csv: {mid} {m} is {v:.6g}, re-measured from the shipped model {got[m]:.6g}"
+                        )
                 rec = land[land["model_id"] == mid].sort_values("alpha") if len(land) else land
                 if len(rec) and len(fresh_land):
                     fl = fresh_land.sort_values("alpha")
-                    if len(fl) != len(rec) or not np.allclose(rec["loss"], fl["loss"], rtol=rtol, atol=1e-6) or \
-                            not np.allclose(rec["accuracy"], fl["accuracy"], rtol=rtol, atol=1e-6):  # fmt: skip
+                    if (
+                        len(fl) != len(rec)
+                        or not np.allclose(rec["loss"], fl["loss"], rtol=rtol, atol=1e-6)
+                        or not np.allclose(rec["accuracy"], fl["accuracy"], rtol=rtol, atol=1e-6)
+                    ):
                         problems.append(f"landscape.csv: rows of {mid} differ from the re-measured landscape")
             mine_sp = sp[sp["model_id"] == mid] if len(sp) else sp
             if len(mine_sp):
@@ -321,6 +374,8 @@ def remeasure(d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], mode
                 fresh = measure_sparsity(model, x, scale.eval_batch_size).set_index("layer")
                 for row in mine_sp.itertuples():
                     if row.layer not in fresh.index or int(fresh.at[row.layer, "zeros"]) != int(row.zeros):
-                        problems.append(f"sparsity.csv: {mid} layer {row.layer}: {row.zeros} zeros recorded, "
-                                        f"re-measured {fresh['zeros'].get(row.layer, 'no such layer')}")  # fmt: skip
+                        problems.append(
+                            f"sparsity.csv: {mid} layer {row.layer}: {row.zeros} zeros recorded, "
+                            f"re-measured {fresh['zeros'].get(row.layer, 'no such layer')}"
+                        )
     return problems

@@ -14,8 +14,15 @@ from .claims import CLAIMS
 from .figures import plt, save_figure, save_with_legend
 from .scales import MAIN_VARIANTS, SCALES
 
-COLORS = {"standard-sgd": "tab:blue", "sparse-sgd": "tab:red", "standard-saq": "tab:green", "sparse-saq": "tab:orange",
-          "sweep-t0.25": "tab:purple", "sweep-t1": "tab:brown", "sweep-t0.5": "tab:pink"}
+COLORS = {
+    "standard-sgd": "tab:blue",
+    "sparse-sgd": "tab:red",
+    "standard-saq": "tab:green",
+    "sparse-saq": "tab:orange",
+    "sweep-t0.25": "tab:purple",
+    "sweep-t1": "tab:brown",
+    "sweep-t0.5": "tab:pink",
+}
 
 
 def claim_titles() -> dict[str, str]:
@@ -87,16 +94,23 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
             d = detail[(detail["claim"] == c) & detail["metric"].str.startswith(view)]
             for k, (fm, g) in enumerate(d.groupby("fault_model")):
                 g = g.sort_values("rate")
-                ax.errorbar(g["rate"] * (1 + 0.06 * (k - 1)), g["effect"],
-                            yerr=[g["effect"] - g["ci_low"], g["ci_high"] - g["effect"]],
-                            marker="o", ms=3, capsize=2, label=fm)  # fmt: skip
+                ax.errorbar(
+                    g["rate"] * (1 + 0.06 * (k - 1)),
+                    g["effect"],
+                    yerr=[g["effect"] - g["ci_low"], g["ci_high"] - g["effect"]],
+                    marker="o",
+                    ms=3,
+                    capsize=2,
+                    label=fm,
+                )
             if scale is not None:
                 rates = [r for rs in scale.informative_rates.values() for r in rs]
                 _shade_window(ax, rates)
             for v in CLAIMS[c].paper_values:
                 ax.axhline(v, color="k", ls="--", lw=0.8)
-                ax.annotate(f"published up to {v:g}", (0.02, v), xycoords=("axes fraction", "data"), fontsize=6,
-                            va="bottom")  # fmt: skip
+                ax.annotate(
+                    f"published up to {v:g}", (0.02, v), xycoords=("axes fraction", "data"), fontsize=6, va="bottom"
+                )
             ax.axhline(0, color="k", lw=0.8)
             ax.set_xscale("log")
             ax.set_title(titles[c] if i == 0 else "", fontsize=9)
@@ -104,8 +118,13 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("bit error rate")
-    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — paired effects, 95% t-CI over seeds "
-                      "(positive = the claim's direction)", bottom=0.05)  # fmt: skip
+    save_with_legend(
+        fig,
+        axes[0][0],
+        path,
+        f"{scale_title(scale)} — paired effects, 95% t-CI over seeds (positive = the claim's direction)",
+        bottom=0.05,
+    )
 
 
 def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None:
@@ -113,8 +132,12 @@ def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None
     hyp = claims[claims["direction"] != 0].sort_values("case")
     if hyp.empty:
         return
-    cols = [("verdict", "informative"), ("verdict_all_rates", "all rates"), ("verdict_window_down", "window − 1"),
-            ("verdict_window_up", "window + 1")]  # fmt: skip
+    cols = [
+        ("verdict", "informative"),
+        ("verdict_all_rates", "all rates"),
+        ("verdict_window_down", "window − 1"),
+        ("verdict_window_up", "window + 1"),
+    ]
     codes = {"contradicted": 0, "equivalent": 1, "inconclusive": 2, "supported": 3}
     colors = ["tab:red", "tab:purple", "0.85", "tab:green"]
     grid = np.array([[codes.get(str(r[c]), 2) for c, _ in cols] for _, r in hyp.iterrows()])
@@ -175,8 +198,14 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
             var = v.loc[mid, "variant"]
             ax.scatter(v.loc[mid, "value"], drop[mid], color=COLORS.get(var, "gray"), s=18)
         row = claims[claims["case"] == f"sharper_minima[spearman_{m}]"]
-        rho = (f"rho={row['effect'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, {row['ci_high'].iloc[0]:.2f}]"
-               " (seed-cluster bootstrap)") if len(row) else ""  # fmt: skip
+        rho = (
+            (
+                f"rho={row['effect'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, {row['ci_high'].iloc[0]:.2f}]"
+                " (seed-cluster bootstrap)"
+            )
+            if len(row)
+            else ""
+        )
         ax.set_title(f"{m}\n{rho}", fontsize=8)
         ax.set_xlabel(m)
         ax.set_ylabel("mean accuracy drop, informative rates (points)", fontsize=8)
@@ -208,15 +237,24 @@ def plot_sparsity(sp: pd.DataFrame, path: Path, scale=None) -> None:
     for i, v in enumerate(variants):
         g = sp[sp["variant"] == v].groupby("layer")["sparsity"]
         m, lo, hi = (100 * f().reindex(layers).to_numpy() for f in (g.mean, g.min, g.max))
-        ax.bar(np.arange(len(layers)) + i * w, m, w, yerr=[m - lo, hi - m], capsize=1.5, label=v, color=_color(v, i),
-               error_kw={"lw": 0.6})  # fmt: skip
+        ax.bar(
+            np.arange(len(layers)) + i * w,
+            m,
+            w,
+            yerr=[m - lo, hi - m],
+            capsize=1.5,
+            label=v,
+            color=_color(v, i),
+            error_kw={"lw": 0.6},
+        )
     ax.set_xticks(np.arange(len(layers)) + 0.4 - w / 2)
     ax.set_xticklabels([layer_label(x, i) for i, x in enumerate(layers)], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("zeros after activation (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=7, ncol=min(len(variants), 3), loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
-    ax.set_title(f"{scale_title(scale)}\nactivation sparsity on the evaluation set (bars: min–max over seeds)",
-                 fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{scale_title(scale)}\nactivation sparsity on the evaluation set (bars: min–max over seeds)", fontsize=9
+    )
     save_figure(fig, path)
 
 
@@ -226,8 +264,17 @@ def scale_figures(d: Path) -> list[Path]:
     fig_dir = d / "figures"
     fig_dir.mkdir(exist_ok=True)
     made = []
-    summary, detail, land = read_result(d, "campaign_summary"), read_result(d, "claims_detail"), read_result(d, "landscape")
-    sharp, camp, claims, sp = read_result(d, "sharpness"), read_result(d, "campaign"), read_result(d, "claims"), read_result(d, "sparsity")
+    summary, detail, land = (
+        read_result(d, "campaign_summary"),
+        read_result(d, "claims_detail"),
+        read_result(d, "landscape"),
+    )
+    sharp, camp, claims, sp = (
+        read_result(d, "sharpness"),
+        read_result(d, "campaign"),
+        read_result(d, "claims"),
+        read_result(d, "sparsity"),
+    )
     if len(summary):
         plot_accuracy_vs_rate(summary, fig_dir / "accuracy_vs_rate.png", scale)
         made.append(fig_dir / "accuracy_vs_rate.png")
@@ -238,8 +285,9 @@ def scale_figures(d: Path) -> list[Path]:
         plot_window_robustness(claims, fig_dir / "window_robustness.png", scale)
         made.append(fig_dir / "window_robustness.png")
     if len(land):
-        plot_landscapes_1d(land[land["variant"].isin(MAIN_VARIANTS)], fig_dir / "landscape_1d.png",
-                           scale_title(scale) or d.name)  # fmt: skip
+        plot_landscapes_1d(
+            land[land["variant"].isin(MAIN_VARIANTS)], fig_dir / "landscape_1d.png", scale_title(scale) or d.name
+        )
         made.append(fig_dir / "landscape_1d.png")
     if len(sharp) and len(camp) and scale is not None:
         plot_sharpness_vs_drop(sharp, camp, claims, scale, fig_dir / "sharpness_vs_drop.png")
@@ -258,28 +306,32 @@ FILES = {
     "landscape.csv": "1-D filter-normalized loss landscape per model",
     "sparsity.csv": "activation sparsity per layer and overall per model (evaluation set)",
     "claims.csv": "one row per claim case: effect, 95% CI, p (raw, Holm), SESOI and TOST p, direction verdict "
-                  "(also under other rate windows), published values and magnitude verdict",
+    "(also under other rate windows), published values and magnitude verdict",
     "claims_detail.csv": "paired effects per (claim, fault model, rate) with 95% CIs over training seeds",
     "provenance.json": "every run that wrote rows (commit, command, versions, device, timings), scale config, "
-                       "model keys and fingerprints, SHA-256 of every table",
+    "model keys and fingerprints, SHA-256 of every table",
     "models/": "the trained models the rows were measured on (zoo entries by config key; loaded by reproduce)",
     "figures/": "accuracy vs rate, paired claim effects (accuracy and drop views), window robustness, 1-D "
-                "landscapes, sharpness vs drop, per-layer sparsity",
+    "landscapes, sharpness vs drop, per-layer sparsity",
     "ablation/": "(top level) factor effects per ablation level (`effects.csv`), clean accuracy and sparsity per "
-                 "level and variant (`levels.csv`), per-epoch training loss of the from-scratch models "
-                 "(`training_curves.csv`, from the shipped models' records), and their figures",
+    "level and variant (`levels.csv`), per-epoch training loss of the from-scratch models "
+    "(`training_curves.csv`, from the shipped models' records), and their figures",
     "speed/": "(top level) the last `benchmarks/speed_report.py --out results/speed` run (`report.txt`) with its "
-              "commit, CPU, thread count and load average (`provenance.json`)",
+    "commit, CPU, thread count and load average (`provenance.json`)",
 }
 
 
 def claims_table(claims: pd.DataFrame) -> str:
-    lines = ["| case | effect | 95% CI | unit | p (Holm) | verdict | window-stable | paper | magnitude |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| case | effect | 95% CI | unit | p (Holm) | verdict | window-stable | paper | magnitude |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in claims.itertuples():
         p = "" if pd.isna(r.p_holm) else f"{r.p_holm:.3g}"
-        lines.append(f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {p} | {r.verdict} | "
-                     f"{'yes' if r.window_stable else 'no'} | {text_or_empty(r.paper_values)} | {text_or_empty(r.magnitude)} |")  # fmt: skip
+        lines.append(
+            f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {p} | {r.verdict} | "
+            f"{'yes' if r.window_stable else 'no'} | {text_or_empty(r.paper_values)} | {text_or_empty(r.magnitude)} |"
+        )
     return "\n".join(lines)
 
 
@@ -307,18 +359,24 @@ def summary_markdown(root: Path) -> str:
     for scale in ("smoke", "cpu"):
         c = read_result(root / scale, "claims")
         tables[scale] = c.set_index("case") if len(c) else None
-    lines = ["| paper claim | our statistic | published | smoke (digits, CNN) | cpu (Fashion-MNIST, ResNet-8) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| paper claim | our statistic | published | smoke (digits, CNN) | cpu (Fashion-MNIST, ResNet-8) |",
+        "|---|---|---|---|---|",
+    ]
     for text, case in headline():
         claim = case.split("[")[0]
         paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if case.endswith("[up_to]") else "direction"
         metric = case.split("[")[1].rstrip("]")
-        lines.append(f"| {text} | `{metric}` | {paper} | {_cell(tables['smoke'], case)} | {_cell(tables['cpu'], case)} |")
+        lines.append(
+            f"| {text} | `{metric}` | {paper} | {_cell(tables['smoke'], case)} | {_cell(tables['cpu'], case)} |"
+        )
     lines.append("")
-    lines.append("Effect [95% CI over training seeds], then the verdict: for `up_to` rows the magnitude against the "
-                 "published 'up to' value, else the Holm-adjusted direction verdict. Accuracy rows are points; "
-                 "`diff_*` are sparse minus standard SGD models; `spearman_*` is rank correlation with the "
-                 "accuracy drop over models (seed-cluster bootstrap CI).")  # fmt: skip
+    lines.append(
+        "Effect [95% CI over training seeds], then the verdict: for `up_to` rows the magnitude against the "
+        "published 'up to' value, else the Holm-adjusted direction verdict. Accuracy rows are points; "
+        "`diff_*` are sparse minus standard SGD models; `spearman_*` is rank correlation with the "
+        "accuracy drop over models (seed-cluster bootstrap CI)."
+    )
     return "\n".join(lines)
 
 
@@ -333,20 +391,34 @@ def replace_summary(text: str, summary: str, start: str = SUMMARY_START, end: st
 
 def write_readme(root: Path) -> Path:
     """results/README.md: what each file is, how it was made, and the claims table per scale."""
-    out = ["# Results", "",
-           "Generated by `python -m flatenn report` from the CSVs in this folder; do not edit by hand.", "",
-           "## Summary", "", scale_facts(root), "", summary_markdown(root), "",
-           "Each `results/<scale>/` folder was made by `nox -s reproduce -- --scale <scale>` "
-           "(`smoke` is the default) with the committed code; `provenance.json` beside the CSVs records the git "
-           "commit, package versions, device, seeds and the model config hashes.", "",
-           "| file | what it is |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in FILES.items()]  # fmt: skip
-    out += ["", "Verdicts (Holm-adjusted over the 16 hypothesis cases of a scale): `supported` / `contradicted` "
-            "(adjusted p < 0.05, effect on the claimed / opposite side), `equivalent` (adjusted TOST p < 0.05 "
-            "against the declared smallest effect of interest), `inconclusive`, `reported` (context). Effects are "
-            "per-seed paired differences (maps shared within a seed, different across seeds) averaged over the "
-            "informative rates; the CI is a Student-t interval over training seeds; correlations use a "
-            "seed-cluster bootstrap. `up_to` rows are the largest per-point effect, compared with the paper's "
-            "'up to X%' (magnitude verdict). The `paper` scale has never been run (no GPU and no CIFAR-10 here)."]  # fmt: skip
+    out = [
+        "# Results",
+        "",
+        "Generated by `python -m flatenn report` from the CSVs in this folder; do not edit by hand.",
+        "",
+        "## Summary",
+        "",
+        scale_facts(root),
+        "",
+        summary_markdown(root),
+        "",
+        "Each `results/<scale>/` folder was made by `nox -s reproduce -- --scale <scale>` "
+        "(`smoke` is the default) with the committed code; `provenance.json` beside the CSVs records the git "
+        "commit, package versions, device, seeds and the model config hashes.",
+        "",
+        "| file | what it is |",
+        "|---|---|",
+    ] + [f"| `{k}` | {v} |" for k, v in FILES.items()]
+    out += [
+        "",
+        "Verdicts (Holm-adjusted over the 16 hypothesis cases of a scale): `supported` / `contradicted` "
+        "(adjusted p < 0.05, effect on the claimed / opposite side), `equivalent` (adjusted TOST p < 0.05 "
+        "against the declared smallest effect of interest), `inconclusive`, `reported` (context). Effects are "
+        "per-seed paired differences (maps shared within a seed, different across seeds) averaged over the "
+        "informative rates; the CI is a Student-t interval over training seeds; correlations use a "
+        "seed-cluster bootstrap. `up_to` rows are the largest per-point effect, compared with the paper's "
+        "'up to X%' (magnitude verdict). The `paper` scale has never been run (no GPU and no CIFAR-10 here).",
+    ]
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         claims = read_result(d, "claims")
         if claims.empty:
@@ -355,18 +427,32 @@ def write_readme(root: Path) -> Path:
         if (d / "provenance.json").is_file():
             prov = json.loads((d / "provenance.json").read_text())
         runs = prov.get("runs", [])
-        run_text = "; ".join(f"`{r['run_id']}` ({r['device']['type']}, torch {r['versions']['torch']}): "
-                             f"`{r['command']}`" for r in runs)  # fmt: skip
-        out += ["", f"## {d.name}", "", f"Runs that produced these rows: {run_text or 'unknown'}.",
-                "", claims_table(claims.sort_values("case"))]  # fmt: skip
+        run_text = "; ".join(
+            f"`{r['run_id']}` ({r['device']['type']}, torch {r['versions']['torch']}): `{r['command']}`" for r in runs
+        )
+        out += [
+            "",
+            f"## {d.name}",
+            "",
+            f"Runs that produced these rows: {run_text or 'unknown'}.",
+            "",
+            claims_table(claims.sort_values("case")),
+        ]
         for cid in claims["claim"].drop_duplicates():
             out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")
     from .ablation import ablation_markdown
 
     ablation = ablation_markdown(root)  # computed once, for this file and the top README
-    out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation, "",
-            "![factor effects](ablation/figures/factor_effects.png)", "",
-            "![training curves](ablation/figures/training_curves.png)"]  # fmt: skip
+    out += [
+        "",
+        "## Ablation: is a claim false, or is our setup too small?",
+        "",
+        ablation,
+        "",
+        "![factor effects](ablation/figures/factor_effects.png)",
+        "",
+        "![training curves](ablation/figures/training_curves.png)",
+    ]
     path = root / "README.md"
     path.write_text("\n".join(out) + "\n")
     top = root.parent / "README.md"
@@ -379,8 +465,10 @@ def write_readme(root: Path) -> Path:
 
 def scale_facts(root: Path) -> str:
     """Per scale: data, model, seeds, trials, whether it ran, and a tally of direction verdicts."""
-    lines = ["| scale | data | model | seeds | trials per point | run | verdicts (hypothesis cases) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| scale | data | model | seeds | trials per point | run | verdicts (hypothesis cases) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, s in SCALES.items():
         claims = read_result(root / name, "claims")
         if len(claims):
@@ -389,8 +477,9 @@ def scale_facts(root: Path) -> str:
             ran = "yes"
         else:
             tally, ran = "", "never run" if name.startswith("paper") else "not recorded"
-        lines.append(f"| {name} | {s.dataset} | {s.model} (width {s.width}) | {len(s.seeds)} | {s.trials} | {ran} | "
-                     f"{tally} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {s.dataset} | {s.model} (width {s.width}) | {len(s.seeds)} | {s.trials} | {ran} | {tally} |"
+        )
     return "\n".join(lines)
 
 

@@ -64,8 +64,15 @@ class ScaleConfig:
     sharpness_directions: int = 20
     sharpness_sigma: float = 0.05
     sharpness_iters: int = 100  # power-iteration cap for lambda_max (residual tolerance 1e-3)
-    sharpness_metrics: tuple[str, ...] = ("lambda_max", "lambda_max_fn", "trace_fn", "avg_sharpness",
-                                          "eps_sharpness", "landscape1d", "bit_sensitivity")  # fmt: skip
+    sharpness_metrics: tuple[str, ...] = (
+        "lambda_max",
+        "lambda_max_fn",
+        "trace_fn",
+        "avg_sharpness",
+        "eps_sharpness",
+        "landscape1d",
+        "bit_sensitivity",
+    )
     sensitivity_rate: float = 3e-3  # bit-flip rate at which bit_sensitivity predicts the loss increase
     device: str = "auto"
     torch_threads: int | None = None
@@ -94,10 +101,20 @@ class ScaleConfig:
 
     def train_config(self, variant: str, seed: int) -> TrainConfig:
         """The training config of one variant and seed at this scale."""
-        base = dict(dataset=self.dataset, model=self.model, width=self.width, w_bits=self.w_bits,
-                    a_bits=self.a_bits, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                    seed=seed, rho=self.rho, train_subset=self.train_subset,
-                    test_subset=self.test_subset)  # fmt: skip
+        base = dict(
+            dataset=self.dataset,
+            model=self.model,
+            width=self.width,
+            w_bits=self.w_bits,
+            a_bits=self.a_bits,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=seed,
+            rho=self.rho,
+            train_subset=self.train_subset,
+            test_subset=self.test_subset,
+        )
         if variant.startswith("sweep-t"):
             act, opt, threshold = "fatrelu", "sgd", float(variant[len("sweep-t") :])
         elif variant in self.variants:
@@ -109,8 +126,9 @@ class ScaleConfig:
             parent = TrainConfig(**base, activation="relu", optimizer=opt)
             ft = {**base, "epochs": self.finetune_epochs, "lr": self.lr / 10}
             target = self.sparse_target if not variant.startswith("sweep-t") else None
-            return TrainConfig(**ft, activation="fatrelu", threshold=threshold, optimizer=opt, parent=parent,
-                               target_sparsity=target)  # fmt: skip
+            return TrainConfig(
+                **ft, activation="fatrelu", threshold=threshold, optimizer=opt, parent=parent, target_sparsity=target
+            )
         return TrainConfig(**base, activation=act, threshold=threshold, optimizer=opt)
 
     def model_id(self, variant: str, seed: int) -> str:
@@ -129,52 +147,103 @@ _STUCK = (3e-2, 6e-2, 1e-1)
 
 SCALES: dict[str, ScaleConfig] = {
     "smoke": ScaleConfig(
-        name="smoke", dataset="digits", model="cnn_digits", width=8, epochs=20, batch_size=64, lr=0.05,
+        name="smoke",
+        dataset="digits",
+        model="cnn_digits",
+        width=8,
+        epochs=20,
+        batch_size=64,
+        lr=0.05,
         informative_rates={"bitflip": (1e-2, 3e-2, 6e-2), "stuck0": _STUCK, "stuck1": _STUCK},
         torch_threads=2,
     ),
     "cpu": ScaleConfig(
-        name="cpu", dataset="fashion_mnist", model="resnet8", width=8, epochs=6, batch_size=128, lr=0.05,
-        train_subset=10000, test_subset=2000, eval_examples=300,
-        rates=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2), trials=50,
+        name="cpu",
+        dataset="fashion_mnist",
+        model="resnet8",
+        width=8,
+        epochs=6,
+        batch_size=128,
+        lr=0.05,
+        train_subset=10000,
+        test_subset=2000,
+        eval_examples=300,
+        rates=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+        trials=50,
         informative_rates={"bitflip": (1e-3, 3e-3, 1e-2), "stuck0": (3e-3, 1e-2, 3e-2), "stuck1": (3e-3, 1e-2, 3e-2)},
-        sharpness_examples=256, sensitivity_rate=1e-3, torch_threads=2,
+        sharpness_examples=256,
+        sensitivity_rate=1e-3,
+        torch_threads=2,
     ),
     "paper_resnet20": ScaleConfig(
-        name="paper_resnet20", dataset="cifar10", model="resnet20", width=16, epochs=200, batch_size=128,
-        lr=0.1, sparse_init="finetune", finetune_epochs=30, trials=100, eval_batch_size=1000,
+        name="paper_resnet20",
+        dataset="cifar10",
+        model="resnet20",
+        width=16,
+        epochs=200,
+        batch_size=128,
+        lr=0.1,
+        sparse_init="finetune",
+        finetune_epochs=30,
+        trials=100,
+        eval_batch_size=1000,
         rates=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
         informative_rates={"bitflip": (1e-4, 3e-4, 1e-3), "stuck0": (3e-4, 1e-3, 3e-3), "stuck1": (3e-4, 1e-3, 3e-3)},
-        sharpness_examples=2048, sensitivity_rate=1e-4,
+        sharpness_examples=2048,
+        sensitivity_rate=1e-4,
     ),
     "paper_resnet18": ScaleConfig(
-        name="paper_resnet18", dataset="cifar10", model="resnet18", width=64, epochs=200, batch_size=128,
-        lr=0.1, sparse_init="finetune", finetune_epochs=30, trials=100, eval_batch_size=1000,
+        name="paper_resnet18",
+        dataset="cifar10",
+        model="resnet18",
+        width=64,
+        epochs=200,
+        batch_size=128,
+        lr=0.1,
+        sparse_init="finetune",
+        finetune_epochs=30,
+        trials=100,
+        eval_batch_size=1000,
         rates=(1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
         informative_rates={"bitflip": (1e-5, 3e-5, 1e-4), "stuck0": (3e-5, 1e-4, 3e-4), "stuck1": (3e-5, 1e-4, 3e-4)},
-        sharpness_examples=2048, sensitivity_rate=1e-5,
+        sharpness_examples=2048,
+        sensitivity_rate=1e-5,
     ),
-}  # fmt: skip
+}
 # Ablation levels (flatenn/repro/ablation_plan.md): the cpu baseline with one setting moved toward the paper.
 ABLATION_CLAIMS = ("sparse_vs_standard", "saq_gain_sparse", "saq_gain_standard")
-_ABL_BASE = dataclasses.replace(SCALES["cpu"], name="ablation_base", seeds=(0, 1, 2), trials=30,
-                                claims=ABLATION_CLAIMS, level_of="baseline")  # fmt: skip
+_ABL_BASE = dataclasses.replace(
+    SCALES["cpu"], name="ablation_base", seeds=(0, 1, 2), trials=30, claims=ABLATION_CLAIMS, level_of="baseline"
+)
 ABLATION_LEVELS: dict[str, ScaleConfig] = {
     "ablation_base": _ABL_BASE,
-    **{f"ablation_finetune{int(100 * t)}": dataclasses.replace(
-        _ABL_BASE, name=f"ablation_finetune{int(100 * t)}", sparse_init="finetune", finetune_epochs=2,
-        sparse_target=t, level_of="how sparse models are made") for t in (0.60, 0.75, 0.90)},
-    "ablation_actfloat": dataclasses.replace(_ABL_BASE, name="ablation_actfloat", a_bits=None,
-                                             level_of="activation quantization"),
-    "ablation_eval1000": dataclasses.replace(_ABL_BASE, name="ablation_eval1000", eval_examples=1000,
-                                             level_of="evaluation set"),
-    "ablation_converged": dataclasses.replace(_ABL_BASE, name="ablation_converged", train_subset=None, epochs=5,
-                                              level_of="training length"),
+    **{
+        f"ablation_finetune{int(100 * t)}": dataclasses.replace(
+            _ABL_BASE,
+            name=f"ablation_finetune{int(100 * t)}",
+            sparse_init="finetune",
+            finetune_epochs=2,
+            sparse_target=t,
+            level_of="how sparse models are made",
+        )
+        for t in (0.60, 0.75, 0.90)
+    },
+    "ablation_actfloat": dataclasses.replace(
+        _ABL_BASE, name="ablation_actfloat", a_bits=None, level_of="activation quantization"
+    ),
+    "ablation_eval1000": dataclasses.replace(
+        _ABL_BASE, name="ablation_eval1000", eval_examples=1000, level_of="evaluation set"
+    ),
+    "ablation_converged": dataclasses.replace(
+        _ABL_BASE, name="ablation_converged", train_subset=None, epochs=5, level_of="training length"
+    ),
     "ablation_width16": dataclasses.replace(_ABL_BASE, name="ablation_width16", width=16, level_of="width"),
-}  # fmt: skip
+}
 SCALES.update(ABLATION_LEVELS)
-SCALE_GROUPS: dict[str, tuple[str, ...]] = {"paper": ("paper_resnet20", "paper_resnet18"),
-                                            "ablation": tuple(ABLATION_LEVELS)}
+SCALE_GROUPS: dict[str, tuple[str, ...]] = {
+    "paper": ("paper_resnet20", "paper_resnet18"),
+    "ablation": tuple(ABLATION_LEVELS),
+}
 DEFAULT_SCALE = "smoke"
 
 

@@ -59,7 +59,9 @@ def compatibility(ref: dict, row, retrained: bool, n_cases: int) -> list[str]:
     if "n" in ref and int(ref["n"]) != int(row.n):
         problems.append(f"n is {int(row.n)}, recorded {int(ref['n'])} (a different design: seeds or models)")
     if not retrained:
-        if "window_stable" in ref and text_or_empty(ref["window_stable"]) != text_or_empty(getattr(row, "window_stable", "")):
+        if "window_stable" in ref and text_or_empty(ref["window_stable"]) != text_or_empty(
+            getattr(row, "window_stable", "")
+        ):
             problems.append(f"window_stable is {row.window_stable}, recorded {ref['window_stable']}")
         tol = max(SHIPPED_TOLERANCE * (h_ref if not np.isnan(h_ref) else 0.0), NUMERIC_RTOL * max(1.0, abs(e_ref)))
         if diff > tol:
@@ -75,8 +77,10 @@ def compatibility(ref: dict, row, retrained: bool, n_cases: int) -> list[str]:
     if not any(np.isnan(se)):
         crit = stats.t.ppf(1 - FAMILYWISE_ALPHA / (2 * n_cases), df) * float(np.hypot(*se))
         if diff > crit:
-            problems.append(f"differs from the recorded {e_ref:.4g} by {diff:.3g} (> {crit:.3g}: two replicates "
-                            f"disagree at familywise level {FAMILYWISE_ALPHA})")  # fmt: skip
+            problems.append(
+                f"differs from the recorded {e_ref:.4g} by {diff:.3g} (> {crit:.3g}: two replicates "
+                f"disagree at familywise level {FAMILYWISE_ALPHA})"
+            )
     pair = {row.verdict, ref.get("expected_verdict", "")}
     if pair == {"supported", "contradicted"}:
         problems.append(f"decisive verdicts conflict: {row.verdict} here, {ref['expected_verdict']} recorded")
@@ -107,8 +111,11 @@ def _compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: 
             continue
         for k in common:
             a, b = t.at[k, col], f.at[k, col]
-            same = _close(a, b) if isinstance(b, (int, float, np.number)) and not isinstance(b, bool) else \
-                text_or_empty(a) == text_or_empty(b)  # fmt: skip
+            same = (
+                _close(a, b)
+                if isinstance(b, (int, float, np.number)) and not isinstance(b, bool)
+                else text_or_empty(a) == text_or_empty(b)
+            )
             if not same:
                 problems.append(f"{name}: {k} {col} is {a!r} but the tables give {b!r}")
                 break
@@ -170,8 +177,9 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
     n_before = len(problems)
     tables = _read_all(d, problems)
     if len(problems) > n_before and not len(tables["training"]) and (d / "training.csv").is_file():
-        problems.append("training.csv is damaged: the checks that link rows and models to it are skipped until it "
-                        "is restored")  # fmt: skip
+        problems.append(
+            "training.csv is damaged: the checks that link rows and models to it are skipped until it is restored"
+        )
         _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
         return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
     training = tables["training"]
@@ -186,13 +194,22 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
     if len(camp):
         _guarded(problems, "campaign.csv", _campaign_completeness, name, camp, scale)
         _guarded(problems, "campaign.csv", check_campaign_counts, d, scale, camp, training)
-        _guarded(problems, "campaign_summary.csv", lambda: _compare_frames(
-            "campaign_summary.csv", read_result(d, "campaign_summary")[SUMMARY_COLUMNS], campaign_summary(camp),
-            SUMMARY_KEY))  # fmt: skip
+        _guarded(
+            problems,
+            "campaign_summary.csv",
+            lambda: _compare_frames(
+                "campaign_summary.csv",
+                read_result(d, "campaign_summary")[SUMMARY_COLUMNS],
+                campaign_summary(camp),
+                SUMMARY_KEY,
+            ),
+        )
     _guarded(problems, "measurements", check_measured, scale, tables)
     _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
     if remeasure:
-        _guarded(problems, "re-measurement", _remeasure, d, scale, tables, remeasure, notes if notes is not None else [])
+        _guarded(
+            problems, "re-measurement", _remeasure, d, scale, tables, remeasure, notes if notes is not None else []
+        )
     return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
 
 
@@ -203,8 +220,9 @@ def _remeasure(d: Path, scale, tables: dict[str, pd.DataFrame], how: int | str, 
     measured = sorted(set().union(*(set(tables[t]["model_id"]) for t in ("sharpness", "sparsity") if len(tables[t]))))
     if how != "all":
         rng = np.random.default_rng(20261205)
-        measured = sorted(rng.choice(measured, size=min(int(how), len(measured)), replace=False).tolist()) \
-            if measured else []  # fmt: skip
+        measured = (
+            sorted(rng.choice(measured, size=min(int(how), len(measured)), replace=False).tolist()) if measured else []
+        )
     if not measured:
         return []
     try:
@@ -212,8 +230,10 @@ def _remeasure(d: Path, scale, tables: dict[str, pd.DataFrame], how: int | str, 
     except DatasetNotFoundError:
         notes.append(f"{d.name}: not re-measured: its data set ({scale.dataset}) is not on this machine")
         return []
-    notes.append(f"{d.name}: re-measured sharpness, landscape and sparsity of {len(measured)} model(s): "
-                 f"{', '.join(measured[:6])}{' …' if len(measured) > 6 else ''}")
+    notes.append(
+        f"{d.name}: re-measured sharpness, landscape and sparsity of {len(measured)} model(s): "
+        f"{', '.join(measured[:6])}{' …' if len(measured) > 6 else ''}"
+    )
     return problems
 
 
@@ -228,8 +248,10 @@ def _fingerprints(tables: dict[str, pd.DataFrame]) -> list[str]:
             continue
         wrong = tab[tab["model_id"].map(fps) != tab["fingerprint"]]
         if len(wrong):
-            problems.append(f"{len(wrong)} {t} row(s) measured on a model other than training.csv's, "
-                            f"e.g. {wrong['model_id'].iloc[0]}")  # fmt: skip
+            problems.append(
+                f"{len(wrong)} {t} row(s) measured on a model other than training.csv's, "
+                f"e.g. {wrong['model_id'].iloc[0]}"
+            )
     return problems
 
 
@@ -248,13 +270,19 @@ def _check_claims(d: Path, name: str, tables: dict[str, pd.DataFrame], scale) ->
     try:
         claims, detail = evaluate_all(tables, scale)
     except (KeyError, ValueError, TypeError, IndexError) as e:
-        return problems + [f"claims.csv: cannot be re-derived from the tables ({type(e).__name__}: {e}); see the "
-                           "problems with the tables above"]  # fmt: skip
+        return problems + [
+            f"claims.csv: cannot be re-derived from the tables ({type(e).__name__}: {e}); see the "
+            "problems with the tables above"
+        ]
     if "claims.csv" in tracked:
         problems += _compare_frames("claims.csv", tracked["claims.csv"][CLAIM_COLUMNS], claims, ["case"])
     if "claims_detail.csv" in tracked:
-        problems += _compare_frames("claims_detail.csv", tracked["claims_detail.csv"][DETAIL_COLUMNS], detail,
-                                    ["claim", "metric", "fault_model", "rate"])  # fmt: skip
+        problems += _compare_frames(
+            "claims_detail.csv",
+            tracked["claims_detail.csv"][DETAIL_COLUMNS],
+            detail,
+            ["claim", "metric", "fault_model", "rate"],
+        )
     ref = load_reference(name)
     for r in claims.itertuples():
         exp = ref.get(r.case, {}).get("expected_verdict")
@@ -317,24 +345,36 @@ def load_reference(scale: str) -> dict[str, dict]:
 def record_bands(d: Path, scale: str) -> Path:
     """Write ``flatenn/repro/bands/<scale>.json``: per case the recorded effect, CI, n and both verdicts."""
     if scale.startswith("paper"):
-        raise ValueError("paper-scale expectations come from the paper's numbers (flatenn/repro/claims.py), not from runs")
+        raise ValueError(
+            "paper-scale expectations come from the paper's numbers (flatenn/repro/claims.py), not from runs"
+        )
     claims = read_table(d / "claims.csv")
     bands = {}
     for r in claims.itertuples():
         mag = r.magnitude if isinstance(r.magnitude, str) else ""
         paper = f"; published {r.paper_values}" if isinstance(r.paper_values, str) and r.paper_values else ""
-        bands[r.case] = {"effect": float(r.effect), "ci_low": float(r.ci_low), "ci_high": float(r.ci_high),
-                         "n": int(r.n), "expected_verdict": r.verdict, "expected_magnitude": mag,
-                         "recorded": f"effect {r.effect:.4g} {r.unit}, 95% CI [{r.ci_low:.4g}, {r.ci_high:.4g}], "
-                                     f"{r.verdict}" + (f", {mag}" if mag else "") + paper}  # fmt: skip
+        bands[r.case] = {
+            "effect": float(r.effect),
+            "ci_low": float(r.ci_low),
+            "ci_high": float(r.ci_high),
+            "n": int(r.n),
+            "expected_verdict": r.verdict,
+            "expected_magnitude": mag,
+            "recorded": f"effect {r.effect:.4g} {r.unit}, 95% CI [{r.ci_low:.4g}, {r.ci_high:.4g}], "
+            f"{r.verdict}" + (f", {mag}" if mag else "") + paper,
+        }
     BANDS_DIR.mkdir(exist_ok=True)
     path = BANDS_DIR / f"{scale}.json"
     prov = json.loads((d / "provenance.json").read_text())
-    doc = {"scale": scale, "source": f"results/{scale}/claims.csv, runs {[r['run_id'] for r in prov['runs']]}",
-           "claims_sha256": hashlib.sha256((d / "claims.csv").read_bytes()).hexdigest(),
-           "rule": "reference = the recorded effect, CI and verdicts; a reproduction from the shipped models must "
-                   "match them to float tolerance, a retrained one must be statistically compatible",
-           "recorded_by": git_state()["commit"], "bands": bands}  # fmt: skip
+    doc = {
+        "scale": scale,
+        "source": f"results/{scale}/claims.csv, runs {[r['run_id'] for r in prov['runs']]}",
+        "claims_sha256": hashlib.sha256((d / "claims.csv").read_bytes()).hexdigest(),
+        "rule": "reference = the recorded effect, CI and verdicts; a reproduction from the shipped models must "
+        "match them to float tolerance, a retrained one must be statistically compatible",
+        "recorded_by": git_state()["commit"],
+        "bands": bands,
+    }
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
 
@@ -348,10 +388,18 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
     ``only_fresh``: compare just the cases the fresh run computed (a ``-k`` run), not report the rest missing.
     """
     problems = []
-    ref = {r.case: {"effect": r.effect, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n,
-                    "expected_verdict": r.verdict, "window_stable": r.window_stable,
-                    "expected_magnitude": r.magnitude if isinstance(r.magnitude, str) else ""}
-           for r in read_table(tracked / "claims.csv").itertuples()}  # fmt: skip
+    ref = {
+        r.case: {
+            "effect": r.effect,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "n": r.n,
+            "expected_verdict": r.verdict,
+            "window_stable": r.window_stable,
+            "expected_magnitude": r.magnitude if isinstance(r.magnitude, str) else "",
+        }
+        for r in read_table(tracked / "claims.csv").itertuples()
+    }
     fc = read_table(fresh / "claims.csv").set_index("case")
     for case, rv in ref.items():
         if case not in fc.index:
@@ -368,8 +416,11 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
 def summary_lines(fresh: Path, tracked: Path | None, retrained: bool) -> list[str]:
     """The measured claims table of a run, side by side with the tracked one, for the console."""
     claims = read_table(fresh / "claims.csv")
-    ref = read_table(tracked / "claims.csv").set_index("case") if tracked and (tracked / "claims.csv").is_file() \
-        and tracked.resolve() != fresh.resolve() else None  # fmt: skip
+    ref = (
+        read_table(tracked / "claims.csv").set_index("case")
+        if tracked and (tracked / "claims.csv").is_file() and tracked.resolve() != fresh.resolve()
+        else None
+    )
     lines = [f"results: {fresh} (figures in {fresh / 'figures'}, all tables: {fresh.parent / 'README.md'})"]
     head = f"{'case':44s} {'effect [95% CI]':>28s}  {'verdict':13s} {'magnitude':18s}"
     lines += [head + ("  tracked" if ref is not None else ""), "-" * len(head)]
@@ -383,7 +434,9 @@ def summary_lines(fresh: Path, tracked: Path | None, retrained: bool) -> list[st
     if ref is not None:
         diffs = compare_runs(tracked, fresh, retrained, only_fresh=True)
         kind = "retrained: statistical" if retrained else "shipped models: exact to float tolerance"
-        lines.append(f"comparison with {tracked} ({kind}): " + ("all cases agree" if not diffs else
-                                                                 f"{len(diffs)} difference(s)"))  # fmt: skip
+        lines.append(
+            f"comparison with {tracked} ({kind}): "
+            + ("all cases agree" if not diffs else f"{len(diffs)} difference(s)")
+        )
         lines += [f"  {p}" for p in diffs]
     return lines

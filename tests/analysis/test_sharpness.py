@@ -13,7 +13,7 @@ from flatenn.analysis.sharpness import (
     measure,
     weight_space,
     worst_case_sharpness,
-)  # fmt: skip
+)
 from flatenn.core.models import ModelSpec, build_model
 from flatenn.core.quant import QLinear, frozen
 from flatenn.faults.injector import FaultInjector
@@ -156,8 +156,22 @@ def test_every_metric_restores_model_exactly():
     state = {k: v.clone() for k, v in m.state_dict().items()}
     flags = [p.requires_grad for p in m.parameters()]
     x, y = torch.randn(40, 1, 8, 8), torch.randint(0, 10, (40,))
-    rows, land = measure(m, x, y, ["lambda_max", "lambda_max_fn", "trace", "trace_fn", "avg_sharpness", "eps_sharpness",
-                                   "landscape1d", "bit_sensitivity"], options={"iters": 5, "probes": 3, "directions": 3})
+    rows, land = measure(
+        m,
+        x,
+        y,
+        [
+            "lambda_max",
+            "lambda_max_fn",
+            "trace",
+            "trace_fn",
+            "avg_sharpness",
+            "eps_sharpness",
+            "landscape1d",
+            "bit_sensitivity",
+        ],
+        options={"iters": 5, "probes": 3, "directions": 3},
+    )
     assert len(rows) == 8 and rows["value"].notna().all() and len(land) == 21
     assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
     assert [p.requires_grad for p in m.parameters()] == flags and m.training

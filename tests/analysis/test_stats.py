@@ -72,5 +72,3 @@ def test_clustered_spearman_permutation_respects_clusters():
     assert r.rho > 0.95 and r.p_value < 0.01 and r.ci_low > 0.8 and r.n_clusters == 5
     nul = clustered_spearman(x, rng.normal(size=20), np.repeat(np.arange(5), 4), resamples=500)
     assert nul.p_value > 0.01
-
-

@@ -39,11 +39,14 @@ def _ready(model: nn.Module, shape) -> nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("factory,shape", [
-    (lambda: torchvision.models.resnet18(weights=None, num_classes=10), (4, 3, 32, 32)),
-    (lambda: torchvision.models.mobilenet_v3_small(weights=None, num_classes=10), (4, 3, 32, 32)),
-    (SharedGrouped, (4, 3, 8, 8)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "factory,shape",
+    [
+        (lambda: torchvision.models.resnet18(weights=None, num_classes=10), (4, 3, 32, 32)),
+        (lambda: torchvision.models.mobilenet_v3_small(weights=None, num_classes=10), (4, 3, 32, 32)),
+        (SharedGrouped, (4, 3, 8, 8)),
+    ],
+)
 def test_quantize_calibrate_frozen_equals_fake_quant_and_names_kept(factory, shape):
     torch.manual_seed(0)
     model = factory().eval()
@@ -52,7 +55,9 @@ def test_quantize_calibrate_frozen_equals_fake_quant_and_names_kept(factory, sha
     model = _ready(model, shape)
     state = model.state_dict()
     assert float_names <= set(state)
-    assert all(torch.equal(state[k], v) for k, v in float_params.items() if "running" not in k and "num_batches" not in k)
+    assert all(
+        torch.equal(state[k], v) for k, v in float_params.items() if "running" not in k and "num_batches" not in k
+    )
     x = torch.randn(shape)
     with torch.no_grad():
         fake = model(x)
@@ -115,9 +120,10 @@ def test_torch_ao_import_reproduces_int8_codes_and_outputs():
     ao = Net().eval()
     ao.load_state_dict(float_model.state_dict())
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "qnnpack"
-    ao.qconfig = tq.QConfig(activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
-                            weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8,
-                                                                         qscheme=torch.per_channel_symmetric))  # fmt: skip
+    ao.qconfig = tq.QConfig(
+        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
+        weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+    )
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)  # torch.ao's quantized kernels have no deterministic variant
     try:
@@ -153,8 +159,9 @@ def test_example_script_runs_end_to_end():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, str(root / "examples" / "own_model.py")], capture_output=True, text=True,
-                       timeout=300, cwd=root)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(root / "examples" / "own_model.py")], capture_output=True, text=True, timeout=300, cwd=root
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ms per trial" in r.stdout and "bitflip" in r.stdout and "lambda_max" in r.stdout
 
@@ -189,11 +196,16 @@ def test_torch_ao_import_of_a_fused_conv_bn_relu_model_matches_the_int8_model(fl
         float_model.bn.weight.uniform_(0.5, 2)
         float_model.bn.bias.uniform_(-1, 1)
     ao = tq.fuse_modules(copy.deepcopy(float_model), [["conv", "bn", "relu"]])
-    given = float_model if float_flow == "unfused" else tq.fuse_modules(copy.deepcopy(float_model), [["conv", "bn", "relu"]])
+    given = (
+        float_model
+        if float_flow == "unfused"
+        else tq.fuse_modules(copy.deepcopy(float_model), [["conv", "bn", "relu"]])
+    )
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "qnnpack"
-    ao.qconfig = tq.QConfig(activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
-                            weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8,
-                                                                         qscheme=torch.per_channel_symmetric))  # fmt: skip
+    ao.qconfig = tq.QConfig(
+        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
+        weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+    )
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)
     try:
@@ -205,8 +217,9 @@ def test_torch_ao_import_of_a_fused_conv_bn_relu_model_matches_the_int8_model(fl
     finally:
         torch.use_deterministic_algorithms(deterministic)
     ours = import_torch_ao(copy.deepcopy(given), ao)
-    assert torch.equal(quantized_layers(ours)[next(iter(quantized_layers(ours)))].codes,
-                       ao.conv.weight().int_repr().to(torch.int32))  # fmt: skip
+    assert torch.equal(
+        quantized_layers(ours)[next(iter(quantized_layers(ours)))].codes, ao.conv.weight().int_repr().to(torch.int32)
+    )
     with torch.no_grad(), frozen(ours):
         rel = float((ours(x) - reference).norm() / reference.norm())
     float_rel = float((float_model(x) - reference).norm() / reference.norm())
@@ -227,10 +240,15 @@ def test_conv_and_linear_subclasses_are_converted_or_named():
         quantize_model(nn.Sequential(nn.Linear(3, 4), Doubled(4, 2)))
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "empty"), (b"not a torch file", "not a readable torch file"), ("module", "nn.Module"),
-    ("other", "another architecture"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "empty"),
+        (b"not a torch file", "not a readable torch file"),
+        ("module", "nn.Module"),
+        ("other", "another architecture"),
+    ],
+)
 def test_bad_weights_files_are_one_clear_line(tmp_path, content, match):
     from flatenn.core.convert import load_weights
 

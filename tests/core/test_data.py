@@ -27,7 +27,11 @@ def test_digits_split_is_fixed():
 
 
 def test_subset_is_seeded():
-    a, b, c = load_digits(train_subset=100, seed=1), load_digits(train_subset=100, seed=1), load_digits(train_subset=100, seed=2)
+    a, b, c = (
+        load_digits(train_subset=100, seed=1),
+        load_digits(train_subset=100, seed=1),
+        load_digits(train_subset=100, seed=2),
+    )
     assert len(a.x_train) == 100 and torch.equal(a.y_train, b.y_train) and not torch.equal(a.y_train, c.y_train)
 
 
@@ -36,8 +40,10 @@ def _write_cifar(root, n_per_batch=4):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        d = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-             b"labels": list(rng.integers(0, 10, n_per_batch))}
+        d = {
+            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, n_per_batch)),
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(d, f)
 

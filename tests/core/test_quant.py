@@ -15,7 +15,7 @@ from flatenn.core.quant import (
     quantize_weight,
     quantized_layers,
     weight_codes,
-)  # fmt: skip
+)
 from tests.helpers import calibrated
 
 

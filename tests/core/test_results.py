@@ -15,14 +15,36 @@ def test_stable_csv_format(tmp_path):
 
 
 def test_schema_roundtrip_keeps_types(tmp_path):
-    row = {"model_id": "m", "variant": "v", "train_seed": 0, "fingerprint": "00ab", "fault_model": "bitflip",
-           "bits": "7", "layers": "all", "n_eval": 10, "run_id": "r1", "rate": 1.0,
-           "count": -1, "seed": 0, "trial": 0, "faulty_bits": 3, "changed_weights": 2, "accuracy": 90.0,
-           "loss": 0.5, "clean_accuracy": 95.0, "clean_loss": 0.1}
+    row = {
+        "model_id": "m",
+        "variant": "v",
+        "train_seed": 0,
+        "fingerprint": "00ab",
+        "fault_model": "bitflip",
+        "bits": "7",
+        "layers": "all",
+        "n_eval": 10,
+        "run_id": "r1",
+        "rate": 1.0,
+        "count": -1,
+        "seed": 0,
+        "trial": 0,
+        "faulty_bits": 3,
+        "changed_weights": 2,
+        "accuracy": 90.0,
+        "loss": 0.5,
+        "clean_accuracy": 95.0,
+        "clean_loss": 0.1,
+    }
     p = tmp_path / "c.csv"
     write_schema_table(pd.DataFrame([row]), p, "campaign")
     back = read_table(p, "campaign")
-    assert back["fingerprint"].iloc[0] == "00ab" and back["bits"].iloc[0] == "7" and back["rate"].dtype == float and back["accuracy"].dtype == float
+    assert (
+        back["fingerprint"].iloc[0] == "00ab"
+        and back["bits"].iloc[0] == "7"
+        and back["rate"].dtype == float
+        and back["accuracy"].dtype == float
+    )
 
 
 def _camp(tmp_path):
@@ -34,12 +56,15 @@ def _camp(tmp_path):
     return p
 
 
-@pytest.mark.parametrize("damage,match", [
-    (lambda t: t[: t.rindex(",") - 3], "ends inside a row"),  # last row cut inside a field
-    (lambda t: t[: t.rindex(",") - 3] + "\n", "fields"),  # ... and a newline added by hand
-    (lambda t: "", "not a readable CSV"),
-    (lambda t: t.replace(",all,100,", ",all,1x0,", 1), "line 2: column n_eval"),  # a non-number in a numeric field
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage,match",
+    [
+        (lambda t: t[: t.rindex(",") - 3], "ends inside a row"),  # last row cut inside a field
+        (lambda t: t[: t.rindex(",") - 3] + "\n", "fields"),  # ... and a newline added by hand
+        (lambda t: "", "not a readable CSV"),
+        (lambda t: t.replace(",all,100,", ",all,1x0,", 1), "line 2: column n_eval"),  # a non-number in a numeric field
+    ],
+)
 def test_damaged_tables_are_named_errors(tmp_path, damage, match):
     from flatenn.core.results import ResultsTableError
 

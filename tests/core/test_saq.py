@@ -49,9 +49,20 @@ def test_saq_step_matches_hand_computed_two_pass_from_a_calibrated_state():
     x, y = torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
     rho, lr = 0.1, 0.5
     # pass 1 updates the clip once (EMA with momentum 0.1); pass 2 must use exactly that clip
-    clip1 = 0.9 * ref[3].clip + 0.1 * torch.relu(
-        F.batch_norm(F.linear(x, fake_quant_weight(ref[0].weight, 4), ref[0].bias), None, None,
-                     ref[1].weight, ref[1].bias, training=True)).max()  # fmt: skip
+    clip1 = (
+        0.9 * ref[3].clip
+        + 0.1
+        * torch.relu(
+            F.batch_norm(
+                F.linear(x, fake_quant_weight(ref[0].weight, 4), ref[0].bias),
+                None,
+                None,
+                ref[1].weight,
+                ref[1].bias,
+                training=True,
+            )
+        ).max()
+    )
     ws = [ref[0].weight, ref[4].weight]
     qs = [fake_quant_weight(w, 4).detach().requires_grad_(True) for w in ws]
     grads = torch.autograd.grad(F.cross_entropy(_manual_forward(ref, x, *qs, clip1), y), qs)

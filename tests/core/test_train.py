@@ -33,7 +33,14 @@ def test_record_contents(digits, tiny_config):
 
 def test_config_key_covers_every_field(tiny_config):
     keys = {tiny_config.key()}
-    for change in ({"seed": 5}, {"rho": 0.1}, {"optimizer": "saq"}, {"w_bits": 4}, {"activation": "fatrelu", "threshold": 0.5}, {"epochs": 2}):
+    for change in (
+        {"seed": 5},
+        {"rho": 0.1},
+        {"optimizer": "saq"},
+        {"w_bits": 4},
+        {"activation": "fatrelu", "threshold": 0.5},
+        {"epochs": 2},
+    ):
         keys.add(dataclasses.replace(tiny_config, **change).key())
     assert len(keys) == 7
     assert TrainConfig.from_dict(tiny_config.to_dict()) == tiny_config
@@ -126,11 +133,16 @@ def test_fit_leaves_global_torch_state_as_it_found_it(digits):
     assert random.getstate() == before[2] and torch.get_num_threads() == threads
 
 
-@pytest.mark.parametrize("fields,match", [
-    ({"activation": "relu", "threshold": 0.5}, "applies only to activation='fatrelu'"),
-    ({"width": "abc"}, "'width' must be int"), ({"lr": "0.1"}, "'lr' must be float"),
-    ({"train_subset": 1.5}, "'train_subset' must be int or null"), ({"quantize_first_last": 1}, "must be bool"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        ({"activation": "relu", "threshold": 0.5}, "applies only to activation='fatrelu'"),
+        ({"width": "abc"}, "'width' must be int"),
+        ({"lr": "0.1"}, "'lr' must be float"),
+        ({"train_subset": 1.5}, "'train_subset' must be int or null"),
+        ({"quantize_first_last": 1}, "must be bool"),
+    ],
+)
 def test_meaningless_or_mistyped_configs_are_named_errors(fields, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict({**TrainConfig().to_dict(), **fields})

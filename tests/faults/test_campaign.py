@@ -69,8 +69,9 @@ def test_resume_does_not_recompute(tmp_path, data, monkeypatch):
     both = run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=3, out=out, progress=False)
     assert len(calls) == 1 + 3  # the clean pass and the three new trials only
     assert len(both) == 6 and len(read_table(out, "campaign")) == 6
-    pd.testing.assert_series_equal(both[both["rate"] == 0.01]["accuracy"].reset_index(drop=True),
-                                   first["accuracy"].reset_index(drop=True))
+    pd.testing.assert_series_equal(
+        both[both["rate"] == 0.01]["accuracy"].reset_index(drop=True), first["accuracy"].reset_index(drop=True)
+    )
 
 
 def test_count_mode_and_bit_positions(data):
@@ -79,8 +80,15 @@ def test_count_mode_and_bit_positions(data):
     assert df["faulty_bits"].tolist() == [0, 0, 5, 5] and set(df["bits"]) == {"7"}
 
 
-@pytest.mark.parametrize("kwargs,match", [({"rates": [2.0]}, r"\[0, 1\]"), ({"rates": [0.1], "bit_positions": [8]}, "0..7"),
-                                          ({"rates": [0.1], "trials": 0}, "trials"), ({}, "rates= or counts=")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"rates": [2.0]}, r"\[0, 1\]"),
+        ({"rates": [0.1], "bit_positions": [8]}, "0..7"),
+        ({"rates": [0.1], "trials": 0}, "trials"),
+        ({}, "rates= or counts="),
+    ],
+)
 def test_bad_arguments(data, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})
@@ -93,8 +101,9 @@ def test_unknown_fault_model(data):
 
 def test_resume_key_includes_layer_filter_eval_subset_and_fingerprint(tmp_path, data):
     m, out = _model(0), tmp_path / "c.csv"
-    filtered = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, layer_filter="classifier", out=out,
-                            progress=False)  # fmt: skip
+    filtered = run_campaign(
+        m, *data, "bitflip", rates=[0.05], trials=2, layer_filter="classifier", out=out, progress=False
+    )
     full = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, out=out, progress=False)
     assert full.attrs["computed_rows"] == 2 and set(full["layers"]) == {"all"}
     assert set(filtered["layers"]) == {"re:classifier"}
@@ -110,7 +119,9 @@ def test_resume_key_includes_layer_filter_eval_subset_and_fingerprint(tmp_path, 
 
 def test_rate_column_is_per_eligible_bit_in_both_modes(data):
     m = _model(0)
-    n_weights = sum(layer.weight.numel() for layer in __import__("flatenn.core.quant").core.quant.quantized_layers(m).values())
+    n_weights = sum(
+        layer.weight.numel() for layer in __import__("flatenn.core.quant").core.quant.quantized_layers(m).values()
+    )
     df = run_campaign(m, *data, "bitflip", counts=[8], trials=1, bit_positions=[7], progress=False)
     assert df["rate"].iloc[0] == pytest.approx(8 / n_weights)  # one eligible bit per weight
     df = run_campaign(m, *data, "bitflip", counts=[8], trials=1, progress=False)
@@ -128,19 +139,33 @@ def test_faults_land_in_channels_last_layers(data):
         maps = inj.sample(seed=0, trial=0, rate=0.05)
         with inj.applied(maps, "bitflip") as (_, changed):
             diff = {n: int((layer.codes != clean[n]).sum()) for n, layer in quantized_layers(m).items()}
-            wdiff = sum(int((layer.frozen_weight != layer.code_scale.reshape(-1, *[1] * (layer.codes.ndim - 1))
-                             * clean[n].float()).sum()) for n, layer in quantized_layers(m).items())  # fmt: skip
+            wdiff = sum(
+                int(
+                    (
+                        layer.frozen_weight
+                        != layer.code_scale.reshape(-1, *[1] * (layer.codes.ndim - 1)) * clean[n].float()
+                    ).sum()
+                )
+                for n, layer in quantized_layers(m).items()
+            )
         assert all(v > 0 for v in diff.values()) and sum(diff.values()) == changed == wdiff
         assert all(torch.equal(layer.codes, clean[n]) for n, layer in quantized_layers(m).items())
 
 
-@pytest.mark.parametrize("kwargs,match", [({"rates": [0.1], "batch_size": 0}, "batch_size"),
-                                          ({"rates": [0.1], "batch_size": -1}, "batch_size"),
-                                          ({"counts": [-1]}, "fault count"), ({"counts": [1.7]}, "fault count"),
-                                          ({"rates": []}, "at least one"), ({"rates": [0.1], "seed": -1}, "seed"),
-                                          ({"rates": [0.1], "bit_positions": [1.0]}, "whole numbers"),
-                                          ({"rates": [0.1], "layer_filter": "("}, "regular expression"),
-                                          ({"counts": [10**9]}, "eligible bits")])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"rates": [0.1], "batch_size": 0}, "batch_size"),
+        ({"rates": [0.1], "batch_size": -1}, "batch_size"),
+        ({"counts": [-1]}, "fault count"),
+        ({"counts": [1.7]}, "fault count"),
+        ({"rates": []}, "at least one"),
+        ({"rates": [0.1], "seed": -1}, "seed"),
+        ({"rates": [0.1], "bit_positions": [1.0]}, "whole numbers"),
+        ({"rates": [0.1], "layer_filter": "("}, "regular expression"),
+        ({"counts": [10**9]}, "eligible bits"),
+    ],
+)
 def test_more_bad_arguments(data, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})
@@ -161,7 +186,7 @@ def test_concurrent_campaigns_on_one_file_lose_nothing(tmp_path, writers):
         "d = load_digits()\n"
         "run_campaign(_model(0), d.x_test[:60], d.y_test[:60], 'bitflip', rates=[0.01, 0.03, 0.1], trials=4,\n"
         "             model_id='m', out=sys.argv[1], progress=False)\n"
-    )  # fmt: skip
+    )
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     shared, solo = tmp_path / "shared.csv", tmp_path / "solo.csv"
     procs = [subprocess.Popen([sys.executable, "-c", script, str(shared)], cwd=root) for _ in range(writers)]
@@ -187,19 +212,22 @@ def test_prefix_reuse_is_bit_identical_to_the_full_forward(data):
     m = _model(0)
     for name in ("features.0", "classifier", "features.[37]"):
         fast = run_campaign(m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False)
-        full = run_campaign(m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False,
-                            prefix_reuse=False)  # fmt: skip
+        full = run_campaign(
+            m, *data, "bitflip", rates=[0.05], trials=3, layer_filter=name, progress=False, prefix_reuse=False
+        )
         assert fast["accuracy"].tolist() == full["accuracy"].tolist() and fast["loss"].tolist() == full["loss"].tolist()
 
 
 def test_adaptive_trials_respect_minimum_and_target(data):
     m = _model(0)
-    wide = run_campaign(m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=50.0, min_trials=6,
-                        progress=False)  # fmt: skip
+    wide = run_campaign(
+        m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=50.0, min_trials=6, progress=False
+    )
     counts = wide.groupby("rate")["trial"].count()
     assert (counts == 6).all()  # a loose target stops every point at the minimum
-    tight = run_campaign(m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=1e-6, min_trials=6,
-                         progress=False)  # fmt: skip
+    tight = run_campaign(
+        m, *data, "stuck1", rates=[0.0, 0.3], trials=40, target_halfwidth=1e-6, min_trials=6, progress=False
+    )
     counts = tight.groupby("rate")["trial"].count()
     assert counts[0.0] == 6 and counts[0.3] == 40  # no spread at rate 0 (half-width 0); a noisy point runs all
     fixed = run_campaign(m, *data, "stuck1", rates=[0.3], trials=40, progress=False)
@@ -211,8 +239,9 @@ def test_vulnerability_map_sign_bit_dominates(data, digits):
     from flatenn.faults.vulnerability import vulnerability_map
 
     m, _ = fit(TrainConfig(width=4, epochs=3, seed=0), digits, progress=False)  # a trained model: faults can hurt
-    df = vulnerability_map(m, *data, "bitflip", rate=0.2, trials=6, layers=["features.0", "classifier"], bits=[0, 7],
-                           progress=False)  # fmt: skip
+    df = vulnerability_map(
+        m, *data, "bitflip", rate=0.2, trials=6, layers=["features.0", "classifier"], bits=[0, 7], progress=False
+    )
     assert len(df) == 4 and set(df["bit"]) == {0, 7}
     drop = df.set_index(["layer", "bit"])["drop_mean"]
     assert drop[("features.0", 7)] > drop[("features.0", 0)]  # the sign bit of a conv costs more than its LSB
@@ -230,18 +259,26 @@ def test_trials_that_change_no_weight_skip_the_forward_and_score_clean(data):
         handle.remove()
     unchanged = df[df["changed_weights"] == 0]
     assert 0 < len(unchanged) < len(df) and (unchanged["faulty_bits"] > 0).any()
-    assert (unchanged["accuracy"] == unchanged["clean_accuracy"]).all() and (unchanged["loss"] == unchanged["clean_loss"]).all()
+    assert (unchanged["accuracy"] == unchanged["clean_accuracy"]).all() and (
+        unchanged["loss"] == unchanged["clean_loss"]
+    ).all()
     assert len(calls) == 1 + (df["changed_weights"] > 0).sum()  # one clean forward (one batch) + one per changed trial
 
 
 # ---- issue 19.5 / 20.7 / 20.8 / 20.12: keys, duplicates and input forms -----------------------------
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"rates": [1e-2, 1e-2]}, "given twice"), ({"rates": [0.01, np.float32(0.01)]}, "given twice"),
-    ({"counts": [5, 5]}, "given twice"), ({"rates": [0.01], "model_id": ""}, "model_id"),
-    ({"rates": [0.01], "model_id": " m"}, "model_id"), ({"rates": [0.01], "trials": 10**7 + 1}, "trial evaluations"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"rates": [1e-2, 1e-2]}, "given twice"),
+        ({"rates": [0.01, np.float32(0.01)]}, "given twice"),
+        ({"counts": [5, 5]}, "given twice"),
+        ({"rates": [0.01], "model_id": ""}, "model_id"),
+        ({"rates": [0.01], "model_id": " m"}, "model_id"),
+        ({"rates": [0.01], "trials": 10**7 + 1}, "trial evaluations"),
+    ],
+)
 def test_repeated_points_empty_ids_and_huge_trial_counts_are_refused(data, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_campaign(_model(0), *data, "bitflip", **{"trials": 2, "progress": False, **kwargs})
@@ -250,8 +287,9 @@ def test_repeated_points_empty_ids_and_huge_trial_counts_are_refused(data, kwarg
 def test_float32_and_scalar_rates_are_the_points_the_table_writes(tmp_path, data):
     out = tmp_path / "c.csv"
     m = _model(0)
-    first = run_campaign(m, *data, "bitflip", rates=np.array([0.01, 0.03], dtype=np.float32), trials=2,
-                         progress=False, out=out)  # fmt: skip
+    first = run_campaign(
+        m, *data, "bitflip", rates=np.array([0.01, 0.03], dtype=np.float32), trials=2, progress=False, out=out
+    )
     assert sorted(set(first["rate"])) == [0.01, 0.03]
     again = run_campaign(m, *data, "bitflip", rates=0.01, trials=2, progress=False, out=out)
     assert again.attrs["computed_rows"] == 0 and len(again) == 2  # resumed: the same points as written
@@ -261,10 +299,26 @@ def test_float32_and_scalar_rates_are_the_points_the_table_writes(tmp_path, data
 def test_two_lambda_filters_never_share_rows_and_a_list_of_names_works(tmp_path, data):
     out = tmp_path / "c.csv"
     m = _model(0)
-    a = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out,
-                     layer_filter=lambda n: n.startswith("features"))  # fmt: skip
-    b = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out,
-                     layer_filter=lambda n: n.startswith("classifier"))  # fmt: skip
+    a = run_campaign(
+        m,
+        *data,
+        "bitflip",
+        rates=[0.05],
+        trials=2,
+        progress=False,
+        out=out,
+        layer_filter=lambda n: n.startswith("features"),
+    )
+    b = run_campaign(
+        m,
+        *data,
+        "bitflip",
+        rates=[0.05],
+        trials=2,
+        progress=False,
+        out=out,
+        layer_filter=lambda n: n.startswith("classifier"),
+    )
     assert b.attrs["computed_rows"] == 2 and set(a["layers"]) != set(b["layers"])
     names = sorted(n for n in b["layers"].iloc[0].removeprefix("names:").split(","))
     c = run_campaign(m, *data, "bitflip", rates=[0.05], trials=2, progress=False, out=out, layer_filter=names)

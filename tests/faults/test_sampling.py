@@ -16,7 +16,7 @@ from flatenn.faults.sampling import (
     sample_layer_map,
     sample_rate_maps,
     stream_keys,
-)  # fmt: skip
+)
 
 
 def sample_count(n: int, p: float, seed: int, layer: str, trial: int) -> int:

@@ -22,8 +22,10 @@ def _record(path, losses, train_subset=1000, parent=None):
     """A shipped-model entry (record + checksum only) whose training loss per epoch is ``losses``."""
     from flatenn.core.zoo import _record_digest
 
-    record = {"config": {"dataset": "fashion_mnist", "train_subset": train_subset, "parent": parent},
-              "epochs": [{"epoch": i + 1, "train_loss": v, "train_accuracy": 50.0} for i, v in enumerate(losses)]}
+    record = {
+        "config": {"dataset": "fashion_mnist", "train_subset": train_subset, "parent": parent},
+        "epochs": [{"epoch": i + 1, "train_loss": v, "train_accuracy": 50.0} for i, v in enumerate(losses)],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"record": record, "fingerprint": "f", "record_sha256": _record_digest(record, "f")}))
 
@@ -33,8 +35,21 @@ def _level(root, name, shift, keys=None):
     camp = _campaign(shift=shift, seeds=ABLATION_LEVELS[name].seeds, trials=6)
     write_schema_table(camp, d / "campaign.csv", "campaign")
     training = camp.drop_duplicates("model_id")[["model_id", "variant", "seed"]].assign(
-        clean_accuracy=90.0, sparsity=0.5, threshold=0.5, fingerprint="f", source="trained", dataset="fashion_mnist",
-        model="resnet8", width=8, activation="relu", optimizer="sgd", rho=0.05, epochs=6, clean_loss=0.3, run_id="r")
+        clean_accuracy=90.0,
+        sparsity=0.5,
+        threshold=0.5,
+        fingerprint="f",
+        source="trained",
+        dataset="fashion_mnist",
+        model="resnet8",
+        width=8,
+        activation="relu",
+        optimizer="sgd",
+        rho=0.05,
+        epochs=6,
+        clean_loss=0.3,
+        run_id="r",
+    )
     training["key"] = [f"{name}-{m}" if keys is None else keys(m) for m in training["model_id"]]
     for k in training["key"]:
         _record(d / "models" / f"{k}.json", [1.0, 0.5, 0.45])
@@ -47,7 +62,9 @@ def test_factor_effect_is_the_paired_difference_of_level_and_base(tmp_path, monk
 
     smoke = SCALES["smoke"]
     for name in ("ablation_base", "ablation_actfloat"):
-        patched = dataclasses.replace(ABLATION_LEVELS[name], rates=smoke.rates, informative_rates=smoke.informative_rates)
+        patched = dataclasses.replace(
+            ABLATION_LEVELS[name], rates=smoke.rates, informative_rates=smoke.informative_rates
+        )
         monkeypatch.setitem(ABLATION_LEVELS, name, patched)
     base = {"standard-sgd": 0.0, "sparse-sgd": -2.0, "standard-saq": 1.0, "sparse-saq": 0.0}
     moved = {"standard-sgd": 0.0, "sparse-sgd": -8.0, "standard-saq": 1.0, "sparse-saq": 0.0}  # gap +6, SAQ sparse +6
@@ -64,7 +81,9 @@ def test_factor_effect_is_the_paired_difference_of_level_and_base(tmp_path, monk
     curves = pd.read_csv(tmp_path / "ablation" / "training_curves.csv")
     curves.loc[3, "train_loss"] *= 1.01
     curves.to_csv(tmp_path / "ablation" / "training_curves.csv", index=False)
-    assert verify_ablation(tmp_path) == ["ablation/training_curves.csv differs from the shipped models' training records"]
+    assert verify_ablation(tmp_path) == [
+        "ablation/training_curves.csv differs from the shipped models' training records"
+    ]
     write_ablation(tmp_path)
     df = pd.read_csv(tmp_path / "ablation" / "effects.csv")
     df.loc[0, "factor_effect"] += 1.0
@@ -102,13 +121,30 @@ def test_answer_states_the_computed_outcome():
 
     rows = []
     for level, acc, drop, saq in [("ablation_actfloat", 1.0, -0.5, 2.0), ("ablation_finetune90", 20.0, -9.0, 0.5)]:
-        for case, v in [("sparse_vs_standard[acc_gap]", acc), ("sparse_vs_standard[drop_gap]", drop),
-                        ("saq_gain_sparse[acc_gain]", saq)]:  # fmt: skip
-            rows.append({"level": level, "case": case, "factor_effect": v, "ci_low": v - 1, "ci_high": v + 1,
-                         "p_holm": 0.5, "verdict": "inconclusive"})  # fmt: skip
+        for case, v in [
+            ("sparse_vs_standard[acc_gap]", acc),
+            ("sparse_vs_standard[drop_gap]", drop),
+            ("saq_gain_sparse[acc_gain]", saq),
+        ]:
+            rows.append(
+                {
+                    "level": level,
+                    "case": case,
+                    "factor_effect": v,
+                    "ci_low": v - 1,
+                    "ci_high": v + 1,
+                    "p_holm": 0.5,
+                    "verdict": "inconclusive",
+                }
+            )
     eff = pd.DataFrame(rows)
-    facts = pd.DataFrame({"level": ["ablation_finetune90"] * 2, "variant": ["sparse-sgd", "standard-sgd"],
-                          "clean_accuracy": [40.0, 85.0]})  # fmt: skip
+    facts = pd.DataFrame(
+        {
+            "level": ["ablation_finetune90"] * 2,
+            "variant": ["sparse-sgd", "standard-sgd"],
+            "clean_accuracy": [40.0, 85.0],
+        }
+    )
     text = answer_markdown(eff, facts)
     assert "no factor moves a headline effect" in text and "Bonferroni" in text  # 2 levels: not the full family
     assert "Activation quantization shifts the sparse-vs-standard gap by -0.5 to +1.0 points" in text

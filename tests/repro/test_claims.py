@@ -32,11 +32,29 @@ def _campaign(shift=SHIFT, seeds=(0, 1, 2, 3, 4), trials=20):
                 for v, d in shift.items():
                     noise = rng.normal(0, 0.5, trials)
                     for t in range(trials):
-                        rows.append({"model_id": f"{v}-s{s}", "variant": v, "train_seed": s, "fault_model": fm,
-                                     "fingerprint": f"fp-{v}-{s}", "layers": "all", "n_eval": 100, "run_id": "r",
-                                     "bits": "all", "rate": rate, "count": -1, "seed": SMOKE.map_seed(s),
-                                     "trial": t, "accuracy": 80 + d + maps[t] + noise[t], "clean_accuracy": 98.0,
-                                     "faulty_bits": 1, "changed_weights": 1, "loss": 0.1, "clean_loss": 0.05})  # fmt: skip
+                        rows.append(
+                            {
+                                "model_id": f"{v}-s{s}",
+                                "variant": v,
+                                "train_seed": s,
+                                "fault_model": fm,
+                                "fingerprint": f"fp-{v}-{s}",
+                                "layers": "all",
+                                "n_eval": 100,
+                                "run_id": "r",
+                                "bits": "all",
+                                "rate": rate,
+                                "count": -1,
+                                "seed": SMOKE.map_seed(s),
+                                "trial": t,
+                                "accuracy": 80 + d + maps[t] + noise[t],
+                                "clean_accuracy": 98.0,
+                                "faulty_bits": 1,
+                                "changed_weights": 1,
+                                "loss": 0.1,
+                                "clean_loss": 0.05,
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
@@ -49,9 +67,16 @@ def test_direction_verdict_rules():
     assert direction_verdict(1, 1.0, float("nan"), float("nan")) == "inconclusive"
 
 
-@pytest.mark.parametrize("lo,hi,expected", [(1.0, 11.13, "reaches published"), (1.0, 11.12, "below published"),
-                                            (17.33, 20.0, "above published"), (17.32, 20.0, "reaches published"),
-                                            (-5.0, 0.0, "below published")])  # fmt: skip
+@pytest.mark.parametrize(
+    "lo,hi,expected",
+    [
+        (1.0, 11.13, "reaches published"),
+        (1.0, 11.12, "below published"),
+        (17.33, 20.0, "above published"),
+        (17.32, 20.0, "reaches published"),
+        (-5.0, 0.0, "below published"),
+    ],
+)
 def test_magnitude_verdict_boundaries(lo, hi, expected):
     assert magnitude_verdict((17.32, 11.13), lo, hi) == expected
     assert magnitude_verdict((), lo, hi) == ""
@@ -62,10 +87,15 @@ def test_paired_effects_on_synthetic_campaign():
     r = evaluate_case(Case("sparse_vs_standard", "acc_gap", 1, ""), tables, SMOKE)
     assert r.effect == pytest.approx(5.0, abs=0.3) and r.ci_low < 5.0 < r.ci_high and r.n == 5 and r.p_value < 0.01
     assert set(r.detail["fault_model"]) == set(SMOKE.fault_models) and len(r.detail) == 3 * len(SMOKE.rates)
-    assert evaluate_case(Case("saq_gain_standard", "acc_gain", 1, ""), tables, SMOKE).effect == pytest.approx(2, abs=0.3)
+    assert evaluate_case(Case("saq_gain_standard", "acc_gain", 1, ""), tables, SMOKE).effect == pytest.approx(
+        2, abs=0.3
+    )
     assert evaluate_case(Case("saq_sparse_beats_standard", "acc_gap", 1, ""), tables, SMOKE).effect == pytest.approx(
-        -1.0, abs=0.3)
-    assert evaluate_case(Case("sparse_vs_standard", "drop_gap", 1, ""), tables, SMOKE).effect == pytest.approx(5, abs=0.3)
+        -1.0, abs=0.3
+    )
+    assert evaluate_case(Case("sparse_vs_standard", "drop_gap", 1, ""), tables, SMOKE).effect == pytest.approx(
+        5, abs=0.3
+    )
 
 
 def test_informative_rates_are_the_only_ones_averaged_and_windows_shift():
@@ -75,7 +105,8 @@ def test_informative_rates_are_the_only_ones_averaged_and_windows_shift():
     camp_s = camp[(camp["fault_model"] != "bitflip") | ~outside]
     case = Case("sparse_vs_standard", "acc_gap", 1, "")
     assert evaluate_case(case, {"campaign": camp}, SMOKE).effect == pytest.approx(
-        evaluate_case(case, {"campaign": camp_s}, SMOKE).effect)
+        evaluate_case(case, {"campaign": camp_s}, SMOKE).effect
+    )
     assert evaluate_case(case, {"campaign": camp}, SMOKE, "all_rates").effect > 20
     up_to = evaluate_case(Case("sparse_vs_standard", "up_to", 0, ""), {"campaign": camp}, SMOKE)
     assert up_to.effect > 100 and "bitflip" in up_to.note
@@ -88,8 +119,12 @@ def test_informative_rates_are_the_only_ones_averaged_and_windows_shift():
 
 def test_evaluate_all_verdicts_holm_and_equivalence():
     claims, _ = evaluate_all({"campaign": _campaign()}, SMOKE)
-    assert set(claims["claim"]) == {"sparse_vs_standard", "saq_gain_sparse", "saq_gain_standard",
-                                    "saq_sparse_beats_standard"}
+    assert set(claims["claim"]) == {
+        "sparse_vs_standard",
+        "saq_gain_sparse",
+        "saq_gain_standard",
+        "saq_sparse_beats_standard",
+    }
     row = claims.set_index("case")
     assert row.loc["sparse_vs_standard[acc_gap]", "verdict"] == "supported"
     assert row.loc["saq_sparse_beats_standard[acc_gap]", "verdict"] == "contradicted"

@@ -60,20 +60,33 @@ def toy(monkeypatch):
     parsed = claims_mod.parse_claims(tomllib.loads(TOY_CLAIM), "test")
     monkeypatch.setitem(claims_mod.CLAIMS, "toy_gain", parsed["toy_gain"])
     return dataclasses.replace(
-        SCALES["smoke"], name="smoke", width=4, epochs=1, seeds=(0, 1), rates=(0.05,), trials=3,
-        fault_models=("bitflip",), informative_rates={"bitflip": (0.05,)}, claims=("toy_gain",),
-        variants={**VARIANTS, "standard-toy": ("relu", "toy-halfstep")})  # fmt: skip
+        SCALES["smoke"],
+        name="smoke",
+        width=4,
+        epochs=1,
+        seeds=(0, 1),
+        rates=(0.05,),
+        trials=3,
+        fault_models=("bitflip",),
+        informative_rates={"bitflip": (0.05,)},
+        claims=("toy_gain",),
+        variants={**VARIANTS, "standard-toy": ("relu", "toy-halfstep")},
+    )
 
 
 def test_a_toy_claim_and_method_are_computed_end_to_end(tmp_path, toy):
-    with Experiment(toy, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False), device="cpu",
-                    progress=False) as exp:  # fmt: skip
+    with Experiment(
+        toy, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False), device="cpu", progress=False
+    ) as exp:
         assert {u.variant for u in exp.units} == {"standard-sgd", "standard-toy"}  # the plan reads the claim
         exp.ensure_all()
         claims = exp.record_claims()
     row = claims.set_index("case").loc["toy_gain[acc_gain]"]
-    assert row["n"] == 2 and np.isfinite(row["effect"]) and row["verdict"] in ("supported", "contradicted",
-                                                                               "equivalent", "inconclusive")  # fmt: skip
+    assert (
+        row["n"] == 2
+        and np.isfinite(row["effect"])
+        and row["verdict"] in ("supported", "contradicted", "equivalent", "inconclusive")
+    )
     assert row["family_complete"]  # the toy claim is the whole hypothesis family of this scale
     training = exp.tables()["training"].set_index("model_id")
     assert training.loc["standard-toy-s0", "optimizer"] == "toy-halfstep"

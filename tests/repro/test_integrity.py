@@ -114,10 +114,16 @@ def test_edited_fingerprints_in_provenance_and_an_edited_scale_config_are_caught
     assert any("scale_config" in p and "trials" in p for p in problems)
 
 
-@pytest.mark.parametrize("column,value,match", [
-    ("key", "0123456789abcdef", "key"), ("epochs", 19, "epochs"), ("source", "downloaded", "source"),
-    ("sparsity", 0.1, "sparsity"), ("width", 16, "width"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "column,value,match",
+    [
+        ("key", "0123456789abcdef", "key"),
+        ("epochs", 19, "epochs"),
+        ("source", "downloaded", "source"),
+        ("sparsity", 0.1, "sparsity"),
+        ("width", 16, "width"),
+    ],
+)
 def test_edited_training_rows_are_caught(smoke, column, value, match):
     t = read_table(smoke / "training.csv")
     t.loc[3, column] = value
@@ -171,8 +177,12 @@ def test_a_re_measurement_catches_an_edited_sharpness_value(smoke):
     t = _tables(smoke)
     sharp = t["sharpness"].copy()
     mine = sharp[(sharp["model_id"] == "sparse-sgd-s0") & sharp["metric"].isin(["avg_sharpness"])]
-    one = {**t, "sharpness": mine.assign(value=mine["value"] * 1.3), "sparsity": t["sparsity"].iloc[:0],
-           "landscape": t["landscape"].iloc[:0]}  # fmt: skip
+    one = {
+        **t,
+        "sharpness": mine.assign(value=mine["value"] * 1.3),
+        "sparsity": t["sparsity"].iloc[:0],
+        "landscape": t["landscape"].iloc[:0],
+    }
     problems = remeasure(smoke, SMOKE, one, ["sparse-sgd-s0"])
     assert any("avg_sharpness" in p and "re-measured" in p for p in problems)
     assert remeasure(smoke, SMOKE, {**one, "sharpness": mine}, ["sparse-sgd-s0"]) == []

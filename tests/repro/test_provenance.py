@@ -23,14 +23,25 @@ class Killed(BaseException):
 
 @pytest.fixture
 def tiny():
-    return dataclasses.replace(SCALES["smoke"], name="smoke", width=4, epochs=1, seeds=(0,), rates=(0.05, 0.1),
-                               trials=2, informative_rates={"bitflip": (0.05, 0.1)}, sharpness_examples=32, sharpness_metrics=("avg_sharpness",),
-                               sharpness_directions=2)  # fmt: skip
+    return dataclasses.replace(
+        SCALES["smoke"],
+        name="smoke",
+        width=4,
+        epochs=1,
+        seeds=(0,),
+        rates=(0.05, 0.1),
+        trials=2,
+        informative_rates={"bitflip": (0.05, 0.1)},
+        sharpness_examples=32,
+        sharpness_metrics=("avg_sharpness",),
+        sharpness_directions=2,
+    )
 
 
 def _exp(tiny, tmp_path) -> Experiment:
-    return Experiment(tiny, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False), device="cpu",
-                      progress=False)  # fmt: skip
+    return Experiment(
+        tiny, tmp_path / "smoke", zoo=Zoo(tmp_path / "zoo", device="cpu", progress=False), device="cpu", progress=False
+    )
 
 
 def _work(exp: Experiment) -> None:

@@ -32,8 +32,13 @@ def test_landscape_plots(tmp_path):
     from flatenn.repro.report import plot_landscape_2d, plot_landscapes_1d
 
     a = np.linspace(-1, 1, 5)
-    line = pd.DataFrame([{"model_id": m, "variant": v, "alpha": x, "loss": 0.1 + k * x**2}
-                         for m, v, k in (("a", "standard-sgd", 1.0), ("b", "sparse-sgd", 3.0)) for x in a])
+    line = pd.DataFrame(
+        [
+            {"model_id": m, "variant": v, "alpha": x, "loss": 0.1 + k * x**2}
+            for m, v, k in (("a", "standard-sgd", 1.0), ("b", "sparse-sgd", 3.0))
+            for x in a
+        ]
+    )
     plot_landscapes_1d(line, tmp_path / "l1.png")
     grid = pd.DataFrame([{"alpha": x, "beta": y, "loss": 0.1 + x**2 + 2 * y**2} for x in a for y in a])
     plot_landscape_2d(grid, tmp_path / "l2.png")
