@@ -10,7 +10,7 @@ and reused, so torch is installed once. Set FLATENN_TORCH to change the torch pi
   nox -s verify                     re-derive every tracked results/<scale>/ table and check it (no recomputation)
   nox -s figures                    redraw figures and results/README.md from the CSVs
   nox -s speed                      speed benchmarks (pytest-benchmark) and the campaign speed ratios
-  nox -s lint                       ruff
+  nox -s lint                       ruff check and ruff format --check
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _python(session: nox.Session) -> str:
         session.log(f"installing {' '.join(TORCH)} and flatenn into {ENV} (one time, about 3 minutes)")
         session.run(str(py), "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
         session.run(str(py), "-m", "pip", "install", "-q", *TORCH, external=True)
-        session.run(str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]", external=True)
+        session.run(str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev,ray]", external=True)
         session.run(str(py), "-m", "pip", "install", "-q", "--no-deps", *PEERS, external=True)
         stamp.write_text(want)
     return str(py)
@@ -120,6 +120,8 @@ def speed(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
-    """ruff."""
+    """ruff check and ruff format --check (the formatter formats; nothing is exempted)."""
     py = _python(session)
-    session.run(py, "-m", "ruff", "check", "flatenn", "tests", "benchmarks", "noxfile.py", external=True)
+    paths = ["flatenn", "tests", "benchmarks", "examples", "noxfile.py"]
+    session.run(py, "-m", "ruff", "check", *paths, external=True)
+    session.run(py, "-m", "ruff", "format", "--check", *paths, external=True)

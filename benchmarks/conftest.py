@@ -4,7 +4,8 @@ Options: ``--scale`` (default ``smoke``; a comma list or the group ``paper``); `
 (default: a fresh ``runs/<UTC time>/`` folder, so a reproduction never rewrites the tracked
 ``results/``); ``--reference-dir`` (the tracked results to compare with, default ``results/``);
 ``--retrain`` (train every model instead of loading the shipped ones); ``--cache-dir`` (model zoo);
-``--device`` (default: CUDA when present, else CPU). At the end of the session the tables,
+``--device`` (default: CUDA when present, else CPU); ``--executor ray`` with ``--ray-address`` (work units
+as Ray tasks; rows equal the local run's). At the end of the session the tables,
 provenance and figures of every scale that computed something are written, and the measured claims
 table and the comparison with the reference are printed.
 """
@@ -33,6 +34,8 @@ def pytest_addoption(parser):
     g.addoption("--cache-dir", default=None, help="model zoo cache folder")
     g.addoption("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     g.addoption("--no-report", action="store_true", help="do not draw figures at the end")
+    g.addoption("--executor", default="local", choices=("local", "ray"), help="run work units in process or on Ray")
+    g.addoption("--ray-address", default=None, help="Ray cluster to join ('auto', host:port; default: local Ray)")
 
 
 def pytest_configure(config):
@@ -106,6 +109,12 @@ def experiments(request):
         if name not in cache:
             opt = request.config.getoption
             dev = opt("--device")
+            try:
+                from flatenn.cli import make_executor
+
+                executor = make_executor(opt("--executor"), opt("--ray-address"))
+            except ValueError as e:
+                pytest.exit(str(e), returncode=2)
             cache[name] = Experiment(
                 get_scale(name),
                 results_root(request.config) / name,
@@ -115,6 +124,7 @@ def experiments(request):
                 retrain=opt("--retrain"),
                 reference_dir=Path(opt("--reference-dir")) / name,
                 command=" ".join(["pytest", *request.config.invocation_params.args]),
+                executor=executor,
             )
             try:
                 cache[name].data()  # a missing data set stops the session once, with the instruction

@@ -1,5 +1,5 @@
 """Command line: ``python -m flatenn {train,campaign,vulnerability,sharpness,reproduce,record,report,verify,bands,
-compare}``.
+compare,power}``.
 
 Models are named by a *model spec*: ``SCALE:VARIANT:SEED`` (e.g. ``smoke:sparse-saq:0``), a zoo key
 (16 hex digits of a cached model), a JSON file holding a training config, or, for your own model,
@@ -581,6 +581,26 @@ def cmd_reproduce(a, extra: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def make_executor(name: str, ray_address: str | None):
+    """The executor a command asked for: ``local`` (in process, no Ray import) or ``ray`` (started here)."""
+    if name == "local":
+        if ray_address:
+            raise ValueError("--ray-address goes with --executor ray")
+        return None
+    from .repro.ray_executor import RayExecutor
+
+    executor = RayExecutor(address=ray_address)
+    executor.start()  # an unreachable cluster is one line now, before any work
+    return executor
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="run the work units in this "
+                   "process (default) or as Ray tasks (pip install 'flatenn[ray]')")  # fmt: skip
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join: 'auto' (this machine's cluster) or "
+                   "host:port (default: start a local Ray instance)")  # fmt: skip
+
+
 def cmd_record(a) -> int:
     """Re-record a scale's tracked results from retrained models, then its reference values and report."""
     from .core.zoo import Zoo
@@ -591,6 +611,7 @@ def cmd_record(a) -> int:
 
     check_device(a.device)
     root = Path(a.results_dir)
+    executor = make_executor(a.executor, a.ray_address)
     exp = Experiment(
         get_scale(a.scale),
         root / a.scale,
@@ -599,6 +620,7 @@ def cmd_record(a) -> int:
         progress=not a.quiet,
         retrain=True,
         command="python -m flatenn " + " ".join(sys.argv[1:]),
+        executor=executor,
     )
     exp.ensure_all()
     exp.computed = True
@@ -636,6 +658,23 @@ def cmd_verify(a) -> int:
     )
     print("verify: OK" if not problems else f"verify: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def cmd_power(a) -> int:
+    """Seeds needed per primary claim for the requested power at its SESOI (from the recorded seed SDs)."""
+    from .core.results import read_results
+    from .repro.power import power_table
+    from .repro.scales import get_scale
+
+    scale = get_scale(a.scale)
+    folder = check_results_dir(str(Path(a.results_dir) / a.scale), must_exist=True)
+    table = power_table(read_results(folder), scale, a.power)
+    if not len(table):
+        raise ValueError(f"{folder}: no primary claim is recorded there (campaign.csv missing?)")
+    print(f"{a.scale}: seeds for {a.power:.0%} power at each primary case's SESOI (two-sided one-sample t over "
+          f"seeds, Holm's first-step level of the family), from the recorded seed-level SDs:")  # fmt: skip
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="> 10000"))
+    return 0
 
 
 def cmd_bands(a) -> int:
@@ -746,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="re-record results/<scale>/ from retrained models (tracked results)")
     rec.add_argument("--scale", required=True, help="smoke or cpu")
     rec.add_argument("--results-dir", default=str(ROOT / "results"))
+    add_executor_options(rec)
     _add_common(rec)
 
     for name, helptext in (
@@ -762,6 +802,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and sparsity rows of N models per folder (a seeded choice; 'all' for every model) from the shipped "
         "models, where the data set is here (default 0)",
     )
+
+    pw = sub.add_parser("power", help="seeds each primary claim needs for a decisive verdict (from recorded SDs)")
+    pw.add_argument("--scale", required=True, help="a recorded scale (smoke, cpu)")
+    pw.add_argument("--results-dir", default=str(ROOT / "results"))
+    pw.add_argument("--power", type=_positive_float, default=0.8, help="target power (default 0.8)")
 
     b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/repro/bands/<scale>.json)")
     b.add_argument("--scale", required=True)
@@ -794,12 +839,21 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
         "verify": cmd_verify,
         "bands": cmd_bands,
+        "power": cmd_power,
         "compare": cmd_compare,
     }
     try:
         if a.command == "reproduce":
             return cmd_reproduce(a, extra)
         return handlers[a.command](a)
+    except RuntimeError as e:
+        from .core.locks import FolderBusyError
+        from .repro.ray_executor import UnitsFailedError
+
+        if not isinstance(e, (FolderBusyError, UnitsFailedError)):
+            raise
+        print(f"python -m flatenn {a.command}: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, KeyError, TypeError, PermissionError) as e:
         msg = str(e).strip("'\"") or type(e).__name__
         print(f"python -m flatenn {a.command}: error: {msg}", file=sys.stderr)

@@ -495,3 +495,9 @@ def test_a_full_disk_is_one_line_and_keeps_finished_rows(tmp_path, capsys, monke
     assert len(out.read_text().splitlines()) == 3  # the first rate's rows are kept whole
     monkeypatch.undo()
     assert main(argv) == 0 and len(out.read_text().splitlines()) == 5  # and the run resumes
+
+
+def test_power_command_prints_seeds_per_primary_case(capsys):
+    assert main(["power", "--scale", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "sparse_vs_standard[acc_gap]" in out and "v2: primary cases (4)" in out and "seeds_needed" in out

@@ -37,19 +37,7 @@ from .sampling import bits_label, check_fault_model, check_rate, check_seed
 
 COLUMNS = list(SCHEMAS["campaign"][0])
 # a recorded row is reused only if all of these match: what the row means, and the model it was measured on
-KEY = [
-    "model_id",
-    "fingerprint",
-    "fault_model",
-    "bits",
-    "layers",
-    "n_eval",
-    "eval_data",
-    "rate",
-    "count",
-    "seed",
-    "trial",
-]
+KEY = SCHEMAS["campaign"][1]
 
 
 def _whole(value, what: str, minimum: int) -> int:
@@ -154,6 +142,7 @@ def run_campaign(
     target_halfwidth: float | None = None,
     min_trials: int = 10,
     prefix_reuse: bool = True,
+    recorded: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
 
@@ -171,6 +160,7 @@ def run_campaign(
     0, 1, … in order, so maps stay the fixed design's; keep fixed counts where pairs must stay paired).
     With a layer filter, ``prefix_reuse`` evaluates only the part of the network after the first faulted
     layer (:mod:`flatenn.faults.prefix`; bit-identical; falls back to the full forward for untraceable models).
+    ``recorded``: rows computed before (resume without a file, as a cluster worker does); ignored with ``out``.
     """
     if isinstance(y, str) and fault_model is None:  # run_campaign(model, loader, "bitflip", ...)
         y, fault_model = None, y
@@ -221,6 +211,7 @@ def run_campaign(
             fingerprint,
             adaptive,
             prefix_reuse,
+            recorded,
         )
 
 
@@ -241,10 +232,16 @@ def _run(
     fingerprint,
     adaptive,
     prefix_reuse,
+    given=None,
 ) -> pd.DataFrame:
     n_eval = sum(len(yb) for _, yb in batches)
     eval_data = batches_fingerprint(batches)
-    recorded = read_table(out, "campaign") if out is not None and Path(out).is_file() else pd.DataFrame(columns=COLUMNS)
+    if out is not None and Path(out).is_file():
+        recorded = read_table(out, "campaign")
+    elif given is not None and len(given):
+        recorded = given.reindex(columns=COLUMNS).fillna({"eval_data": ""})
+    else:
+        recorded = pd.DataFrame(columns=COLUMNS)
     rows: list[dict] = []
     with eval_mode(model), frozen(model):
         injector = FaultInjector(model, layer_filter)

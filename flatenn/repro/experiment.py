@@ -41,6 +41,7 @@ from .folder import ResultsFolder
 from .inputs import eval_inputs, measure_options, sharpness_inputs
 from .plan import Unit, claim_units, plan, totals
 from .scales import ScaleConfig
+from .tasks import Task, TaskResult
 
 REFERENCE_ROOT = Path(__file__).resolve().parents[2] / "results"
 
@@ -106,7 +107,10 @@ class Experiment:
         self.command = command or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
         self.computed = False  # whether this run measured or trained anything (provenance is written only then)
         self._begun = False  # whether this run is listed in provenance.json yet (see begin)
+        self._trained_elsewhere: set[str] = set()  # keys of models an executor trained off this process
+        self._failed_training: set[str] = set()
         threads = int(os.environ.get("FLATENN_THREADS", 0)) or scale.torch_threads
+        self._threads = threads if self.device.type == "cpu" else None
         # deterministic kernels (also when every model comes from the cache) and the scale's thread count
         # (recorded in provenance: results may depend on it) hold while the experiment is open; close() restores
         self._torch = torch_state(deterministic=True, threads=threads if self.device.type == "cpu" else None)
@@ -150,7 +154,7 @@ class Experiment:
             # with --retrain a model already in the folder counts only if this folder trained it
             if loaded is not None and (not self.retrain or source == "shipped" or self._trained_here(cfg)):
                 return (*loaded, source)
-        trained_before = self.zoo.has(cfg)
+        trained_before = self.zoo.has(cfg) and cfg.key() not in self._trained_elsewhere
         model, record = self.zoo.get(cfg)
         self.computed = True
         return model, record, "cache" if trained_before else "trained"
@@ -236,34 +240,35 @@ class Experiment:
             self.computed = True
             self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
 
+    def _sharpness_recorded(self, mid: str) -> bool:
+        recorded = self.folder.table("sharpness")
+        if not len(recorded):
+            return False
+        mine = (recorded["model_id"] == mid) & (recorded["fingerprint"] == self._fingerprints[mid])
+        return set(self.scale.sharpness_metrics) <= set(recorded.loc[mine, "metric"])
+
     def sharpness(self, variant: str, seed: int) -> None:
         """Measure the scale's sharpness metrics (and 1-D landscape) for one model, unless recorded."""
         mid = self.scale.model_id(variant, seed)
         model, _ = self.model(variant, seed)
-        recorded = self.folder.table("sharpness")
-        if len(recorded):
-            mine = (recorded["model_id"] == mid) & (recorded["fingerprint"] == self._fingerprints[mid])
-            if set(self.scale.sharpness_metrics) <= set(recorded.loc[mine, "metric"]):
-                self.stages.step("sharpness", mid, resumed=True)
-                return
+        if self._sharpness_recorded(mid):
+            self.stages.step("sharpness", mid, resumed=True)
+            return
         x, y = self.sharpness_set()
         s = self.scale
         t0 = time.perf_counter()
-        rows, land = measure(
-            model,
-            x,
-            y,
-            s.sharpness_metrics,
-            model_id=mid,
-            seed=s.sharpness_seed,
-            batch_size=s.eval_batch_size,
-            options=measure_options(s),
-        )
+        rows, land = measure(model, x, y, s.sharpness_metrics, model_id=mid, seed=s.sharpness_seed,
+                             batch_size=s.eval_batch_size, options=measure_options(s))  # fmt: skip
+        self._record_sharpness(Unit("sharpness", variant, seed), rows, land, time.perf_counter() - t0)
+
+    def _record_sharpness(self, unit: Unit, rows: pd.DataFrame, land: pd.DataFrame, seconds: float) -> None:
+        mid = self.scale.model_id(unit.variant, unit.seed)
         for m, sec in zip(rows["metric"], rows["seconds"], strict=True):
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
-        self.timings[f"sharpness/{mid}"] = time.perf_counter() - t0
-        self.stages.step("sharpness", mid, f"{time.perf_counter() - t0:.0f}s")
-        tags = {"variant": variant, "train_seed": seed, "fingerprint": self._fingerprints[mid], "run_id": self.run_id}
+        self.timings[f"sharpness/{mid}"] = seconds
+        self.stages.step("sharpness", mid, f"{seconds:.0f}s")
+        tags = {"variant": unit.variant, "train_seed": unit.seed, "fingerprint": self._fingerprints[mid],
+                "run_id": self.run_id}  # fmt: skip
         self.computed = True
         self.begin()
         self.folder.merge("sharpness", rows.assign(**tags))
@@ -278,18 +283,131 @@ class Experiment:
             self.stages.step("sparsity", mid, resumed=True)
             return
         x, _ = self.eval_set()
-        df = measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
+        self._record_sparsity(Unit("sparsity", variant, seed),
+                              measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size))  # fmt: skip
+
+    def _record_sparsity(self, unit: Unit, df: pd.DataFrame) -> None:
+        mid = self.scale.model_id(unit.variant, unit.seed)
         self.computed = True
-        tags = {
-            "model_id": mid,
-            "variant": variant,
-            "train_seed": seed,
-            "fingerprint": self._fingerprints[mid],
-            "run_id": self.run_id,
-        }
+        tags = {"model_id": mid, "variant": unit.variant, "train_seed": unit.seed,
+                "fingerprint": self._fingerprints[mid], "run_id": self.run_id}  # fmt: skip
         self.begin()
         self.folder.merge("sparsity", df.assign(**tags))
         self.stages.step("sparsity", mid)
+
+    # ---- units as tasks (for executors that run them elsewhere; see flatenn.repro.tasks) ---------
+    @property
+    def threads(self) -> int | None:
+        return self._threads
+
+    def _failed(self, unit: Unit) -> bool:
+        cfg = self.scale.train_config(unit.variant, unit.seed)
+        return cfg.key() in self._failed_training or (
+            cfg.parent is not None and cfg.parent.key() in self._failed_training
+        )
+
+    def model_ready(self, unit: Unit) -> bool:
+        """Whether the unit's model exists (its training did not fail on the cluster)."""
+        return not self._failed(unit)
+
+    def _needs_training(self, cfg) -> bool:
+        if self.local_models.has(cfg) and (not self.retrain or self._trained_here(cfg)):
+            return False
+        if not self.retrain and self.shipped.cache_dir != self.local_models.cache_dir and self.shipped.has(cfg):
+            return False
+        return not self.zoo.has(cfg)
+
+    def training_waves(self, model_units: list[Unit]) -> list[list]:
+        """The configs that must be trained, in waves: a fine-tuned model's parent in an earlier wave."""
+        waves: list[dict] = [{}, {}]
+        for u in model_units:
+            cfg = self.scale.train_config(u.variant, u.seed)
+            if not self._needs_training(cfg):
+                continue
+            if cfg.parent is not None and not self.zoo.has(cfg.parent):
+                waves[0][cfg.parent.key()] = cfg.parent
+                waves[1][cfg.key()] = cfg
+            else:
+                waves[0][cfg.key()] = cfg
+        return [list(w.values()) for w in waves if w]
+
+    def train_task(self, cfg) -> Task:
+        parent = None
+        if cfg.parent is not None:
+            pm, _ = self.zoo.get(cfg.parent)
+            parent = {k: v.detach().cpu().clone() for k, v in pm.state_dict().items()}
+        return Task("train", cfg.key(), cfg, threads=self._threads, device=str(self.device), state=parent)
+
+    def failed_training(self, cfg) -> bool:
+        return cfg.key() in self._failed_training
+
+    def training_failed(self, cfg) -> None:
+        """A model could not be trained elsewhere: its units (and its fine-tuned children's) are skipped."""
+        self._failed_training.add(cfg.key())
+
+    def adopt_trained(self, cfg, result: TaskResult) -> None:
+        """Store a model trained elsewhere in the zoo (the driver writes the cache); it counts as trained here."""
+        from ..core.data import dataset_shape
+        from ..core.train import build_for
+
+        model = build_for(cfg, dataset_shape(cfg.dataset), threshold=result.record.threshold)
+        model.load_state_dict(result.state)
+        self.zoo.store(cfg, model, result.record)
+        self._trained_elsewhere.add(cfg.key())
+
+    def task(self, unit: Unit) -> Task | None:
+        """The measurement unit as a self-contained task (None when its rows are recorded already)."""
+        mid = self.scale.model_id(unit.variant, unit.seed)
+        model, record = self.model(unit.variant, unit.seed)
+        cfg, s = self.scale.train_config(unit.variant, unit.seed), self.scale
+        base = {"config": cfg, "threads": self._threads, "threshold": record.threshold,
+                "fingerprint": self._fingerprints[mid], "device": str(self.device),
+                "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}  # fmt: skip
+        label = unit.label(s)
+        if unit.kind == "campaigns":
+            if (mid, unit.fault_model) in self._campaigns_done:
+                return None
+            camp = self.folder.table("campaign")
+            mine = camp[(camp["model_id"] == mid) & (camp["fault_model"] == unit.fault_model)] if len(camp) else None
+            options = {"fault_model": unit.fault_model, "rates": s.rates, "trials": s.trials,
+                       "seed": s.map_seed(unit.seed), "model_id": mid, "batch_size": s.eval_batch_size,
+                       "extra": {"variant": unit.variant, "train_seed": unit.seed, "run_id": self.run_id},
+                       "recorded": mine}  # fmt: skip
+            return Task("campaign", label, inputs=self.eval_set(), options=options, **base)
+        if unit.kind == "sharpness":
+            if self._sharpness_recorded(mid):
+                return None
+            options = {"metrics": s.sharpness_metrics, "model_id": mid, "seed": s.sharpness_seed,
+                       "batch_size": s.eval_batch_size, "measure": measure_options(s)}  # fmt: skip
+            return Task("sharpness", label, inputs=self.sharpness_set(), options=options, **base)
+        if unit.kind == "sparsity":
+            if self.folder.has_rows("sparsity", mid, self._fingerprints[mid]):
+                return None
+            return Task("sparsity", label, inputs=self.eval_set(), options={"batch_size": s.eval_batch_size}, **base)
+        raise ValueError(f"no task for unit kind {unit.kind!r}")
+
+    def record(self, unit: Unit, result: TaskResult) -> None:
+        """Merge a task's rows into the results folder (the driver is the only writer)."""
+        if unit.kind == "sharpness":
+            self._record_sharpness(unit, result.rows, result.landscape, result.seconds)
+        elif unit.kind == "sparsity":
+            self._record_sparsity(unit, result.rows)
+        elif unit.kind == "campaigns":
+            mid = self.scale.model_id(unit.variant, unit.seed)
+            if len(result.rows):
+                from ..core.results import write_schema_table
+
+                self.begin()
+                write_schema_table(pd.concat([self.folder.table("campaign"), result.rows], ignore_index=True),
+                                   self.dir / "campaign.csv", "campaign")  # fmt: skip
+                self.folder.changed("campaign")
+                self.computed = True
+                self.timings[f"campaign/{mid}/{unit.fault_model}"] = result.seconds
+            self._campaigns_done.add((mid, unit.fault_model))
+            self.stages.step("campaigns", f"{mid} {unit.fault_model}", resumed=not len(result.rows))
+        else:
+            raise ValueError(f"no record for unit kind {unit.kind!r}")
+        self._done.add(unit)
 
     def run_unit(self, unit: Unit) -> None:
         """Compute (or resume) one work unit of :mod:`flatenn.repro.plan`, at most once per run."""
@@ -383,7 +501,7 @@ class Experiment:
     # ---- claims -----------------------------------------------------------------------------
     def run(self, units) -> None:
         """Compute the given work units through the experiment's executor (only this driver writes)."""
-        self.executor.run([u for u in units if u not in self._done], self.run_unit)
+        self.executor.run([u for u in units if u not in self._done], self)
 
     def ensure_for(self, claim_id: str) -> None:
         """Compute everything one claim needs at this scale (and nothing else)."""

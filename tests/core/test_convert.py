@@ -101,6 +101,26 @@ def test_unconvertible_layer_and_uncalibrated_model_are_clear_errors():
         m(torch.randn(1, 3, 8, 8))
 
 
+def _to_int8(ao: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Eager-mode torch.ao flow in place (symmetric per-channel int8 weights, calibrated on ``x``); its output on x."""
+    import torch.ao.quantization as tq
+
+    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "qnnpack"
+    ao.qconfig = tq.QConfig(
+        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
+        weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+    )
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)  # torch.ao's quantized kernels have no deterministic variant
+    try:
+        tq.prepare(ao, inplace=True)
+        ao(x)
+        tq.convert(ao, inplace=True)
+        return ao(x)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
 def test_torch_ao_import_reproduces_int8_codes_and_outputs():
     import torch.ao.quantization as tq
 
@@ -119,21 +139,8 @@ def test_torch_ao_import_reproduces_int8_codes_and_outputs():
     float_model = Net().eval()
     ao = Net().eval()
     ao.load_state_dict(float_model.state_dict())
-    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "qnnpack"
-    ao.qconfig = tq.QConfig(
-        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
-        weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
-    )
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(False)  # torch.ao's quantized kernels have no deterministic variant
-    try:
-        tq.prepare(ao, inplace=True)
-        x = torch.randn(16, 3, 8, 8)
-        ao(x)
-        tq.convert(ao, inplace=True)
-        reference = ao(x)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
+    x = torch.randn(16, 3, 8, 8)
+    reference = _to_int8(ao, x)
     ours = import_torch_ao(float_model, ao)
     for name, layer in quantized_layers(ours).items():
         w = dict(ao.named_modules())[name].weight()
@@ -201,21 +208,8 @@ def test_torch_ao_import_of_a_fused_conv_bn_relu_model_matches_the_int8_model(fl
         if float_flow == "unfused"
         else tq.fuse_modules(copy.deepcopy(float_model), [["conv", "bn", "relu"]])
     )
-    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "qnnpack"
-    ao.qconfig = tq.QConfig(
-        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
-        weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
-    )
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(False)
-    try:
-        tq.prepare(ao, inplace=True)
-        x = torch.randn(32, 3, 8, 8)
-        ao(x)
-        tq.convert(ao, inplace=True)
-        reference = ao(x)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
+    x = torch.randn(32, 3, 8, 8)
+    reference = _to_int8(ao, x)
     ours = import_torch_ao(copy.deepcopy(given), ao)
     assert torch.equal(
         quantized_layers(ours)[next(iter(quantized_layers(ours)))].codes, ao.conv.weight().int_repr().to(torch.int32)
