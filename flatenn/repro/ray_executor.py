@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Iterable
 
+from ..core.evaluate import batches_fingerprint
 from .plan import Unit
 from .tasks import Task, TaskResult, execute_with
 
@@ -54,6 +55,7 @@ class RayExecutor:
         self.cpus_per_task, self.gpus_per_task, self.max_retries = cpus_per_task, gpus_per_task, max_retries
         self.function = function  # what a worker runs on a task (default: flatenn.repro.tasks.execute_with)
         self._remote = None
+        self._refs: dict = {}
 
     def start(self):
         """Connect to (or start) Ray and declare the task; a clear ValueError when the cluster is unreachable."""
@@ -117,12 +119,24 @@ class RayExecutor:
                 + ". Run the same command again to retry them."
             )
 
+    def _put(self, ray, key, value):
+        """One object-store copy per model (by fingerprint) and per data set, however many tasks use it."""
+        if not key[1] or key not in self._refs:  # a training task's parent weights have no fingerprint: not shared
+            ref = ray.put(value)
+            if not key[1]:
+                return ref
+            self._refs[key] = ref
+        return self._refs[key]
+
     def _submit(self, ray, task: Task):
         """Model weights and data go through the object store (top-level references, resolved by Ray)."""
         import dataclasses
 
-        state = ray.put(task.state) if task.state is not None else None
-        inputs = ray.put(task.inputs) if task.inputs is not None else None
+        state = self._put(ray, ("model", task.fingerprint), task.state) if task.state is not None else None
+        inputs = None
+        if task.inputs is not None:  # the evaluation / sharpness set: put once, shared by every task
+            key = ("data", batches_fingerprint([task.inputs]))  # by content: equal data, one copy
+            inputs = self._put(ray, key, task.inputs)
         # a task declares the CPUs its torch threads use: oversubscribed cores make torch's OpenMP threads spin
         cpus = max(self.cpus_per_task, task.threads or 1)
         return self._remote.options(num_cpus=cpus).remote(
