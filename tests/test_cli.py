@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -309,29 +310,18 @@ def test_conflicting_or_meaningless_options_are_one_line_before_any_work(tmp_pat
     assert not (tmp_path / "zoo").exists()  # nothing was trained
 
 
-def test_vulnerability_eval_examples_beyond_the_test_set_is_an_error(tmp_path, capsys):
-    cache = str(tmp_path / "zoo")
-    assert (
-        main(
-            [
-                "train",
-                "--width",
-                "4",
-                "--epochs",
-                "1",
-                "--train-subset",
-                "64",
-                "--cache-dir",
-                cache,
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
+def _tiny_model(tmp_path, capsys) -> tuple[str, str]:
+    """(cache folder, key) of a 1-epoch width-4 digits model trained through the CLI."""
     import json
 
-    key = json.loads(capsys.readouterr().out)["key"]
+    cache = str(tmp_path / "zoo")
+    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", cache, "--quiet",
+                 "--json"]) == 0  # fmt: skip
+    return cache, json.loads(capsys.readouterr().out)["key"]
+
+
+def test_vulnerability_eval_examples_beyond_the_test_set_is_an_error(tmp_path, capsys):
+    cache, key = _tiny_model(tmp_path, capsys)
     code, err = _cli_error(
         [
             "vulnerability",
@@ -353,26 +343,8 @@ def test_vulnerability_eval_examples_beyond_the_test_set_is_an_error(tmp_path, c
 def test_an_edited_cache_record_is_refused_on_the_cache_key_path(tmp_path, capsys):
     import json
 
-    cache = tmp_path / "zoo"
-    assert (
-        main(
-            [
-                "train",
-                "--width",
-                "4",
-                "--epochs",
-                "1",
-                "--train-subset",
-                "64",
-                "--cache-dir",
-                str(cache),
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    key = json.loads(capsys.readouterr().out)["key"]
+    folder, key = _tiny_model(tmp_path, capsys)
+    cache = Path(folder)
     meta = json.loads((cache / f"{key}.json").read_text())
     meta["record"]["config"]["epochs"] = 2  # another config: would train another model and report it
     (cache / f"{key}.json").write_text(json.dumps(meta))
@@ -440,28 +412,7 @@ def test_a_full_disk_is_one_line_and_keeps_finished_rows(tmp_path, capsys, monke
 
     import flatenn.core.atomic as atomic
 
-    cache = str(tmp_path / "zoo")
-    assert (
-        main(
-            [
-                "train",
-                "--width",
-                "4",
-                "--epochs",
-                "1",
-                "--train-subset",
-                "64",
-                "--cache-dir",
-                cache,
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    import json
-
-    key = json.loads(capsys.readouterr().out)["key"]
+    cache, key = _tiny_model(tmp_path, capsys)
     out = tmp_path / "c.csv"
     argv = [
         "campaign",
