@@ -595,10 +595,17 @@ def make_executor(name: str, ray_address: str | None):
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="run the work units in this "
-                   "process (default) or as Ray tasks (pip install 'flatenn[ray]')")  # fmt: skip
-    p.add_argument("--ray-address", default=None, help="Ray cluster to join: 'auto' (this machine's cluster) or "
-                   "host:port (default: start a local Ray instance)")  # fmt: skip
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run the work units in this process (default) or as Ray tasks (pip install 'flatenn[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join: 'auto' (this machine's cluster) or host:port (default: start a local Ray instance)",
+    )
 
 
 def cmd_record(a) -> int:
@@ -671,8 +678,10 @@ def cmd_power(a) -> int:
     table = power_table(read_results(folder), scale, a.power)
     if not len(table):
         raise ValueError(f"{folder}: no primary claim is recorded there (campaign.csv missing?)")
-    print(f"{a.scale}: seeds for {a.power:.0%} power at each primary case's SESOI (two-sided one-sample t over "
-          f"seeds, Holm's first-step level of the family), from the recorded seed-level SDs:")  # fmt: skip
+    print(
+        f"{a.scale}: seeds for {a.power:.0%} power at each primary case's SESOI (two-sided one-sample t over "
+        f"seeds, Holm's first-step level of the family), from the recorded seed-level SDs:"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="> 10000"))
     return 0
 

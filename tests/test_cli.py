@@ -315,8 +315,24 @@ def _tiny_model(tmp_path, capsys) -> tuple[str, str]:
     import json
 
     cache = str(tmp_path / "zoo")
-    assert main(["train", "--width", "4", "--epochs", "1", "--train-subset", "64", "--cache-dir", cache, "--quiet",
-                 "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--width",
+                "4",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "64",
+                "--cache-dir",
+                cache,
+                "--quiet",
+                "--json",
+            ]
+        )
+        == 0
+    )
     return cache, json.loads(capsys.readouterr().out)["key"]
 
 

@@ -27,8 +27,9 @@ def t_power(n: int, delta: float, sd: float, alpha: float) -> float:
 def seeds_for_power(delta: float, sd: float, alpha: float, power: float = 0.8, cap: int = 10_000) -> int | None:
     """The smallest number of seeds (>= 2) reaching ``power``; None beyond ``cap``."""
     if not (delta != 0 and math.isfinite(sd) and sd >= 0 and 0 < alpha < 1 and 0 < power < 1):
-        raise ValueError(f"need delta != 0, a finite sd >= 0, alpha and power in (0, 1); got {delta}, {sd}, "
-                         f"{alpha}, {power}")  # fmt: skip
+        raise ValueError(
+            f"need delta != 0, a finite sd >= 0, alpha and power in (0, 1); got {delta}, {sd}, {alpha}, {power}"
+        )
     lo, hi = 2, 2
     while t_power(hi, delta, sd, alpha) < power:
         if hi >= cap:

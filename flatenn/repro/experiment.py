@@ -257,8 +257,16 @@ class Experiment:
         x, y = self.sharpness_set()
         s = self.scale
         t0 = time.perf_counter()
-        rows, land = measure(model, x, y, s.sharpness_metrics, model_id=mid, seed=s.sharpness_seed,
-                             batch_size=s.eval_batch_size, options=measure_options(s))  # fmt: skip
+        rows, land = measure(
+            model,
+            x,
+            y,
+            s.sharpness_metrics,
+            model_id=mid,
+            seed=s.sharpness_seed,
+            batch_size=s.eval_batch_size,
+            options=measure_options(s),
+        )
         self._record_sharpness(Unit("sharpness", variant, seed), rows, land, time.perf_counter() - t0)
 
     def _record_sharpness(self, unit: Unit, rows: pd.DataFrame, land: pd.DataFrame, seconds: float) -> None:
@@ -267,8 +275,12 @@ class Experiment:
             self.timings[f"sharpness/{mid}/{m}"] = float(sec)
         self.timings[f"sharpness/{mid}"] = seconds
         self.stages.step("sharpness", mid, f"{seconds:.0f}s")
-        tags = {"variant": unit.variant, "train_seed": unit.seed, "fingerprint": self._fingerprints[mid],
-                "run_id": self.run_id}  # fmt: skip
+        tags = {
+            "variant": unit.variant,
+            "train_seed": unit.seed,
+            "fingerprint": self._fingerprints[mid],
+            "run_id": self.run_id,
+        }
         self.computed = True
         self.begin()
         self.folder.merge("sharpness", rows.assign(**tags))
@@ -283,14 +295,20 @@ class Experiment:
             self.stages.step("sparsity", mid, resumed=True)
             return
         x, _ = self.eval_set()
-        self._record_sparsity(Unit("sparsity", variant, seed),
-                              measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size))  # fmt: skip
+        self._record_sparsity(
+            Unit("sparsity", variant, seed), measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
+        )
 
     def _record_sparsity(self, unit: Unit, df: pd.DataFrame) -> None:
         mid = self.scale.model_id(unit.variant, unit.seed)
         self.computed = True
-        tags = {"model_id": mid, "variant": unit.variant, "train_seed": unit.seed,
-                "fingerprint": self._fingerprints[mid], "run_id": self.run_id}  # fmt: skip
+        tags = {
+            "model_id": mid,
+            "variant": unit.variant,
+            "train_seed": unit.seed,
+            "fingerprint": self._fingerprints[mid],
+            "run_id": self.run_id,
+        }
         self.begin()
         self.folder.merge("sparsity", df.assign(**tags))
         self.stages.step("sparsity", mid)
@@ -359,32 +377,54 @@ class Experiment:
         """The measurement unit as a self-contained task (None when its rows are recorded already)."""
         mid = self.scale.model_id(unit.variant, unit.seed)
         model, record = self.model(unit.variant, unit.seed)
-        cfg, s = self.scale.train_config(unit.variant, unit.seed), self.scale
-        base = {"config": cfg, "threads": self._threads, "threshold": record.threshold,
-                "fingerprint": self._fingerprints[mid], "device": str(self.device),
-                "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}  # fmt: skip
-        label = unit.label(s)
+        s = self.scale
         if unit.kind == "campaigns":
             if (mid, unit.fault_model) in self._campaigns_done:
                 return None
             camp = self.folder.table("campaign")
             mine = camp[(camp["model_id"] == mid) & (camp["fault_model"] == unit.fault_model)] if len(camp) else None
-            options = {"fault_model": unit.fault_model, "rates": s.rates, "trials": s.trials,
-                       "seed": s.map_seed(unit.seed), "model_id": mid, "batch_size": s.eval_batch_size,
-                       "extra": {"variant": unit.variant, "train_seed": unit.seed, "run_id": self.run_id},
-                       "recorded": mine}  # fmt: skip
-            return Task("campaign", label, inputs=self.eval_set(), options=options, **base)
-        if unit.kind == "sharpness":
+            kind, inputs = "campaign", self.eval_set()
+            options = {
+                "fault_model": unit.fault_model,
+                "rates": s.rates,
+                "trials": s.trials,
+                "seed": s.map_seed(unit.seed),
+                "model_id": mid,
+                "batch_size": s.eval_batch_size,
+                "extra": {"variant": unit.variant, "train_seed": unit.seed, "run_id": self.run_id},
+                "recorded": mine,
+            }
+        elif unit.kind == "sharpness":
             if self._sharpness_recorded(mid):
                 return None
-            options = {"metrics": s.sharpness_metrics, "model_id": mid, "seed": s.sharpness_seed,
-                       "batch_size": s.eval_batch_size, "measure": measure_options(s)}  # fmt: skip
-            return Task("sharpness", label, inputs=self.sharpness_set(), options=options, **base)
-        if unit.kind == "sparsity":
+            kind, inputs = "sharpness", self.sharpness_set()
+            options = {
+                "metrics": s.sharpness_metrics,
+                "model_id": mid,
+                "seed": s.sharpness_seed,
+                "batch_size": s.eval_batch_size,
+                "measure": measure_options(s),
+            }
+        elif unit.kind == "sparsity":
             if self.folder.has_rows("sparsity", mid, self._fingerprints[mid]):
                 return None
-            return Task("sparsity", label, inputs=self.eval_set(), options={"batch_size": s.eval_batch_size}, **base)
-        raise ValueError(f"no task for unit kind {unit.kind!r}")
+            kind, inputs, options = "sparsity", self.eval_set(), {"batch_size": s.eval_batch_size}
+        else:
+            raise ValueError(f"no task for unit kind {unit.kind!r}")
+        # the model's weights are copied only for a unit that still has rows to compute
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return Task(
+            kind,
+            unit.label(s),
+            s.train_config(unit.variant, unit.seed),
+            threads=self._threads,
+            device=str(self.device),
+            state=state,
+            threshold=record.threshold,
+            fingerprint=self._fingerprints[mid],
+            inputs=inputs,
+            options=options,
+        )
 
     def record(self, unit: Unit, result: TaskResult) -> None:
         """Merge a task's rows into the results folder (the driver is the only writer)."""
@@ -398,8 +438,11 @@ class Experiment:
                 from ..core.results import write_schema_table
 
                 self.begin()
-                write_schema_table(pd.concat([self.folder.table("campaign"), result.rows], ignore_index=True),
-                                   self.dir / "campaign.csv", "campaign")  # fmt: skip
+                write_schema_table(
+                    pd.concat([self.folder.table("campaign"), result.rows], ignore_index=True),
+                    self.dir / "campaign.csv",
+                    "campaign",
+                )
                 self.folder.changed("campaign")
                 self.computed = True
                 self.timings[f"campaign/{mid}/{unit.fault_model}"] = result.seconds

@@ -21,8 +21,14 @@ COLUMNS = ["case", "seeds", "effect", "seed_sd", "sesoi", "family", "alpha", "de
 
 
 def primary_cases(scale: ScaleConfig) -> list:
-    return [c for c in cases() if CLAIMS[c.claim].tier == "primary" and c.direction == 1 and c.metric.startswith("acc")
-            and (scale.claims is None or c.claim in scale.claims)]  # fmt: skip
+    return [
+        c
+        for c in cases()
+        if CLAIMS[c.claim].tier == "primary"
+        and c.direction == 1
+        and c.metric.startswith("acc")
+        and (scale.claims is None or c.claim in scale.claims)
+    ]
 
 
 def power_table(tables: dict[str, pd.DataFrame], scale: ScaleConfig, power: float = 0.8) -> pd.DataFrame:
@@ -35,8 +41,17 @@ def power_table(tables: dict[str, pd.DataFrame], scale: ScaleConfig, power: floa
         sd, n = float(np.std(effects, ddof=1)), len(effects)
         for fam, m in families.items():
             alpha = ALPHA / m
-            rows.append({"case": case.id, "seeds": n, "effect": float(effects.mean()), "seed_sd": sd,
-                         "sesoi": case.sesoi, "family": f"{fam} ({m})", "alpha": alpha,
-                         "detectable_now": detectable_effect(n, sd, alpha, power),
-                         "seeds_needed": seeds_for_power(case.sesoi, sd, alpha, power)})  # fmt: skip
+            rows.append(
+                {
+                    "case": case.id,
+                    "seeds": n,
+                    "effect": float(effects.mean()),
+                    "seed_sd": sd,
+                    "sesoi": case.sesoi,
+                    "family": f"{fam} ({m})",
+                    "alpha": alpha,
+                    "detectable_now": detectable_effect(n, sd, alpha, power),
+                    "seeds_needed": seeds_for_power(case.sesoi, sd, alpha, power),
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)

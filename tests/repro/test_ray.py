@@ -28,8 +28,12 @@ RUN = "20261205T000000Z-test-0000"
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}},
+    )
     yield
     ray.shutdown()
 
@@ -38,15 +42,30 @@ def ray_instance():
 def tiny():
     rates = (0.05, 0.1)
     return dataclasses.replace(
-        SCALES["smoke"], name="smoke", width=4, epochs=1, seeds=(0, 1), rates=rates, trials=3,
-        informative_rates={fm: rates for fm in ("bitflip", "stuck0", "stuck1")}, sharpness_examples=32,
-        sharpness_metrics=("avg_sharpness", "landscape1d"), sharpness_directions=2, sweep_thresholds=(0.0, 0.5),
-    )  # fmt: skip
+        SCALES["smoke"],
+        name="smoke",
+        width=4,
+        epochs=1,
+        seeds=(0, 1),
+        rates=rates,
+        trials=3,
+        informative_rates={fm: rates for fm in ("bitflip", "stuck0", "stuck1")},
+        sharpness_examples=32,
+        sharpness_metrics=("avg_sharpness", "landscape1d"),
+        sharpness_directions=2,
+        sweep_thresholds=(0.0, 0.5),
+    )
 
 
 def _run(tiny, root: Path, executor=None, units=None) -> Experiment:
-    with Experiment(tiny, root / "smoke", zoo=Zoo(root / "zoo", device="cpu", progress=False), device="cpu",
-                    progress=False, executor=executor) as exp:  # fmt: skip
+    with Experiment(
+        tiny,
+        root / "smoke",
+        zoo=Zoo(root / "zoo", device="cpu", progress=False),
+        device="cpu",
+        progress=False,
+        executor=executor,
+    ) as exp:
         exp.run_id = RUN  # one run id, so whole files can be compared byte for byte
         exp.run(units if units is not None else exp.units)
         exp.finish()
@@ -102,9 +121,14 @@ def test_a_killed_worker_is_retried_and_its_unit_recorded_once(ray_instance, tin
     marker = tmp_path / "marker"
     monkeypatch.setenv("FLATENN_TEST_MARKER", str(marker))
     ray.shutdown()  # the marker path reaches the workers through their environment
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-                                       "FLATENN_TEST_MARKER": str(marker)}})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "FLATENN_TEST_MARKER": str(marker)}
+        },
+    )
     _run(tiny, tmp_path, RayExecutor(function=_dies_once, max_retries=1))
     assert marker.read_text() == "died once"
     _same_tables(local_run, tmp_path / "smoke")
@@ -132,8 +156,10 @@ def test_the_local_executor_never_imports_ray(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from flatenn.repro.experiment import Experiment; from flatenn.cli import make_executor; "
-            "assert make_executor('local', None) is None; assert 'ray' not in sys.modules")  # fmt: skip
+    code = (
+        "import sys; from flatenn.repro.experiment import Experiment; from flatenn.cli import make_executor; "
+        "assert make_executor('local', None) is None; assert 'ray' not in sys.modules"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
