@@ -203,7 +203,7 @@ def adaptive_savings() -> None:
         reference_dir=root / "results" / "smoke",
     ) as exp:
         model, _ = exp.model("standard-sgd", 0)
-        x, y = exp.eval_set()
+        x, y = exp.eval_set(0)
     rates = SCALES["smoke"].rates
     fixed = run_campaign(model, x, y, "bitflip", rates=rates, trials=50, seed=0, progress=False)
     half = {r: (lambda c: (c[3] - c[2]) / 2)(mean_ci(g["accuracy"])) for r, g in fixed.groupby("rate")}

@@ -39,7 +39,7 @@ from ..faults.campaign import run_campaign
 from .executor import Executor, LocalExecutor
 from .folder import ResultsFolder
 from .inputs import eval_inputs, measure_options, sharpness_inputs
-from .plan import Unit, claim_units, plan, totals
+from .plan import Unit, claim_units, is_sequential, plan, sequential_units, totals
 from .scales import ScaleConfig
 from .tasks import Task, TaskResult
 
@@ -117,7 +117,8 @@ class Experiment:
         self._torch.__enter__()
         self._models: dict[str, tuple] = {}
         self._fingerprints: dict[str, str] = {}
-        self.units = plan(scale)  # everything the scale's claims need (progress totals)
+        # everything the scale's claims need (progress totals); a plan-v2 scale: up to its next look
+        self.units = sequential_units(scale, self.tables()) if is_sequential(scale) else plan(scale)
         self.stages = Stages(f"[{scale.name}]", totals(self.units))
         self._done: set[Unit] = set()
         self._campaigns_done: set[tuple[str, str]] = set()
@@ -137,11 +138,12 @@ class Experiment:
     def data(self) -> DataSplit:
         return self.zoo.data_for(self.scale.train_config("standard-sgd", self.scale.seeds[0]))
 
-    def eval_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return eval_inputs(self.scale, self.data())
+    def eval_set(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation images of the models of training seed ``seed`` (see :func:`eval_inputs`)."""
+        return eval_inputs(self.scale, self.data(), seed)
 
-    def sharpness_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return sharpness_inputs(self.scale, self.data())
+    def sharpness_set(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return sharpness_inputs(self.scale, self.data(), seed)
 
     # ---- models -----------------------------------------------------------------------------
     def _obtain(self, cfg) -> tuple[object, object, str]:
@@ -213,7 +215,7 @@ class Experiment:
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:
         """Run (or resume) the scale's campaign for one model and fault model into campaign.csv."""
         model, _ = self.model(variant, seed)
-        x, y = self.eval_set()
+        x, y = self.eval_set(seed)
         mid = self.scale.model_id(variant, seed)
         if (mid, fault_model) in self._campaigns_done:
             return
@@ -254,7 +256,7 @@ class Experiment:
         if self._sharpness_recorded(mid):
             self.stages.step("sharpness", mid, resumed=True)
             return
-        x, y = self.sharpness_set()
+        x, y = self.sharpness_set(seed)
         s = self.scale
         t0 = time.perf_counter()
         rows, land = measure(
@@ -263,7 +265,7 @@ class Experiment:
             y,
             s.sharpness_metrics,
             model_id=mid,
-            seed=s.sharpness_seed,
+            seed=s.sharpness_seed_for(seed),
             batch_size=s.eval_batch_size,
             options=measure_options(s),
         )
@@ -294,7 +296,7 @@ class Experiment:
         if self.folder.has_rows("sparsity", mid, self._fingerprints[mid]):
             self.stages.step("sparsity", mid, resumed=True)
             return
-        x, _ = self.eval_set()
+        x, _ = self.eval_set(seed)
         self._record_sparsity(
             Unit("sparsity", variant, seed), measure_sparsity(model, x.to(self.device), self.scale.eval_batch_size)
         )
@@ -383,7 +385,7 @@ class Experiment:
                 return None
             camp = self.folder.table("campaign")
             mine = camp[(camp["model_id"] == mid) & (camp["fault_model"] == unit.fault_model)] if len(camp) else None
-            kind, inputs = "campaign", self.eval_set()
+            kind, inputs = "campaign", self.eval_set(unit.seed)
             options = {
                 "fault_model": unit.fault_model,
                 "rates": s.rates,
@@ -397,18 +399,18 @@ class Experiment:
         elif unit.kind == "sharpness":
             if self._sharpness_recorded(mid):
                 return None
-            kind, inputs = "sharpness", self.sharpness_set()
+            kind, inputs = "sharpness", self.sharpness_set(unit.seed)
             options = {
                 "metrics": s.sharpness_metrics,
                 "model_id": mid,
-                "seed": s.sharpness_seed,
+                "seed": s.sharpness_seed_for(unit.seed),
                 "batch_size": s.eval_batch_size,
                 "measure": measure_options(s),
             }
         elif unit.kind == "sparsity":
             if self.folder.has_rows("sparsity", mid, self._fingerprints[mid]):
                 return None
-            kind, inputs, options = "sparsity", self.eval_set(), {"batch_size": s.eval_batch_size}
+            kind, inputs, options = "sparsity", self.eval_set(unit.seed), {"batch_size": s.eval_batch_size}
         else:
             raise ValueError(f"no task for unit kind {unit.kind!r}")
         # the model's weights are copied only for a unit that still has rows to compute
@@ -551,8 +553,35 @@ class Experiment:
         self.run(claim_units(self.scale, claim_id))
 
     def ensure_all(self) -> None:
-        """Everything every claim of the scale needs."""
-        self.run(self.units)
+        """Everything every claim of the scale needs (a plan-v2 scale: look by look, see :meth:`run_looks`)."""
+        if is_sequential(self.scale):
+            self.run_looks()
+        else:
+            self.run(self.units)
+
+    def run_looks(self) -> None:
+        """Record a plan-v2 scale block by block: after each complete block the open primary cases are tested
+        (flatenn.repro.decide.sequential) and the next block trains only what the still-open claims need,
+        until every primary case is decided or the cap is reached. Resumes from whatever is recorded."""
+        from .decide import PLAN, sequential
+
+        looks = PLAN.scales[self.scale.name].looks
+        while True:
+            state = sequential(self.tables(), self.scale)
+            self.units = sequential_units(self.scale, self.tables())
+            self.stages.totals = totals(self.units)
+            todo = [u for u in self.units if u not in self._done]
+            if state.next_look < len(looks):
+                self.stages.prefix = f"[{self.scale.name} look {state.next_look + 1}/{len(looks)}]"
+                from ..core.progress import emit
+
+                emit(
+                    f"[{self.scale.name}] look {state.next_look + 1} of {len(looks)}: seeds up to {looks[state.next_look]}"
+                    f", open primary cases: {', '.join(state.open) or 'none'}"
+                )
+            if not todo:
+                return
+            self.run(todo)
 
     def finish(self) -> None:
         """Write the derived tables, claims and provenance of what this run computed.

@@ -253,11 +253,13 @@ def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame]) -> list[
             f"model), e.g. {sorted(have - want)[:2]}"
         )
     if len(sharp):
-        for col, val in (("n_examples", scale.sharpness_examples), ("seed", scale.sharpness_seed)):
+        want_seed = sharp["train_seed"].map(scale.sharpness_seed_for)
+        for col, val in (("n_examples", scale.sharpness_examples), ("seed", want_seed)):
             off = sharp[col] != val
             if off.any():
                 i = int(np.flatnonzero(off.to_numpy())[0])
-                problems.append(f"sharpness.csv line {i + 2}: {col} {sharp[col].iloc[i]}, the scale uses {val}")
+                v = val.iloc[i] if isinstance(val, pd.Series) else val
+                problems.append(f"sharpness.csv line {i + 2}: {col} {sharp[col].iloc[i]}, the scale uses {v}")
     if "landscape1d" in metrics:
         problems += _check_landscape(sharp, land, set(want_sharp))
     want_sp = set(_planned_models(scale, "sparsity"))
@@ -342,14 +344,14 @@ def remeasure(
         mine = sharp[sharp["model_id"] == mid] if len(sharp) else sharp
         with torch_state(deterministic=True):
             if len(mine):
-                x, y = sharpness_inputs(scale, data)
+                x, y = sharpness_inputs(scale, data, int(r["seed"]))
                 rows, fresh_land = measure(
                     model,
                     x,
                     y,
                     list(mine["metric"]),
                     model_id=mid,
-                    seed=scale.sharpness_seed,
+                    seed=scale.sharpness_seed_for(int(r["seed"])),
                     batch_size=scale.eval_batch_size,
                     options=measure_options(scale),
                 )
@@ -370,7 +372,7 @@ def remeasure(
                         problems.append(f"landscape.csv: rows of {mid} differ from the re-measured landscape")
             mine_sp = sp[sp["model_id"] == mid] if len(sp) else sp
             if len(mine_sp):
-                x, _ = eval_inputs(scale, data)
+                x, _ = eval_inputs(scale, data, int(r["seed"]))
                 fresh = measure_sparsity(model, x, scale.eval_batch_size).set_index("layer")
                 for row in mine_sp.itertuples():
                     if row.layer not in fresh.index or int(fresh.at[row.layer, "zeros"]) != int(row.zeros):

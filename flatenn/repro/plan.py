@@ -31,8 +31,9 @@ class Unit:
         return f"{mid} {self.fault_model}" if self.fault_model else mid
 
 
-def claim_units(scale: ScaleConfig, claim_id: str) -> list[Unit]:
-    """The units one claim needs at a scale, in run order (model first, then its measurements)."""
+def claim_units(scale: ScaleConfig, claim_id: str, seeds: Iterable[int] | None = None) -> list[Unit]:
+    """The units one claim needs at a scale (at ``seeds``, default the scale's), in run order (model first)."""
+    seeds = tuple(scale.seeds if seeds is None else seeds)
     c = CLAIMS[claim_id]
     groups: list[tuple[tuple[str, ...], tuple[str, ...], bool, bool]] = []
     if c.variants:
@@ -42,7 +43,7 @@ def claim_units(scale: ScaleConfig, claim_id: str) -> list[Unit]:
     out: list[Unit] = []
     for variants, fault_models, sharpness, sparsity in groups:
         for v in variants:
-            for s in scale.seeds:
+            for s in seeds:
                 out.append(Unit("models", v, s))
                 out += [Unit("campaigns", v, s, fm) for fm in fault_models]
                 if sharpness:
@@ -52,14 +53,56 @@ def claim_units(scale: ScaleConfig, claim_id: str) -> list[Unit]:
     return out
 
 
-def plan(scale: ScaleConfig, claim_ids: Iterable[str] | None = None) -> list[Unit]:
+def plan(scale: ScaleConfig, claim_ids: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[Unit]:
     """Every unit the selected claims (default: the scale's claims, or all) need, each once, in run order."""
     ids = list(claim_ids) if claim_ids is not None else list(scale.claims or CLAIMS)
+    seeds = tuple(scale.seeds if seeds is None else seeds)
     seen: dict[Unit, None] = {}
     for cid in ids:
-        for u in claim_units(scale, cid):
+        for u in claim_units(scale, cid, seeds):
             seen.setdefault(u, None)
     return list(seen)
+
+
+def is_sequential(scale: ScaleConfig) -> bool:
+    """Whether the scale is recorded under plan v2's group-sequential design (plans/v2.toml lists it)."""
+    from .decide import PLAN
+
+    return scale.plan_version >= 2 and scale.name in PLAN.scales
+
+
+def sequential_units(scale: ScaleConfig, tables: dict, through: str = "next") -> list[Unit]:
+    """The units of a plan-v2 scale, replayed from its recorded rows.
+
+    Every claim's units at the full seeds (``full_seeds``), then, for each look, the units of the primary
+    claims still open when that look's block began at the block's other seeds. ``through="next"``: up to
+    and including the first look not yet complete (what a recording runs next); ``"complete"``: the
+    complete looks only (what a finished or paused recording must hold).
+    """
+    from .decide import PLAN, sequential
+
+    sp = PLAN.scales[scale.name]
+    state = sequential(tables, scale)
+    family = [p.case for p in PLAN.primary if scale.claims is None or p.claim in scale.claims]
+    last = state.next_look if through == "next" else state.next_look - 1
+    out = plan(scale, seeds=range(sp.full_seeds))
+    seen = dict.fromkeys(out)
+    lo = 0
+    for k, n in enumerate(sp.looks[: max(last + 1, 0)]):
+        claims = [c.split("[")[0] for c in family if state.decided_at.get(c, len(sp.looks)) >= k]
+        for u in plan(scale, claims, seeds=[s for s in range(lo, n) if s >= sp.full_seeds]):
+            seen.setdefault(u, None)
+        lo = n
+    return list(seen)
+
+
+def seeds_recorded(scale: ScaleConfig) -> tuple[int, ...]:
+    """Every seed a scale may record: the cap of a plan-v2 scale, else the scale's seeds."""
+    if is_sequential(scale):
+        from .decide import PLAN
+
+        return tuple(range(PLAN.scales[scale.name].looks[-1]))
+    return tuple(scale.seeds)
 
 
 def totals(units: Iterable[Unit]) -> dict[str, int]:

@@ -80,6 +80,10 @@ class ScaleConfig:
     claims: tuple[str, ...] | None = None  # the claims this scale evaluates (None: all)
     level_of: str | None = None  # ablation levels: the factor this level belongs to
     variants: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(VARIANTS))  # name -> (activation, method)
+    # plan v2: every training seed draws its own evaluation images (when eval_examples < the test split),
+    # sharpness subset and sharpness probes, so their variance is inside the CI over seeds (v1: one draw for all)
+    inputs_per_seed: bool = False
+    plan_version: int = 1  # 2: seeds and analysis by flatenn/repro/plans/v2.toml (group-sequential looks)
 
     def __hash__(self) -> int:  # informative_rates is a dict
         return hash(self.name)
@@ -142,6 +146,10 @@ class ScaleConfig:
         """
         return self.campaign_seed * 1000 + train_seed
 
+    def sharpness_seed_for(self, train_seed: int) -> int:
+        """Seed of the sharpness subset and probes of the models of ``train_seed`` (one for all under v1)."""
+        return self.sharpness_seed * 1000 + train_seed if self.inputs_per_seed else self.sharpness_seed
+
 
 _STUCK = (3e-2, 6e-2, 1e-1)
 
@@ -156,6 +164,8 @@ SCALES: dict[str, ScaleConfig] = {
         lr=0.05,
         informative_rates={"bitflip": (1e-2, 3e-2, 6e-2), "stuck0": _STUCK, "stuck1": _STUCK},
         torch_threads=2,
+        inputs_per_seed=True,
+        plan_version=2,
     ),
     "cpu": ScaleConfig(
         name="cpu",
@@ -174,6 +184,8 @@ SCALES: dict[str, ScaleConfig] = {
         sharpness_examples=256,
         sensitivity_rate=1e-3,
         torch_threads=2,
+        inputs_per_seed=True,
+        plan_version=2,
     ),
     "paper_resnet20": ScaleConfig(
         name="paper_resnet20",
@@ -213,7 +225,14 @@ SCALES: dict[str, ScaleConfig] = {
 # Ablation levels (flatenn/repro/ablation_plan.md): the cpu baseline with one setting moved toward the paper.
 ABLATION_CLAIMS = ("sparse_vs_standard", "saq_gain_sparse", "saq_gain_standard")
 _ABL_BASE = dataclasses.replace(
-    SCALES["cpu"], name="ablation_base", seeds=(0, 1, 2), trials=30, claims=ABLATION_CLAIMS, level_of="baseline"
+    SCALES["cpu"],
+    name="ablation_base",
+    seeds=(0, 1, 2),
+    trials=30,
+    claims=ABLATION_CLAIMS,
+    level_of="baseline",
+    inputs_per_seed=False,  # recorded under plan v1: one evaluation set for every model, fixed seeds
+    plan_version=1,
 )
 ABLATION_LEVELS: dict[str, ScaleConfig] = {
     "ablation_base": _ABL_BASE,

@@ -24,6 +24,7 @@ def tiny_scale():
         sharpness_probes=2,
         sharpness_directions=2,
         sharpness_metrics=("lambda_max_fn", "avg_sharpness"),
+        plan_version=1,  # a fixed design: the listed seeds, no sequential looks
     )
 
 

@@ -71,6 +71,7 @@ def toy(monkeypatch):
         informative_rates={"bitflip": (0.05,)},
         claims=("toy_gain",),
         variants={**VARIANTS, "standard-toy": ("relu", "toy-halfstep")},
+        plan_version=1,
     )
 
 

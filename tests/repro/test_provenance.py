@@ -35,6 +35,7 @@ def tiny():
         sharpness_examples=32,
         sharpness_metrics=("avg_sharpness",),
         sharpness_directions=2,
+        plan_version=1,
     )
 
 

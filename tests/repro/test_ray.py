@@ -54,6 +54,7 @@ def tiny():
         sharpness_metrics=("avg_sharpness", "landscape1d"),
         sharpness_directions=2,
         sweep_thresholds=(0.0, 0.5),
+        plan_version=1,
     )
 
 
