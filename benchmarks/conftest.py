@@ -31,6 +31,11 @@ def pytest_addoption(parser):
     g.addoption("--results-dir", default=None, help="where <scale>/ folders are written (default: runs/<UTC time>/)")
     g.addoption("--reference-dir", default=str(ROOT / "results"), help="tracked results to compare with")
     g.addoption("--retrain", action="store_true", help="train the models instead of loading the shipped ones")
+    g.addoption(
+        "--all-seeds",
+        action="store_true",
+        help="plan-v2 scales: re-measure every recorded seed (default: the plan's reproduce_seeds)",
+    )
     g.addoption("--cache-dir", default=None, help="model zoo cache folder")
     g.addoption("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     g.addoption("--no-report", action="store_true", help="do not draw figures at the end")
@@ -125,6 +130,7 @@ def experiments(request):
                 reference_dir=Path(opt("--reference-dir")) / name,
                 command=" ".join(["pytest", *request.config.invocation_params.args]),
                 executor=executor,
+                all_seeds=opt("--all-seeds"),
             )
             try:
                 cache[name].data()  # a missing data set stops the session once, with the instruction

@@ -686,6 +686,35 @@ def cmd_power(a) -> int:
     return 0
 
 
+def cmd_verdicts(a) -> int:
+    """A scale's verdicts re-derived from its raw tables under analysis plan v1 or v2."""
+    from .core.results import read_results
+    from .repro.scales import get_scale
+
+    scale = get_scale(a.scale)
+    folder = check_results_dir(str(Path(a.results_dir) / a.scale), must_exist=True)
+    tables = read_results(folder)
+    if not len(tables["campaign"]):
+        raise ValueError(f"{folder}: no campaign.csv recorded there")
+    pd_opts = {"index": False, "float_format": lambda v: f"{v:.3g}"}
+    if a.plan == "v1":
+        from .repro.claims import evaluate_all
+
+        cols = ["case", "effect", "ci_low", "ci_high", "n", "p_holm", "verdict", "magnitude"]
+        print(f"{a.scale}, plan v1 (flatenn/repro/plans/v1.md): the first {len(scale.seeds)} seeds")
+        print(evaluate_all(tables, scale)[0][cols].to_string(**pd_opts))
+        return 0
+    from .repro.decide import PLAN, evaluate_v2
+
+    if scale.name not in PLAN.scales:
+        raise ValueError(f"plan v2 declares no looks for scale {a.scale}; plan v2 scales: {sorted(PLAN.scales)}")
+    v, _ = evaluate_v2(tables, scale)
+    cols = ["family", "case", "n", "effect", "ci_low", "ci_high", "p_value", "p_signflip", "p_nominal", "verdict"]
+    print(f"{a.scale}, plan v2 (flatenn/repro/plans/v2.toml)")
+    print(v[cols].to_string(**pd_opts))
+    return 0
+
+
 def cmd_bands(a) -> int:
     from .repro.report import build_report
     from .repro.verify import record_bands
@@ -817,6 +846,11 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--results-dir", default=str(ROOT / "results"))
     pw.add_argument("--power", type=_positive_float, default=0.8, help="target power (default 0.8)")
 
+    vd = sub.add_parser("verdicts", help="a recorded scale's verdicts under analysis plan v1 or v2 (from the CSVs)")
+    vd.add_argument("--scale", required=True, help="a recorded scale (smoke, cpu)")
+    vd.add_argument("--results-dir", default=str(ROOT / "results"))
+    vd.add_argument("--plan", choices=("v1", "v2"), default="v2", help="analysis plan (default v2)")
+
     b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/repro/bands/<scale>.json)")
     b.add_argument("--scale", required=True)
     b.add_argument("--results-dir", default=str(ROOT / "results"))
@@ -849,6 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         "verify": cmd_verify,
         "bands": cmd_bands,
         "power": cmd_power,
+        "verdicts": cmd_verdicts,
         "compare": cmd_compare,
     }
     try:

@@ -468,3 +468,14 @@ def test_power_command_prints_seeds_per_primary_case(capsys):
     assert main(["power", "--scale", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "sparse_vs_standard[acc_gap]" in out and "v2: primary cases (4)" in out and "seeds_needed" in out
+
+
+def test_verdicts_command_recomputes_both_plans_from_the_csvs(capsys):
+    assert main(["verdicts", "--scale", "smoke", "--plan", "v1"]) == 0
+    out = capsys.readouterr().out
+    assert "plan v1" in out and "the first 5 seeds" in out and "sparse_vs_standard[up_to]" in out
+    assert main(["verdicts", "--scale", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "plan v2" in out and "primary" in out and "claim2" in out
+    assert main(["verdicts", "--scale", "ablation_base", "--plan", "v2"]) == 2
+    assert "plan v2 declares no looks for scale ablation_base" in capsys.readouterr().err

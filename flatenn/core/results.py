@@ -122,6 +122,8 @@ KEYED_TABLES: dict[str, tuple[list[str], list[str]]] = {
     "campaign_summary": (SUMMARY_COLUMNS, SUMMARY_KEY),
     "claims": (["case"], ["case"]),
     "claims_detail": (["claim", "metric", "fault_model", "rate"], ["claim", "metric", "fault_model", "rate"]),
+    "verdicts": (["family", "case"], ["case"]),
+    "sequential": (["look", "case"], ["look", "case"]),
 }
 
 

@@ -65,7 +65,7 @@ class Claim:
     sesoi: float | None = None  # smallest effect of interest of the accuracy cases (points)
     sesoi_reason: str = ""
     title: str = ""
-    headline: tuple[tuple[str, str], ...] = ()  # (metric, text) rows of the README's summary
+    headline: tuple[tuple[str, str, str], ...] = ()  # (metric, text, plan-v2 metric) rows of the README's summary
     ablation: tuple[str, ...] = ()  # metrics the ablation re-evaluates at every level
 
     @property
@@ -118,7 +118,9 @@ def parse_claims(doc: dict, where: str = "claims") -> dict[str, Claim]:
             raise ValueError(f"{where}: claim {cid}: needs unknown tables {bad}; tables: {TABLES}")
         kw = {_FIELDS[k]: v for k, v in e.items()}
         kw["metrics"] = tuple((m["name"], int(m["direction"]), m["unit"]) for m in e["metrics"])
-        kw["headline"] = tuple((h["metric"], h.get("text", "")) for h in e.get("headline", ()))
+        kw["headline"] = tuple(
+            (h["metric"], h.get("text", ""), h.get("v2", h["metric"])) for h in e.get("headline", ())
+        )
         for k in ("needs", "paper_values", "marks", "variants", "ablation"):
             if k in kw:
                 kw[k] = tuple(kw[k])

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from ..analysis.power import seeds_for_power
 from ..analysis.sequential import nominal_p
-from ..analysis.stats import sign_flip_p, t_test, tost
-from .claims import CLAIMS
-from .estimators import _main_rows, paired_seed_effects
+from ..analysis.stats import holm, sign_flip_p, simultaneous_t_limits, spearman_rho, t_test, tost
+from .claims import CLAIMS, Case, evaluate_case, window_rates
+from .estimators import _main_rows, model_drop, paired_points, paired_seed_effects, per_point_accuracy
 from .scales import ScaleConfig
 
 PLAN_V2 = Path(__file__).parent / "plans" / "v2.toml"
@@ -272,3 +274,487 @@ def sequential(tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: Analys
 def open_claims(tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: AnalysisPlan = PLAN) -> list[str]:
     """Claims whose primary case is still open after the complete looks (they get the next block)."""
     return [c.split("[")[0] for c in sequential(tables, scale, plan).open]
+
+
+# ---- the v2 verdict table --------------------------------------------------------------------------
+
+VERDICT_COLUMNS = [
+    "family",
+    "case",
+    "claim",
+    "metric",
+    "unit",
+    "n",
+    "look",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "rci_low",
+    "rci_high",
+    "p_value",
+    "p_signflip",
+    "alpha_local",
+    "p_nominal",
+    "p_equivalence",
+    "verdict",
+    "signflip_agrees",
+    "relative_effect",
+    "relative_ci_low",
+    "relative_ci_high",
+    "paper_values",
+    "magnitude_points",
+    "magnitude_relative",
+    "window_verdicts",
+    "window_stable",
+    "seeds_needed",
+    "note",
+]
+
+
+def _row(**kw) -> dict:
+    out = dict.fromkeys(VERDICT_COLUMNS, np.nan)
+    for k in ("verdict", "signflip_agrees", "paper_values", "magnitude_points", "magnitude_relative"):
+        out[k] = ""
+    out.update(window_verdicts="", window_stable="", note="")
+    out.update(kw)
+    return out
+
+
+def _t_interval(v: np.ndarray, level: float) -> tuple[float, float]:
+    v = np.asarray(v, float)
+    if len(v) < 2 or not 0 < level < 1:
+        return float("nan"), float("nan")
+    se = v.std(ddof=1) / np.sqrt(len(v))
+    q = stats.t.ppf(1 - (1 - level) / 2, len(v) - 1)
+    return float(v.mean() - q * se), float(v.mean() + q * se)
+
+
+def _direction(effect: float, p: float, level: float) -> str:
+    if np.isnan(p) or p > level:
+        return "not significant"
+    return "supported" if effect > 0 else "contradicted"
+
+
+def robust_rates(
+    tables: dict[str, pd.DataFrame], scale: ScaleConfig, seeds, window: str, min_drop: float
+) -> dict[str, tuple[float, ...]]:
+    """A robustness window's rates, keeping only those where standard SGD loses at least ``min_drop`` points."""
+    camp = _main_rows(tables["campaign"])
+    std = camp[camp["model_id"].isin([scale.model_id("standard-sgd", s) for s in seeds])]
+    drop = (std["clean_accuracy"] - std["accuracy"]).groupby([std["fault_model"], std["rate"].round(12)]).mean()
+    out = {}
+    for fm, rates in window_rates(scale, window).items():
+        keep = tuple(r for r in rates if drop.get((fm, round(r, 12)), 0.0) >= min_drop)
+        if keep:
+            out[fm] = keep
+    return out
+
+
+def _primary_rows(tables, scale, plan: AnalysisPlan, state: SequentialState) -> list[dict]:
+    sp = plan.scales[scale.name]
+    last = {}
+    for r in state.rows:
+        last[r.case] = r  # the decisive look, or the last complete one
+    out = []
+    for p in plan.primary:
+        if p.case not in last:
+            continue
+        r = last[p.case]
+        claim = CLAIMS[p.claim]
+        sub = _seeds(scale, r.n)
+        v = paired_seed_effects(claim.args, p.metric, tables, sub, dict(scale.informative_rates)).to_numpy()
+        lo, hi = _t_interval(v, 0.95)
+        rlo, rhi = _t_interval(v, 1 - r.nominal_direction)
+        verdict = r.decision if r.decision != "continue" else f"open (look {r.look} of {len(sp.looks)})"
+        sign_ok = (r.p_signflip <= r.nominal_direction) == (r.p_value <= r.nominal_direction)
+        if r.decision == "supported" and claim.sesoi and r.p_equivalence <= r.nominal_equivalence:
+            verdict = "supported (smaller than the SESOI)"
+        windows, stable = [], True
+        base = _direction(r.effect, r.p_value, r.nominal_direction)
+        for w in ("all_rates", "window_down", "window_up"):
+            rates = robust_rates(tables, scale, sub.seeds, w, plan.window_min_drop)
+            if not rates or rates == dict(scale.informative_rates):
+                windows.append(f"{w}: same rates")
+                continue
+            wv = paired_seed_effects(claim.args, p.metric, tables, sub, rates).to_numpy()
+            d = _direction(float(wv.mean()), t_test(wv), r.nominal_direction)
+            windows.append(f"{w}: {d} ({wv.mean():.3g})")
+            stable &= d == base
+        need = ""
+        if r.decision in ("continue", "undecided") and r.sd > 0:
+            n = seeds_for_power(float(claim.sesoi), r.sd, r.alpha_direction, plan.power)
+            need = n if n is not None else ">10000"
+        out.append(
+            _row(
+                family="primary",
+                case=p.case,
+                claim=p.claim,
+                metric=p.metric,
+                unit="accuracy points",
+                n=r.n,
+                look=r.look,
+                effect=float(v.mean()),
+                ci_low=lo,
+                ci_high=hi,
+                rci_low=rlo,
+                rci_high=rhi,
+                p_value=r.p_value,
+                p_signflip=r.p_signflip,
+                alpha_local=r.alpha_direction,
+                p_nominal=r.nominal_direction,
+                p_equivalence=r.p_equivalence,
+                verdict=verdict + ("" if sign_ok else " (t and sign-flip disagree)"),
+                signflip_agrees="yes" if sign_ok else "no",
+                window_verdicts="; ".join(windows),
+                window_stable="yes" if stable else "no",
+                seeds_needed=need,
+                note=f"SESOI {claim.sesoi:g} points; TOST nominal level {r.nominal_equivalence:.3g}",
+            )
+        )
+        out += _view_rows(tables, scale, p, r)
+        if claim.paper_values:
+            out.append(_magnitude_row(tables, scale, p, r))
+    return out
+
+
+def _view_rows(tables, scale, p: Primary, r: LookRow) -> list[dict]:
+    """Secondary views of a primary: tested (Holm at the primary's nominal level) only when it is decisive."""
+    claim = CLAIMS[p.claim]
+    sub = _seeds(scale, r.n)
+    tested = r.decision in ("supported", "contradicted")
+    vals = {}
+    for view in p.views:
+        if view.startswith("acc_"):
+            fm = view.split("_", 1)[1]
+            rates = {fm: scale.informative_rates[fm]}
+            vals[view] = paired_seed_effects(claim.args, p.metric, tables, sub, rates).to_numpy()
+        else:
+            vals[view] = paired_seed_effects(claim.args, view, tables, sub, dict(scale.informative_rates)).to_numpy()
+    ps = {k: t_test(v) for k, v in vals.items()}
+    adj = dict(zip(ps, holm(list(ps.values())), strict=True))
+    out = []
+    for view, v in vals.items():
+        lo, hi = _t_interval(v, 0.95)
+        if tested:
+            verdict = _direction(float(v.mean()), adj[view], r.nominal_direction)
+            sf = sign_flip_p(v)
+            agrees = (sf * len(vals) <= r.nominal_direction) == (adj[view] <= r.nominal_direction)
+        else:
+            verdict, sf, agrees = "not tested (primary not decisive)", sign_flip_p(v), True
+        out.append(
+            _row(
+                family="secondary",
+                case=f"{p.claim}[{view}]",
+                claim=p.claim,
+                metric=view,
+                unit="accuracy points",
+                n=r.n,
+                look=r.look,
+                effect=float(v.mean()),
+                ci_low=lo,
+                ci_high=hi,
+                p_value=adj[view] if tested else ps[view],
+                p_signflip=sf,
+                alpha_local=r.alpha_direction if tested else np.nan,
+                p_nominal=r.nominal_direction if tested else np.nan,
+                verdict=verdict + ("" if agrees else " (t and sign-flip disagree)"),
+                signflip_agrees="yes" if agrees else "no",
+                note="Holm-adjusted over the claim's views (p_value)" if tested else "raw p",
+            )
+        )
+    return out
+
+
+def _magnitude_row(tables, scale, p: Primary, r: LookRow) -> dict:
+    """``up_to``: the largest per-point effect with simultaneous bounds, in points and relative percent."""
+    from .claims import magnitude_verdict
+
+    claim = CLAIMS[p.claim]
+    seeds = tuple(range(r.n))
+    camp = tables["campaign"]
+    diff = paired_points(camp, claim.args["better"], claim.args["worse"], seeds)
+    ref = per_point_accuracy(camp, p.relative_to, seeds).set_index(["train_seed", "fault_model", "rate"])
+    diff = diff.join(ref, on=["train_seed", "fault_model", "rate"])
+    diff["relative"] = 100 * diff["diff"] / diff["accuracy"]
+    points = list(diff.groupby(["fault_model", "rate"]))
+    res = {}
+    for col in ("diff", "relative"):
+        per = [g[col].to_numpy() for _, g in points]
+        means = np.array([x.mean() for x in per])
+        lows, highs = simultaneous_t_limits(per, 0.95)
+        res[col] = (float(means.max()), float(np.nanmax(lows)), float(np.nanmax(highs)), int(means.argmax()))
+    (fm, rate), _ = points[res["diff"][3]]
+    pv = claim.paper_values
+    return _row(
+        family="magnitude",
+        case=f"{p.claim}[up_to]",
+        claim=p.claim,
+        metric="up_to",
+        unit="accuracy points",
+        n=r.n,
+        look=r.look,
+        effect=res["diff"][0],
+        ci_low=res["diff"][1],
+        ci_high=res["diff"][2],
+        relative_effect=res["relative"][0],
+        relative_ci_low=res["relative"][1],
+        relative_ci_high=res["relative"][2],
+        paper_values="/".join(f"{x:g}" for x in pv),
+        magnitude_points=magnitude_verdict(pv, res["diff"][1], res["diff"][2]),
+        magnitude_relative=magnitude_verdict(pv, res["relative"][1], res["relative"][2]),
+        verdict="reported",
+        note=(
+            f"largest of {len(points)} per-point means ({fm} at rate {rate:g} in points); bounds: max over points "
+            f"of simultaneous 95% Bonferroni-t limits; relative = 100 x effect / accuracy({p.relative_to})"
+        ),
+    )
+
+
+def within_strata_spearman(
+    sharp: pd.Series, drop: pd.Series, seed_of: pd.Series, act_of: pd.Series, permutations: int, seed: int = 0
+) -> tuple[float, float, int]:
+    """Mean over activation types of Spearman(sharpness, drop) over that type's models, and its permutation p.
+
+    The null (no association within a type) makes sharpness exchangeable among the models of one
+    (seed, activation) stratum, so p shuffles it within those strata (two-sided, (1 + hits) / (1 + B)).
+    Returns (statistic, p, number of models).
+    """
+    ids = sharp.index.intersection(drop.index)
+    x, y = sharp[ids].to_numpy(float), drop[ids].to_numpy(float)
+    acts, seeds = act_of[ids].to_numpy(), seed_of[ids].to_numpy()
+    types = sorted(set(acts))
+
+    def stat(xv: np.ndarray) -> float:
+        return float(np.nanmean([spearman_rho(xv[acts == a], y[acts == a]) for a in types]))
+
+    obs = stat(x)
+    strata = [np.flatnonzero((acts == a) & (seeds == s)) for a in types for s in sorted(set(seeds))]
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(permutations):
+        xp = x.copy()
+        for idx in strata:
+            xp[idx] = x[rng.permutation(idx)]
+        hits += abs(stat(xp)) >= abs(obs) - 1e-12
+    return obs, (1 + hits) / (1 + permutations), len(ids)
+
+
+def _claim2_rows(tables, scale, plan: AnalysisPlan) -> list[dict]:
+    c2 = plan.claim2
+    sp = plan.scales[scale.name]
+    sharp = tables.get("sharpness")
+    if sharp is None or not len(sharp) or not len(tables.get("campaign", [])):
+        return []
+    claim = CLAIMS[c2["claim"]]
+    seeds = tuple(range(sp.full_seeds))
+    models = sharp.drop_duplicates("model_id").set_index("model_id")
+    models = models[models["train_seed"].isin(seeds)]
+    act_of = models["variant"].map(lambda v: scale.variants.get(v, ("fatrelu", ""))[0])
+    drop = model_drop(tables["campaign"], scale.informative_rates)["drop"]
+    rows, tests = [], {}
+    for m in c2["metrics"]:
+        vals = sharp[sharp["metric"] == m].set_index("model_id")["value"]
+        a, b = claim.args["sparse"], claim.args["standard"]
+        ids = [(scale.model_id(a, s), scale.model_id(b, s)) for s in seeds]
+        if not all(i in vals.index and j in vals.index for i, j in ids):
+            return []
+        d = np.array([vals[i] - vals[j] for i, j in ids])
+        lo, hi = _t_interval(d, 0.95)
+        tests[f"diff_{m}"] = (float(d.mean()), t_test(d), sign_flip_p(d), lo, hi, len(d), "metric units")
+        inside = vals[vals.index.isin(models.index)]
+        rho, p, n = within_strata_spearman(
+            inside, drop, models["train_seed"], act_of, int(c2["permutations"]), seed=len(rows)
+        )
+        boot = (np.nan, np.nan)
+        if len(seeds) >= plan.bootstrap_min_clusters:
+            boot = _cluster_bootstrap(inside, drop, models["train_seed"], act_of)
+        tests[f"within_{m}"] = (rho, p, np.nan, boot[0], boot[1], n, "Spearman rho (within activation type)")
+        rows.append(m)
+    adj = dict(zip(tests, holm([t[1] for t in tests.values()]), strict=True))
+    out, verdicts = [], {}
+    for case, (eff, _, sf, lo, hi, n, unit) in tests.items():
+        verdict = _direction(eff, adj[case], plan.alpha)
+        agrees = np.isnan(sf) or ((sf * len(tests) <= plan.alpha) == (adj[case] <= plan.alpha))
+        verdicts[case] = verdict
+        out.append(
+            _row(
+                family="claim2",
+                case=f"{c2['claim']}[{case}]",
+                claim=c2["claim"],
+                metric=case,
+                unit=unit,
+                n=n,
+                effect=eff,
+                ci_low=lo,
+                ci_high=hi,
+                p_value=adj[case],
+                p_signflip=sf,
+                alpha_local=plan.alpha,
+                verdict=verdict + ("" if agrees else " (t and sign-flip disagree)"),
+                signflip_agrees="yes" if agrees else "no",
+                note=(
+                    "sparse SGD - standard SGD per seed, Holm over claim 2's cases"
+                    if case.startswith("diff")
+                    else f"permutation within (seed, activation) strata, Holm over claim 2's cases; CI: "
+                    f"{'seed-cluster bootstrap' if len(seeds) >= plan.bootstrap_min_clusters else 'none (< 10 seeds)'}"
+                ),
+            )
+        )
+    both = sum(verdicts[f"diff_{m}"] == "supported" and verdicts[f"within_{m}"] == "supported" for m in rows)
+    contra = max(
+        sum(verdicts[f"diff_{m}"] == "contradicted" for m in rows),
+        sum(verdicts[f"within_{m}"] == "contradicted" for m in rows),
+    )
+    overall = "supported" if both >= 2 else "contradicted" if contra >= 2 else "mixed"
+    out.append(
+        _row(
+            family="claim2",
+            case=f"{c2['claim']}[claim]",
+            claim=c2["claim"],
+            metric="claim",
+            unit="",
+            n=len(seeds),
+            verdict=overall,
+            note=f"rule: {c2['rule']}; {both} of {len(rows)} metrics with diff and within supported",
+        )
+    )
+    return out
+
+
+def _cluster_bootstrap(sharp, drop, seed_of, act_of, resamples: int = 2000) -> tuple[float, float]:
+    """Percentile interval of the within-strata statistic, resampling whole seeds (>= 10 clusters only)."""
+    ids = sharp.index.intersection(drop.index)
+    seeds = seed_of[ids]
+    labels = np.array(sorted(set(seeds)))
+    members = {s: list(seeds.index[seeds == s]) for s in labels}
+    rng = np.random.default_rng(0)
+    vals = []
+    for _ in range(resamples):
+        pick = rng.choice(labels, len(labels))
+        rows = [i for s in pick for i in members[s]]
+        x, y, a = sharp[rows].to_numpy(float), drop[rows].to_numpy(float), act_of[rows].to_numpy()
+        vals.append(np.nanmean([spearman_rho(x[a == t], y[a == t]) for t in sorted(set(a))]))
+    lo, hi = np.nanquantile(vals, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def _exploratory_rows(tables, scale, plan: AnalysisPlan) -> list[dict]:
+    sp = plan.scales[scale.name]
+    sub = _seeds(scale, sp.full_seeds)
+    out = []
+    names = list(plan.exploratory) + [plan.claim2["claim"]]
+    for cid in names:
+        c = CLAIMS[cid]
+        for metric, _, unit in c.metrics:
+            if cid == plan.claim2["claim"] and not metric.startswith("spearman"):
+                continue  # claim 2's diffs are in its family; its pooled correlations are exploratory (v1's view)
+            try:
+                r = evaluate_case(Case(cid, metric, 0, unit), tables, sub)
+            except (LookupError, KeyError):
+                continue
+            sf = sign_flip_p(r.values) if r.values is not None else np.nan
+            out.append(
+                _row(
+                    family="exploratory",
+                    case=f"{cid}[{metric}]",
+                    claim=cid,
+                    metric=metric,
+                    unit=unit,
+                    n=r.n,
+                    effect=r.effect,
+                    ci_low=r.ci_low
+                    if ("spearman" not in metric or sp.full_seeds >= plan.bootstrap_min_clusters)
+                    else np.nan,
+                    ci_high=r.ci_high
+                    if ("spearman" not in metric or sp.full_seeds >= plan.bootstrap_min_clusters)
+                    else np.nan,
+                    p_value=r.p_value,
+                    p_signflip=sf,
+                    verdict="reported",
+                    note=("pooled over activation types (v1's view); " if cid == plan.claim2["claim"] else "")
+                    + (r.note or "")
+                    + "; raw p, in no family",
+                )
+            )
+    return out
+
+
+def evaluate_v2(
+    tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: AnalysisPlan = PLAN
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(verdicts, sequential): every case of plan v2 from the recorded tables (see the module docstring)."""
+    state = sequential(tables, scale, plan)
+    rows = _primary_rows(tables, scale, plan, state)
+    rows += _claim2_rows(tables, scale, plan)
+    rows += _exploratory_rows(tables, scale, plan)
+    verdicts = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    seq = pd.DataFrame([dataclasses.asdict(r) for r in state.rows], columns=SEQUENTIAL_COLUMNS)
+    return verdicts, seq
+
+
+def v2_detail(tables: dict[str, pd.DataFrame], scale: ScaleConfig, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per-point paired effects (acc and drop views) of each primary claim at the seeds of its last look."""
+    from .claims import DETAIL_COLUMNS
+    from .estimators import _campaign_effect
+
+    out = []
+    prim = verdicts[verdicts["family"] == "primary"]
+    for r in prim.itertuples():
+        claim = CLAIMS[r.claim]
+        sub = _seeds(scale, int(r.n))
+        for view, metric in (("acc", r.metric), ("drop", "drop" + r.metric[3:])):
+            res = _campaign_effect(
+                tables["campaign"],
+                sub,
+                claim.args["better"],
+                claim.args["worse"],
+                view,
+                dict(scale.informative_rates),
+                1.0,
+            )
+            out.append(res.detail.assign(claim=r.claim, metric=metric))
+    return pd.concat(out, ignore_index=True)[DETAIL_COLUMNS] if out else pd.DataFrame(columns=DETAIL_COLUMNS)
+
+
+@dataclass(frozen=True)
+class V2Case:
+    """One row of verdicts.csv as a benchmark case."""
+
+    family: str
+    claim: str
+    metric: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.claim}[{self.metric}]"
+
+
+def v2_cases(scale: ScaleConfig, plan: AnalysisPlan = PLAN) -> list[V2Case]:
+    """Every case plan v2 evaluates at a scale, in the order of verdicts.csv."""
+    out = []
+    for p in plan.primary:
+        if scale.claims is not None and p.claim not in scale.claims:
+            continue
+        out.append(V2Case("primary", p.claim, p.metric))
+        out += [V2Case("secondary", p.claim, v) for v in p.views]
+        if CLAIMS[p.claim].paper_values:
+            out.append(V2Case("magnitude", p.claim, "up_to"))
+    c2 = plan.claim2
+    out += [V2Case("claim2", c2["claim"], f"{k}_{m}") for m in c2["metrics"] for k in ("diff", "within")]
+    out.append(V2Case("claim2", c2["claim"], "claim"))
+    for cid in list(plan.exploratory) + [c2["claim"]]:
+        for metric, _, _ in CLAIMS[cid].metrics:
+            if cid != c2["claim"] or metric.startswith("spearman"):
+                out.append(V2Case("exploratory", cid, metric))
+    return out
+
+
+def supports_paper(row) -> bool:
+    """Whether a verdicts.csv row supports the paper (magnitude rows: either reading reaches the published value)."""
+    if row["family"] == "exploratory":
+        return True
+    if row["family"] == "magnitude":
+        return any(
+            str(row[c]) in ("reaches published", "above published") for c in ("magnitude_points", "magnitude_relative")
+        )
+    return str(row["verdict"]).startswith("supported")

@@ -40,6 +40,7 @@ class Result:
     p_equivalence: float = float("nan")
     note: str = ""
     detail: pd.DataFrame | None = None
+    values: np.ndarray | None = None  # the per-seed values a t interval is over (seed-level cases)
 
 
 Estimator = Callable[..., Result]
@@ -58,6 +59,18 @@ _PAIR = ["fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "tr
 def _main_rows(camp: pd.DataFrame) -> pd.DataFrame:
     """The claims' campaign rows: every bit position, every layer."""
     return camp[(camp["bits"] == "all") & (camp["layers"] == "all")]
+
+
+def per_point_accuracy(camp: pd.DataFrame, variant: str, seeds) -> pd.DataFrame:
+    """Mean accuracy under faults per (train seed, fault model, rate) of one variant (main campaign rows)."""
+    c = _main_rows(camp)
+    c = c[c["model_id"].isin([f"{variant}-s{s}" for s in seeds])]
+    return c.groupby(["train_seed", "fault_model", "rate"])["accuracy"].mean().reset_index()
+
+
+def paired_points(camp: pd.DataFrame, better: str, worse: str, seeds) -> pd.DataFrame:
+    """Per (train seed, fault model, rate): accuracy(better) - accuracy(worse), mean over shared maps."""
+    return _paired_by_seed(_main_rows(camp), better, worse, seeds, "accuracy")
 
 
 def _paired_by_seed(camp: pd.DataFrame, a: str, b: str, seeds, value: str) -> pd.DataFrame:
@@ -87,7 +100,7 @@ def _in_window(per: pd.DataFrame, rates: dict[str, tuple[float, ...]]) -> pd.Dat
 
 def _seed_level(values: np.ndarray, sesoi: float, note: str = "") -> Result:
     m, _, lo, hi, n = mean_ci(values)
-    return Result(m, lo, hi, n, t_test(values), tost(values, sesoi), note)
+    return Result(m, lo, hi, n, t_test(values), tost(values, sesoi), note, values=np.asarray(values, float))
 
 
 def paired_seed_effects(

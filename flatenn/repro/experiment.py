@@ -89,8 +89,12 @@ class Experiment:
         reference_dir: str | Path | None = None,
         command: str | None = None,
         executor: Executor | None = None,
+        all_seeds: bool = True,
     ) -> None:
         self.scale = scale
+        # plan-v2 scales: a reproduction re-measures the plan's reproduce_seeds unless all_seeds (every seed the
+        # reference recorded); a recording (run_looks) always adds seeds by the plan
+        self.all_seeds = all_seeds
         self.folder = ResultsFolder(results_dir)  # lock, tables, models, provenance
         self.dir, self.lock = self.folder.path, self.folder.lock
         self.executor: Executor = executor or LocalExecutor()
@@ -117,8 +121,9 @@ class Experiment:
         self._torch.__enter__()
         self._models: dict[str, tuple] = {}
         self._fingerprints: dict[str, str] = {}
-        # everything the scale's claims need (progress totals); a plan-v2 scale: up to its next look
-        self.units = sequential_units(scale, self.tables()) if is_sequential(scale) else plan(scale)
+        # everything the scale's claims need (progress totals); a plan-v2 scale: what a reproduction re-measures
+        # (a recording, run_looks, replaces it look by look)
+        self.units = self._reproduction_units() if is_sequential(scale) else plan(scale)
         self.stages = Stages(f"[{scale.name}]", totals(self.units))
         self._done: set[Unit] = set()
         self._campaigns_done: set[tuple[str, str]] = set()
@@ -548,9 +553,51 @@ class Experiment:
         """Compute the given work units through the experiment's executor (only this driver writes)."""
         self.executor.run([u for u in units if u not in self._done], self)
 
+    @property
+    def sequential(self) -> bool:
+        return is_sequential(self.scale)
+
+    def reference_tables(self) -> dict[str, pd.DataFrame]:
+        """The reference folder's raw tables (read once; empty frames where it has none)."""
+        if not hasattr(self, "_reference_tables"):
+            from ..core.results import read_results
+
+            self._reference_tables = read_results(self.reference) if self.reference.is_dir() else {}
+        return self._reference_tables
+
+    def _reproduction_units(self) -> list[Unit]:
+        from .claims import CLAIMS
+
+        seen: dict[Unit, None] = {}
+        for cid in self.scale.claims or CLAIMS:
+            for u in self.reproduce_units(cid):
+                seen.setdefault(u, None)
+        return list(seen)
+
+    def reproduce_units(self, claim_id: str) -> list[Unit]:
+        """A plan-v2 claim's units to re-measure: those the reference recorded (its looks replayed), at the
+        plan's ``reproduce_seeds`` unless ``all_seeds``."""
+        from .decide import PLAN
+        from .plan import seeds_recorded
+
+        mine = claim_units(self.scale, claim_id, seeds_recorded(self.scale))
+        ref = self.reference_tables()
+        if ref and len(ref.get("campaign", ())):
+            recorded = set(sequential_units(self.scale, ref, "complete"))
+            mine = [u for u in mine if u in recorded]
+        else:  # no reference: the first block, as a recording would start
+            mine = [u for u in mine if u.seed < PLAN.scales[self.scale.name].looks[0]]
+        if not self.all_seeds:
+            keep = set(PLAN.scales[self.scale.name].reproduce_seeds)
+            mine = [u for u in mine if u.seed in keep]
+        return mine
+
     def ensure_for(self, claim_id: str) -> None:
         """Compute everything one claim needs at this scale (and nothing else)."""
-        self.run(claim_units(self.scale, claim_id))
+        if self.sequential:
+            self.run(self.reproduce_units(claim_id))
+        else:
+            self.run(claim_units(self.scale, claim_id))
 
     def ensure_all(self) -> None:
         """Everything every claim of the scale needs (a plan-v2 scale: look by look, see :meth:`run_looks`)."""
@@ -610,7 +657,20 @@ class Experiment:
         write_table(
             detail, self.dir / "claims_detail.csv", DETAIL_COLUMNS, sort=["claim", "metric", "fault_model", "rate"]
         )
+        if is_sequential(self.scale) and self.all_seeds:
+            self.record_verdicts()
         return claims
+
+    def record_verdicts(self) -> pd.DataFrame:
+        """Plan v2: (re)write verdicts.csv (every case) and sequential.csv (every look of every primary case)."""
+        from .decide import SEQUENTIAL_COLUMNS, VERDICT_COLUMNS, evaluate_v2
+
+        verdicts, seq = evaluate_v2(self.tables(), self.scale)
+        write_table(verdicts, self.dir / "verdicts.csv", VERDICT_COLUMNS)
+        write_table(seq, self.dir / "sequential.csv", SEQUENTIAL_COLUMNS, sort=["look", "case"])
+        self.folder.changed("verdicts")
+        self.folder.changed("sequential")
+        return verdicts
 
 
 def campaign_summary(camp: pd.DataFrame) -> pd.DataFrame:

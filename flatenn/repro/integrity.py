@@ -39,9 +39,10 @@ def _close(a, b) -> bool:
     return bool(np.isclose(float(a), float(b), rtol=RTOL, atol=1e-9, equal_nan=True))
 
 
-def _planned_models(scale: ScaleConfig, kind: str) -> dict[str, tuple[str, int]]:
-    """model_id -> (variant, seed) of every unit of ``kind`` in the scale's plan."""
-    return {scale.model_id(u.variant, u.seed): (u.variant, u.seed) for u in plan(scale) if u.kind == kind}
+def _planned_models(scale: ScaleConfig, kind: str, units=None) -> dict[str, tuple[str, int]]:
+    """model_id -> (variant, seed) of every unit of ``kind`` in the scale's plan (or in ``units``)."""
+    units = plan(scale) if units is None else units
+    return {scale.model_id(u.variant, u.seed): (u.variant, u.seed) for u in units if u.kind == kind}
 
 
 def scale_config_json(scale: ScaleConfig) -> dict:
@@ -91,12 +92,17 @@ def check_provenance(prov: dict, scale: ScaleConfig, training: pd.DataFrame) -> 
     return problems
 
 
-def check_training(d: Path, scale: ScaleConfig, training: pd.DataFrame) -> list[str]:
-    """training.csv against the plan and the configs; every shipped model against its row."""
+def check_training(d: Path, scale: ScaleConfig, training: pd.DataFrame, units=None, required=None) -> list[str]:
+    """training.csv against the plan and the configs; every shipped model against its row.
+
+    ``units``: the plan's units (default :func:`plan`); ``required``: the units that must be recorded (default
+    all of them; a plan-v2 recording paused between looks holds the complete looks and part of the next).
+    """
     problems = []
-    planned = _planned_models(scale, "models")
+    planned = _planned_models(scale, "models", units)
+    need = _planned_models(scale, "models", required if required is not None else units)
     have = set(training["model_id"]) if len(training) else set()
-    missing = sorted(set(planned) - have)
+    missing = sorted(set(need) - have)
     if missing:
         problems.append(f"training.csv: {len(missing)} model(s) of the plan missing, e.g. {missing[:3]}")
     extra = sorted(have - set(planned))
@@ -231,14 +237,14 @@ def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: 
     return problems
 
 
-def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame]) -> list[str]:
+def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame], units=None) -> list[str]:
     """Completeness and derived columns of sharpness.csv, sparsity.csv and landscape.csv."""
     problems: list[str] = []
     training = tables["training"]
     sharp, sp, land = tables["sharpness"], tables["sparsity"], tables["landscape"]
     for name in ("sharpness", "sparsity", "landscape"):
         problems += _tag_consistency(name, tables[name], training)
-    want_sharp = _planned_models(scale, "sharpness")
+    want_sharp = _planned_models(scale, "sharpness", units)
     metrics = set(scale.sharpness_metrics)
     have = {(m, k) for m, k in zip(sharp["model_id"], sharp["metric"], strict=True)} if len(sharp) else set()
     want = {(m, k) for m in want_sharp for k in metrics}
@@ -262,7 +268,7 @@ def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame]) -> list[
                 problems.append(f"sharpness.csv line {i + 2}: {col} {sharp[col].iloc[i]}, the scale uses {v}")
     if "landscape1d" in metrics:
         problems += _check_landscape(sharp, land, set(want_sharp))
-    want_sp = set(_planned_models(scale, "sparsity"))
+    want_sp = set(_planned_models(scale, "sparsity", units))
     have_sp = set(sp["model_id"]) if len(sp) else set()
     if want_sp - have_sp:
         problems.append(f"sparsity.csv: model(s) {sorted(want_sp - have_sp)[:3]} of the plan missing")

@@ -96,6 +96,13 @@ def sequential_units(scale: ScaleConfig, tables: dict, through: str = "next") ->
     return list(seen)
 
 
+def planned_units(scale: ScaleConfig, tables: dict | None = None, through: str = "next") -> list[Unit]:
+    """The scale's units: :func:`plan` for a fixed design, :func:`sequential_units` (replayed) for plan v2."""
+    if is_sequential(scale):
+        return sequential_units(scale, tables or {}, through)
+    return plan(scale)
+
+
 def seeds_recorded(scale: ScaleConfig) -> tuple[int, ...]:
     """Every seed a scale may record: the cap of a plan-v2 scale, else the scale's seeds."""
     if is_sequential(scale):

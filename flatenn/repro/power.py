@@ -9,6 +9,8 @@ proposed for plan v2). The SD is itself an estimate from few seeds: the counts a
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -36,8 +38,16 @@ def power_table(tables: dict[str, pd.DataFrame], scale: ScaleConfig, power: floa
     primary = primary_cases(scale)
     families = {"v1: all hypothesis cases": len(hypothesis_family(scale.claims)), "v2: primary cases": len(primary)}
     rows = []
+    from .plan import is_sequential, seeds_recorded
+
     for case in primary:
-        effects = seed_effects(case, tables, scale).to_numpy()
+        at = scale
+        if is_sequential(scale):  # plan v2: every seed recorded for the case's models
+            from .decide import _complete
+
+            seeds = [s for s in seeds_recorded(scale) if _complete(tables, scale, case.claim, [s])]
+            at = dataclasses.replace(scale, seeds=tuple(seeds))
+        effects = seed_effects(case, tables, at).to_numpy()
         sd, n = float(np.std(effects, ddof=1)), len(effects)
         for fam, m in families.items():
             alpha = ALPHA / m

@@ -38,7 +38,14 @@ def scale_title(scale) -> str:
     """'smoke: digits, cnn_digits width 8, 5 seeds' (what a reader needs to place a figure)."""
     if scale is None:
         return ""
-    return f"{scale.name}: {scale.dataset}, {scale.model} width {scale.width}, {len(scale.seeds)} training seeds"
+    from .plan import is_sequential, seeds_recorded
+
+    seeds = (
+        f"up to {len(seeds_recorded(scale))} training seeds (plan v2)"
+        if is_sequential(scale)
+        else f"{len(scale.seeds)} training seeds"
+    )
+    return f"{scale.name}: {scale.dataset}, {scale.model} width {scale.width}, {seeds}"
 
 
 def _shade_window(ax, rates) -> None:
@@ -79,8 +86,8 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
     """Paired effect of each campaign claim vs rate: accuracy view (top) and drop view (bottom).
 
     Points are means over training seeds of the per-seed paired difference (maps shared within a seed),
-    bars 95% t-CIs over seeds; the grey band marks the rates behind the verdict; dashed lines are the
-    published 'up to' values. Positive = the claim's direction.
+    bars 95% t-CIs over seeds; filled markers are the rates of that fault model behind the verdict, hollow
+    ones are not counted; dashed lines are the published 'up to' values. Positive = the claim's direction.
     """
     titles = claim_titles()
     claims = [c for c in titles if c in set(detail["claim"])]
@@ -94,18 +101,20 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
             d = detail[(detail["claim"] == c) & detail["metric"].str.startswith(view)]
             for k, (fm, g) in enumerate(d.groupby("fault_model")):
                 g = g.sort_values("rate")
-                ax.errorbar(
-                    g["rate"] * (1 + 0.06 * (k - 1)),
+                x = g["rate"] * (1 + 0.06 * (k - 1))
+                bars = ax.errorbar(
+                    x,
                     g["effect"],
                     yerr=[g["effect"] - g["ci_low"], g["ci_high"] - g["effect"]],
                     marker="o",
                     ms=3,
+                    mfc="white",
                     capsize=2,
                     label=fm,
                 )
-            if scale is not None:
-                rates = [r for rs in scale.informative_rates.values() for r in rs]
-                _shade_window(ax, rates)
+                if scale is not None:  # filled markers: the rates of this fault model behind the verdict
+                    inside = np.isin(np.round(g["rate"], 12), np.round(scale.informative_rates.get(fm, ()), 12))
+                    ax.plot(x[inside], g["effect"][inside], "o", ms=4, color=bars[0].get_color())
             for v in CLAIMS[c].paper_values:
                 ax.axhline(v, color="k", ls="--", lw=0.8)
                 ax.annotate(
@@ -122,7 +131,8 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
         fig,
         axes[0][0],
         path,
-        f"{scale_title(scale)} — paired effects, 95% t-CI over seeds (positive = the claim's direction)",
+        f"{scale_title(scale)} — paired effects, 95% t-CI over seeds (positive = the claim's direction; "
+        "filled: rates behind the verdict)",
         bottom=0.05,
     )
 
@@ -149,7 +159,9 @@ def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None
         ax.text(j, i, list(codes)[v], ha="center", va="center", fontsize=6)
     ax.set_xticks(range(len(cols)), [n for _, n in cols], fontsize=8)
     ax.set_yticks(range(len(hyp)), hyp["case"], fontsize=7)
-    ax.set_title(f"{scale_title(scale)}\nHolm-adjusted direction verdict per rate window", fontsize=9)
+    ax.set_title(
+        f"{scale_title(scale)}\nplan v1 (first 5 seeds): Holm-adjusted direction verdict per rate window", fontsize=9
+    )
     save_figure(fig, path)
 
 
@@ -278,6 +290,10 @@ def scale_figures(d: Path) -> list[Path]:
     if len(summary):
         plot_accuracy_vs_rate(summary, fig_dir / "accuracy_vs_rate.png", scale)
         made.append(fig_dir / "accuracy_vs_rate.png")
+    if scale is not None and (d / "verdicts.csv").is_file() and len(camp):
+        from .decide import v2_detail
+
+        detail = v2_detail({"campaign": camp}, scale, read_result(d, "verdicts"))  # plan v2: each claim's seeds
     if len(detail):
         plot_claim_gaps(detail, fig_dir / "claim_gaps.png", scale)
         made.append(fig_dir / "claim_gaps.png")
@@ -335,9 +351,9 @@ def claims_table(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def headline() -> list[tuple[str, str]]:
-    """(text, case) rows of the 30-second summary, from the ``headline`` entries of claims.toml."""
-    return [(text, f"{cid}[{metric}]") for cid, c in CLAIMS.items() for metric, text in c.headline]
+def headline() -> list[tuple[str, str, str]]:
+    """(text, v1 case, v2 case) rows of the 30-second summary, from the ``headline`` entries of claims.toml."""
+    return [(text, f"{cid}[{m}]", f"{cid}[{m2}]") for cid, c in CLAIMS.items() for m, text, m2 in c.headline]
 
 
 SUMMARY_START, SUMMARY_END = "<!-- claims-summary:start -->", "<!-- claims-summary:end -->"
@@ -353,29 +369,55 @@ def _cell(claims: pd.DataFrame | None, case: str) -> str:
     return f"{r['effect']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}] **{verdict}**{stable}"
 
 
+def _v2_cell(v: pd.DataFrame | None, case: str) -> str:
+    """A plan-v2 verdict cell: effect [95% CI], seeds, verdict (magnitude rows: points and relative percent)."""
+    if v is None or case not in v.index:
+        return "not run"
+    r = v.loc[case]
+    if r["family"] == "magnitude":
+        return (
+            f"{r['effect']:.3g} pts [{r['ci_low']:.3g}, {r['ci_high']:.3g}] **{r['magnitude_points']}**; "
+            f"{r['relative_effect']:.3g}% rel. [{r['relative_ci_low']:.3g}, {r['relative_ci_high']:.3g}] "
+            f"**{r['magnitude_relative']}** (n={int(r['n'])})"
+        )
+    if r["metric"] == "claim":
+        return f"**{r['verdict']}** ({text_or_empty(r['note']).split('; ')[-1]})"
+    need = text_or_empty(r.get("seeds_needed", ""))
+    need = f"; needs ≈{need} seeds" if need not in ("", "nan") else ""
+    ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
+    return f"{r['effect']:.3g}{ci} **{r['verdict']}** (n={int(r['n'])}{need})"
+
+
 def summary_markdown(root: Path) -> str:
-    """One row per headline case: published value and our smoke and cpu effects with CI and verdict."""
-    tables = {}
+    """Per headline case: published value, then plan v1 (first 5 seeds) and plan v2 at smoke and cpu."""
+    v1, v2 = {}, {}
     for scale in ("smoke", "cpu"):
         c = read_result(root / scale, "claims")
-        tables[scale] = c.set_index("case") if len(c) else None
+        v1[scale] = c.set_index("case") if len(c) else None
+        v = read_result(root / scale, "verdicts") if (root / scale / "verdicts.csv").is_file() else pd.DataFrame()
+        v2[scale] = v.set_index("case") if len(v) else None
     lines = [
-        "| paper claim | our statistic | published | smoke (digits, CNN) | cpu (Fashion-MNIST, ResNet-8) |",
-        "|---|---|---|---|---|",
+        "| paper claim | statistic | published | smoke, plan v1 | smoke, plan v2 | cpu, plan v1 | cpu, plan v2 |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for text, case in headline():
-        claim = case.split("[")[0]
-        paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if case.endswith("[up_to]") else "direction"
-        metric = case.split("[")[1].rstrip("]")
+    for text, c1, c2 in headline():
+        claim = c2.split("[")[0]
+        metric = c2.split("[")[1].rstrip("]")
+        paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if metric == "up_to" else "direction"
         lines.append(
-            f"| {text} | `{metric}` | {paper} | {_cell(tables['smoke'], case)} | {_cell(tables['cpu'], case)} |"
+            f"| {text} | `{metric}` | {paper} | {_cell(v1['smoke'], c1)} | {_v2_cell(v2['smoke'], c2)} | "
+            f"{_cell(v1['cpu'], c1)} | {_v2_cell(v2['cpu'], c2)} |"
         )
     lines.append("")
     lines.append(
-        "Effect [95% CI over training seeds], then the verdict: for `up_to` rows the magnitude against the "
-        "published 'up to' value, else the Holm-adjusted direction verdict. Accuracy rows are points; "
-        "`diff_*` are sparse minus standard SGD models; `spearman_*` is rank correlation with the "
-        "accuracy drop over models (seed-cluster bootstrap CI)."
+        "Plan v1 (`flatenn/repro/plans/v1.md`): the first 5 training seeds, Holm over 16 hypothesis cases; v1's "
+        "`up_to` interval is the CI of the largest point. Plan v2 (`flatenn/repro/plans/v2.toml`, committed "
+        "before its runs): seeds added in blocks until each primary case is decided (O'Brien-Fleming alpha "
+        "spending, graphical Holm over the four primary accuracy cases; `n` = the seeds at the look it "
+        "stopped at); `up_to` bounds are simultaneous over every (fault model, rate) point, in accuracy points "
+        "and in percent of the reference model's accuracy under the same faults; claim 2 is its own family, "
+        "correlations within one activation type. Effects are accuracy points unless stated; [95% t-CI over "
+        "training seeds]."
     )
     return "\n".join(lines)
 
@@ -469,17 +511,28 @@ def scale_facts(root: Path) -> str:
         "| scale | data | model | seeds | trials per point | run | verdicts (hypothesis cases) |",
         "|---|---|---|---|---|---|---|",
     ]
+    from .decide import PLAN
+    from .plan import is_sequential
+
     for name, s in SCALES.items():
         claims = read_result(root / name, "claims")
+        seeds = str(len(s.seeds))
         if len(claims):
             hyp = claims[claims["direction"] != 0]["verdict"].value_counts()
-            tally = ", ".join(f"{n} {v}" for v, n in hyp.items())
+            tally = "v1: " + ", ".join(f"{n} {v}" for v, n in hyp.items())
             ran = "yes"
         else:
             tally, ran = "", "never run" if name.startswith("paper") else "not recorded"
-        lines.append(
-            f"| {name} | {s.dataset} | {s.model} (width {s.width}) | {len(s.seeds)} | {s.trials} | {ran} | {tally} |"
-        )
+        if is_sequential(s):
+            looks = "/".join(str(n) for n in PLAN.scales[name].looks)
+            training = read_result(root / name, "training")
+            got = training["seed"].nunique() if len(training) else 0
+            seeds = f"{got} recorded (v2 looks at {looks}; v1 uses the first {len(s.seeds)})"
+            if (root / name / "verdicts.csv").is_file():
+                v = read_result(root / name, "verdicts")
+                dec = v[v["family"] == "primary"]["verdict"].str.split(" ").str[0].value_counts()
+                tally += "; v2 primary: " + ", ".join(f"{n} {k}" for k, n in dec.items())
+        lines.append(f"| {name} | {s.dataset} | {s.model} (width {s.width}) | {seeds} | {s.trials} | {ran} | {tally} |")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -183,8 +184,15 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
         _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
         return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
     training = tables["training"]
+    from .plan import planned_units
+
+    try:  # plan v2: the looks replayed from the rows; units of the look in progress may be present, not required
+        units, required = planned_units(scale, tables, "next"), planned_units(scale, tables, "complete")
+    except (KeyError, ValueError, TypeError, IndexError, LookupError) as e:
+        problems.append(f"the scale's plan cannot be replayed from the tables ({type(e).__name__}: {e})")
+        units = required = None
     _guarded(problems, "provenance.json", check_provenance, prov, scale, training)
-    _guarded(problems, "training.csv", check_training, d, scale, training)
+    _guarded(problems, "training.csv", check_training, d, scale, training, units, required)
     _guarded(problems, "fingerprints", _fingerprints, tables)
     runs = {r.get("run_id") for r in prov.get("runs", [])}
     for t, tab in tables.items():
@@ -204,7 +212,7 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
                 SUMMARY_KEY,
             ),
         )
-    _guarded(problems, "measurements", check_measured, scale, tables)
+    _guarded(problems, "measurements", check_measured, scale, tables, required)
     _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
     if remeasure:
         _guarded(
@@ -283,11 +291,33 @@ def _check_claims(d: Path, name: str, tables: dict[str, pd.DataFrame], scale) ->
             detail,
             ["claim", "metric", "fault_model", "rate"],
         )
+    problems += _check_verdicts(d, tables, scale)
     ref = load_reference(name)
     for r in claims.itertuples():
         exp = ref.get(r.case, {}).get("expected_verdict")
         if exp and exp != r.verdict:
             problems.append(f"{r.case} verdict {r.verdict} but {exp} recorded in flatenn/repro/bands/{name}.json")
+    return problems
+
+
+def _check_verdicts(d: Path, tables: dict[str, pd.DataFrame], scale) -> list[str]:
+    """Plan v2 scales: verdicts.csv and sequential.csv re-derived from the raw tables (the looks replayed)."""
+    from .decide import SEQUENTIAL_COLUMNS, VERDICT_COLUMNS, evaluate_v2
+    from .plan import is_sequential
+
+    if not is_sequential(scale):
+        return []
+    problems = []
+    try:
+        tracked = {f: read_table(d / f) for f in ("verdicts.csv", "sequential.csv")}
+    except (ResultsTableError, OSError) as e:
+        return [f"plan v2 tables: {e}"]
+    try:
+        verdicts, seq = evaluate_v2(tables, scale)
+    except (KeyError, ValueError, TypeError, IndexError, LookupError) as e:
+        return [f"verdicts.csv: cannot be re-derived from the tables ({type(e).__name__}: {e})"]
+    problems += _compare_frames("verdicts.csv", tracked["verdicts.csv"][VERDICT_COLUMNS], verdicts, ["case"])
+    problems += _compare_frames("sequential.csv", tracked["sequential.csv"][SEQUENTIAL_COLUMNS], seq, ["look", "case"])
     return problems
 
 
@@ -315,6 +345,74 @@ def _campaign_completeness(name: str, camp: pd.DataFrame, scale) -> list[str]:
         problems.append(f"campaigns cover {main['train_seed'].nunique()} training seeds of {len(scale.seeds)}")
     if main["trial"].nunique() < MIN_TRIALS and scale.trials >= MIN_TRIALS:
         problems.append(f"fewer than {MIN_TRIALS} trials per point")
+    return problems
+
+
+def compare_units(
+    fresh: dict[str, pd.DataFrame], reference: dict[str, pd.DataFrame], scale, units, retrained: bool, n_cases: int
+) -> list[str]:
+    """Re-measured rows of ``units`` against the reference's rows of the same units (a plan-v2 reproduction).
+
+    Shipped models: every campaign row (accuracy, loss, faulty bits, changed weights), sharpness value and
+    sparsity count equals the reference's to float noise. Retrained models are new replicates: per claim
+    whose models these are, the re-measured per-seed paired effects must be compatible with the reference's
+    at the same seeds (Welch t test at level 0.05 / ``n_cases``); rows are not compared one by one.
+    """
+    problems: list[str] = []
+    mids = {scale.model_id(u.variant, u.seed) for u in units}
+    for u in units:
+        mid = scale.model_id(u.variant, u.seed)
+        if u.kind == "campaigns" and not retrained:
+            key = ["fault_model", "bits", "layers", "rate", "trial"]
+            f, r = (
+                t[(t["model_id"] == mid) & (t["fault_model"] == u.fault_model)].set_index(key)
+                for t in (fresh["campaign"], reference["campaign"])
+            )
+            if len(f) != len(r) or not f.index.sort_values().equals(r.index.sort_values()):
+                problems.append(f"campaign {mid} {u.fault_model}: {len(f)} rows re-measured, {len(r)} recorded")
+                continue
+            r = r.loc[f.index]
+            for col in ("faulty_bits", "changed_weights"):
+                if not (f[col].to_numpy() == r[col].to_numpy()).all():
+                    problems.append(f"campaign {mid} {u.fault_model}: {col} differs from the recorded rows")
+            for col in ("accuracy", "loss"):
+                if not np.allclose(f[col], r[col], rtol=NUMERIC_RTOL, atol=1e-6):
+                    worst = float(np.max(np.abs(f[col].to_numpy() - r[col].to_numpy())))
+                    problems.append(f"campaign {mid} {u.fault_model}: {col} differs by up to {worst:.3g}")
+        elif u.kind == "sharpness" and not retrained:
+            f, r = (
+                t[t["model_id"] == mid].set_index("metric")["value"]
+                for t in (fresh["sharpness"], reference["sharpness"])
+            )
+            common = f.index.intersection(r.index)
+            if len(common) < len(r) or not np.allclose(f[common], r[common], rtol=1e-4, atol=1e-7):
+                problems.append(f"sharpness {mid}: values differ from the recorded ones")
+        elif u.kind == "sparsity" and not retrained:
+            f, r = (
+                t[t["model_id"] == mid].set_index("layer")["zeros"] for t in (fresh["sparsity"], reference["sparsity"])
+            )
+            if not f.sort_index().equals(r.sort_index()):
+                problems.append(f"sparsity {mid}: zeros differ from the recorded ones")
+    if retrained:
+        from .claims import CLAIMS, Case, seed_effects
+
+        seeds = sorted({u.seed for u in units})
+        for cid, c in CLAIMS.items():
+            if (
+                c.estimator != "paired_contrast"
+                or not set(scale.model_id(v, s) for v in c.variants for s in seeds) <= mids
+            ):
+                continue
+            metric = c.metrics[0][0]
+            sub = dataclasses.replace(scale, seeds=tuple(seeds))
+            a = seed_effects(Case(cid, metric, 1, ""), fresh, sub).to_numpy()
+            b = seed_effects(Case(cid, metric, 1, ""), reference, sub).to_numpy()
+            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and len(b) > 1 else 1.0
+            if p < FAMILYWISE_ALPHA / n_cases:
+                problems.append(
+                    f"{cid}[{metric}]: retrained per-seed effects {a.mean():.3g} vs recorded {b.mean():.3g} at seeds "
+                    f"{seeds} (Welch p {p:.2g} < {FAMILYWISE_ALPHA / n_cases:.2g})"
+                )
     return problems
 
 
@@ -410,6 +508,20 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
         row = row.copy()
         row["magnitude"] = row["magnitude"] if isinstance(row["magnitude"], str) else ""
         problems += [f"{case}: {p}" for p in compatibility(rv, row, retrained, len(cases()))]
+    if (fresh / "verdicts.csv").is_file() and (tracked / "verdicts.csv").is_file():  # plan v2, --all-seeds
+        tv, fv = (read_table(d / "verdicts.csv").set_index("case") for d in (tracked, fresh))
+        for case in tv.index:
+            if case not in fv.index:
+                if not only_fresh:
+                    problems.append(f"v2 {case}: missing from the fresh run")
+                continue
+            t, f = tv.loc[case], fv.loc[case]
+            want = (
+                {} if np.isnan(t["effect"]) else {"effect": t["effect"], "ci_low": t["ci_low"], "ci_high": t["ci_high"]}
+            )
+            if want and not retrained:
+                want.update(n=t["n"], expected_verdict=t["verdict"])
+            problems += [f"v2 {case}: {p}" for p in compatibility(want, f, retrained, len(tv))]
     return problems
 
 

@@ -72,3 +72,34 @@ def test_clustered_spearman_permutation_respects_clusters():
     assert r.rho > 0.95 and r.p_value < 0.01 and r.ci_low > 0.8 and r.n_clusters == 5
     nul = clustered_spearman(x, rng.normal(size=20), np.repeat(np.arange(5), 4), resamples=500)
     assert nul.p_value > 0.01
+
+
+def test_sign_flip_p_by_hand():
+    from flatenn.analysis.stats import sign_flip_p
+
+    # |±1 ±2 ±3| over the 8 sign vectors: 6, 0, 2, 4, 4, 2, 0, 6; observed |1 - 2 + 3| = 2 -> 6 of 8 reach it
+    assert sign_flip_p([1.0, -2.0, 3.0]) == pytest.approx(6 / 8)
+    assert sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2 / 32)  # the floor at 5 seeds
+    assert sign_flip_p(np.arange(1.0, 11.0)) == pytest.approx(2 / 1024)
+    assert sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    # beyond exact_max: seeded Monte Carlo, p = (1 + hits) / (1 + B) close to the exact value
+    v = np.random.default_rng(3).normal(0.3, 1, 12)
+    exact = sign_flip_p(v)
+    mc = sign_flip_p(v, exact_max=5, resamples=100_000)
+    assert mc == pytest.approx(exact, abs=0.01) and mc == sign_flip_p(v, exact_max=5, resamples=100_000)
+
+
+def test_simultaneous_limits_one_point_is_the_t_interval_and_many_cover_together():
+    from flatenn.analysis.stats import mean_ci, simultaneous_t_limits
+
+    v = np.array([1.0, 2.5, 0.5, 3.0, 2.0])
+    lo, hi = simultaneous_t_limits([v])
+    _, _, tlo, thi, _ = mean_ci(v)
+    assert (lo[0], hi[0]) == pytest.approx((tlo, thi))
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(2000):
+        per = [rng.normal(0, 1, 8) for _ in range(10)]
+        lo, hi = simultaneous_t_limits(per)
+        covered += bool(np.all((lo <= 0) & (hi >= 0)))
+    assert covered / 2000 >= 0.94  # familywise coverage >= 95% (Bonferroni is conservative)

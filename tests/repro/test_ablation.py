@@ -146,7 +146,10 @@ def test_answer_states_the_computed_outcome():
         }
     )
     text = answer_markdown(eff, facts)
-    assert "no factor moves a headline effect" in text and "Bonferroni" in text  # 2 levels: not the full family
+    assert "no factor is shown to move a headline effect" in text and "Bonferroni" in text  # 2 levels: not all
+    # CIs that reach the SESOI (claim 1: 2.78; 3a: 4.875) are "not excluded": only finetune90's gap here
+    assert "in 1 of 6 pairs the 95% CI reaches the claim's SESOI" in text and "**not excluded**" in text
+    assert "(widest: finetune90 `sparse_vs_standard[acc_gap]` [19.0, 21.0])" in text
     assert "Activation quantization shifts the sparse-vs-standard gap by -0.5 to +1.0 points" in text
     assert "SAQ gains by +2.0 to +2.0 (≤ 3.0)" in text
     assert "finetune90 `sparse_vs_standard[acc_gap]` +20.0 [19.0, 21.0]; its drop view is -9.0" in text

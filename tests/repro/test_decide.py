@@ -118,3 +118,56 @@ def test_an_incomplete_block_is_not_analysed_and_the_next_block_has_only_open_cl
     # half of the next block recorded: the replay stays at look 2
     part = campaign(eff, range(10, 15), sd=3.0, seed=1)
     assert sequential({"campaign": pd.concat([camp, part])}, SMOKE).next_look == 1
+
+
+def test_within_strata_correlation_is_not_fooled_by_scale_differences_between_activation_types():
+    """Simpson: within each activation type sharpness tracks the drop, but sparse models have 10x smaller
+    sharpness and larger drops, so the pooled rank correlation is negative; the v2 statistic is within types."""
+    from flatenn.analysis.stats import spearman_rho
+    from flatenn.repro.decide import within_strata_spearman
+
+    rng = np.random.default_rng(0)
+    ids, x, y, seed, act = [], [], [], [], []
+    for s in range(10):
+        for a, scale_, base in (("relu", 10.0, 1.0), ("fatrelu", 1.0, 5.0)):
+            for k in range(2):
+                sharp = scale_ * (1 + k + rng.uniform(0, 0.2))
+                ids.append(f"{a}{k}-s{s}")
+                x.append(sharp)
+                y.append(base + k + rng.normal(0, 0.1))
+                seed.append(s)
+                act.append(a)
+    X, Y, S, A = (pd.Series(v, index=ids) for v in (x, y, seed, act))
+    assert spearman_rho(X.to_numpy(), Y.to_numpy()) < 0
+    rho, p, n = within_strata_spearman(X, Y, S, A, permutations=500)
+    assert rho > 0.6 and p < 0.01 and n == 40
+    # no association within types: shuffled drops give a large p
+    Yn = pd.Series(rng.permutation(Y.to_numpy()), index=ids)
+    assert within_strata_spearman(X, Yn, S, A, permutations=500)[1] > 0.01
+
+
+def test_magnitude_bounds_cover_the_largest_point_in_points_and_relative_percent():
+    from flatenn.repro.decide import evaluate_v2
+
+    eff = {"standard-sgd": 0.0, "sparse-sgd": -8.0, "standard-saq": 0.0, "sparse-saq": 0.0}
+    v, _ = evaluate_v2({"campaign": campaign(eff, range(10), sd=1.0)}, SMOKE)
+    up = v.set_index("case").loc["sparse_vs_standard[up_to]"]
+    # accuracy(standard) is about 70, the gap about 8: relative about 100 * 8 / 70
+    assert up["effect"] == pytest.approx(8, abs=1.5)
+    assert up["relative_effect"] == pytest.approx(100 * up["effect"] / 70, rel=0.1)
+    assert up["ci_low"] <= up["effect"] <= up["ci_high"]
+    # each reading's verdict follows its own bounds against the smaller published value (11.13)
+    for unit, hi in (("points", up["ci_high"]), ("relative", up["relative_ci_high"])):
+        assert up[f"magnitude_{unit}"] == ("reaches published" if hi >= 11.13 else "below published")
+    assert up["relative_ci_high"] > up["ci_high"]  # the reference accuracy is below 100
+
+
+def test_views_are_tested_only_behind_a_decisive_primary():
+    from flatenn.repro.decide import evaluate_v2
+
+    eff = {"standard-sgd": 0.0, "sparse-sgd": -8.0, "standard-saq": 0.0, "sparse-saq": 0.5}
+    v, seq = evaluate_v2({"campaign": campaign(eff, range(10), sd=1.5)}, SMOKE)
+    v = v.set_index("case")
+    assert v.loc["sparse_vs_standard[drop_gap]", "verdict"].startswith("supported")
+    assert v.loc["saq_sparse_beats_standard[acc_bitflip]", "verdict"] == "not tested (primary not decisive)"
+    assert set(seq["look"]) == {1}
