@@ -168,6 +168,9 @@ class ResultsFolder:
             if len(training)
             else {},
             "tables_sha256": table_checksums(self.path),
+            # the code that wrote the derived tables (claims, verdicts, summaries) and this file: the last run
+            # that finished the folder, also when it measured nothing (then it is not among "runs")
+            "derived_by": {k: entry.get(k) for k in ("run_id", "git", "command", "time_utc")},
             "note": "each row of every table names the run that measured it (run_id); timings are wall-clock "
             "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
             "later run completed the folder",
