@@ -162,8 +162,10 @@ def _seed_diff(values: pd.Series, a: str, b: str, seeds, sesoi: float = float("n
     return _seed_level(np.array([values[f"{a}-s{s}"] - values[f"{b}-s{s}"] for s in seeds]), sesoi)
 
 
-def _correlation(x: pd.Series, y: pd.Series, clusters: pd.Series, sesoi: float, note: str) -> Result:
+def _correlation(x: pd.Series, y: pd.Series, clusters: pd.Series, sesoi: float, note: str, seeds=None) -> Result:
     common = x.index.intersection(y.index).intersection(clusters.index)
+    if seeds is not None:  # only the models of the scale's seeds (a folder may hold more, e.g. plan v2's)
+        common = common[clusters[common].isin(list(seeds)).to_numpy()]
     if len(common) < 4:
         raise LookupError("too few models for a correlation")
     c = clustered_spearman(x[common].to_numpy(), y[common].to_numpy(), clusters[common].to_numpy(), sesoi)
@@ -194,7 +196,7 @@ def sharpness_contrast(metric, args, tables, scale, rates, sesoi) -> Result:
     if metric.startswith("diff_"):
         return _seed_diff(vals, args["sparse"], args["standard"], scale.seeds)
     drop = model_drop(tables["campaign"], rates)
-    return _correlation(vals, drop["drop"], seeds_of, sesoi, f"{name} vs accuracy drop")
+    return _correlation(vals, drop["drop"], seeds_of, sesoi, f"{name} vs accuracy drop", scale.seeds)
 
 
 @estimator
@@ -206,6 +208,7 @@ def bit_sensitivity(metric, args, tables, scale, rates, sesoi) -> Result:
     c = c[(c["fault_model"] == "bitflip") & np.isclose(c["rate"], scale.sensitivity_rate)]
     measured = (c["loss"] - c["clean_loss"]).groupby(c["model_id"]).mean()
     common = pred.index.intersection(measured.index)
+    common = common[seeds_of[common].isin(list(scale.seeds)).to_numpy()]
     if len(common) < 4:
         raise LookupError("bit_sensitivity or the campaign at the sensitivity rate is not recorded")
     if metric == "ratio":
@@ -213,7 +216,7 @@ def bit_sensitivity(metric, args, tables, scale, rates, sesoi) -> Result:
         res = _seed_level(ratio.to_numpy(), float("nan"))
         res.note = f"bitflip at rate {scale.sensitivity_rate:g}; per-seed mean over models, t over seeds"
         return res
-    return _correlation(pred, measured, seeds_of, sesoi, "predicted vs measured loss increase")
+    return _correlation(pred, measured, seeds_of, sesoi, "predicted vs measured loss increase", scale.seeds)
 
 
 @estimator

@@ -26,7 +26,7 @@ import pandas as pd
 from ..core.quant import frozen
 from ..core.zoo import CorruptEntryError, Zoo
 from ..faults.injector import FaultInjector
-from .plan import plan
+from .plan import is_sequential, plan, planned_units
 from .scales import ScaleConfig
 
 SOURCES = ("trained", "cache", "shipped", "folder")
@@ -99,6 +99,11 @@ def check_training(d: Path, scale: ScaleConfig, training: pd.DataFrame, units=No
     all of them; a plan-v2 recording paused between looks holds the complete looks and part of the next).
     """
     problems = []
+    if units is None and is_sequential(scale):  # plan v2: the looks replayed from the folder's rows
+        from ..core.results import read_results
+
+        tables = read_results(d)
+        units, required = planned_units(scale, tables, "next"), planned_units(scale, tables, "complete")
     planned = _planned_models(scale, "models", units)
     need = _planned_models(scale, "models", required if required is not None else units)
     have = set(training["model_id"]) if len(training) else set()
@@ -240,6 +245,8 @@ def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: 
 def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame], units=None) -> list[str]:
     """Completeness and derived columns of sharpness.csv, sparsity.csv and landscape.csv."""
     problems: list[str] = []
+    if units is None:
+        units = planned_units(scale, tables, "complete")
     training = tables["training"]
     sharp, sp, land = tables["sharpness"], tables["sparsity"], tables["landscape"]
     for name in ("sharpness", "sparsity", "landscape"):

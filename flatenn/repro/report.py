@@ -324,6 +324,10 @@ FILES = {
     "claims.csv": "one row per claim case: effect, 95% CI, p (raw, Holm), SESOI and TOST p, direction verdict "
     "(also under other rate windows), published values and magnitude verdict",
     "claims_detail.csv": "paired effects per (claim, fault model, rate) with 95% CIs over training seeds",
+    "verdicts.csv": "plan v2 (plan-v2 scales): one row per case (primary, secondary view, magnitude, claim 2, "
+    "exploratory): seeds, effect, 95% and repeated CIs, t and sign-flip p, local alpha and nominal level, "
+    "verdict, magnitude in points and relative percent, robustness windows, seeds needed if undecided",
+    "sequential.csv": "plan v2: every look of every primary case (seeds, effect, sd, p-values, levels, decision)",
     "provenance.json": "every run that wrote rows (commit, command, versions, device, timings), scale config, "
     "model keys and fingerprints, SHA-256 of every table",
     "models/": "the trained models the rows were measured on (zoo entries by config key; loaded by reproduce)",
@@ -347,6 +351,29 @@ def claims_table(claims: pd.DataFrame) -> str:
         lines.append(
             f"| {r.case} | {r.effect:.3g} | [{r.ci_low:.3g}, {r.ci_high:.3g}] | {r.unit} | {p} | {r.verdict} | "
             f"{'yes' if r.window_stable else 'no'} | {text_or_empty(r.paper_values)} | {text_or_empty(r.magnitude)} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts_table(v: pd.DataFrame) -> str:
+    """Plan v2's verdicts.csv as markdown: family, case, n, effect [95% CI], p (t, sign-flip), level, verdict."""
+    lines = [
+        "| family | case | n | effect [95% CI] | p (t) | p (sign-flip) | nominal level | verdict | magnitude (points; relative) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in v.itertuples():
+        ci = "" if pd.isna(r.ci_low) else f" [{r.ci_low:.3g}, {r.ci_high:.3g}]"
+        eff = "" if pd.isna(r.effect) else f"{r.effect:.3g}{ci}"
+        mag = ""
+        if r.family == "magnitude":
+            mag = (
+                f"{r.magnitude_points}; {r.relative_effect:.3g}% [{r.relative_ci_low:.3g}, {r.relative_ci_high:.3g}] "
+                f"{r.magnitude_relative}"
+            )
+        fmt = lambda x: "" if pd.isna(x) else f"{x:.2g}"  # noqa: E731
+        lines.append(
+            f"| {r.family} | {r.case} | {'' if pd.isna(r.n) else int(r.n)} | {eff} | {fmt(r.p_value)} | "
+            f"{fmt(r.p_signflip)} | {fmt(r.p_nominal)} | {r.verdict} | {mag} |"
         )
     return "\n".join(lines)
 
@@ -453,7 +480,9 @@ def write_readme(root: Path) -> Path:
     ] + [f"| `{k}` | {v} |" for k, v in FILES.items()]
     out += [
         "",
-        "Verdicts (Holm-adjusted over the 16 hypothesis cases of a scale): `supported` / `contradicted` "
+        "Plan v2 (`verdicts.csv`, plan-v2 scales): see the top README and `flatenn/repro/plans/v2.toml`. "
+        "Plan v1 (`claims.csv`, every scale; plan-v2 scales: their first 5 seeds): "
+        "verdicts Holm-adjusted over the 16 hypothesis cases of a scale: `supported` / `contradicted` "
         "(adjusted p < 0.05, effect on the claimed / opposite side), `equivalent` (adjusted TOST p < 0.05 "
         "against the declared smallest effect of interest), `inconclusive`, `reported` (context). Effects are "
         "per-seed paired differences (maps shared within a seed, different across seeds) averaged over the "
@@ -480,6 +509,14 @@ def write_readme(root: Path) -> Path:
             "",
             claims_table(claims.sort_values("case")),
         ]
+        if (d / "verdicts.csv").is_file():
+            out += [
+                "",
+                "Plan v2 (`flatenn/repro/plans/v2.toml`; looks in `sequential.csv`), all recorded seeds; the table above "
+                "is plan v1 on the first 5 seeds:",
+                "",
+                verdicts_table(read_result(d, "verdicts")),
+            ]
         for cid in claims["claim"].drop_duplicates():
             out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")
     from .ablation import ablation_markdown

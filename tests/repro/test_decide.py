@@ -171,3 +171,35 @@ def test_views_are_tested_only_behind_a_decisive_primary():
     assert v.loc["sparse_vs_standard[drop_gap]", "verdict"].startswith("supported")
     assert v.loc["saq_sparse_beats_standard[acc_bitflip]", "verdict"] == "not tested (primary not decisive)"
     assert set(seq["look"]) == {1}
+
+
+def test_verify_re_derives_the_tracked_plan_v2_tables_and_catches_an_edit(tmp_path):
+    import shutil
+
+    from flatenn.core.results import read_results
+    from flatenn.repro.experiment import REFERENCE_ROOT
+    from flatenn.repro.verify import _check_verdicts
+
+    src = REFERENCE_ROOT / "smoke"
+    tables = read_results(src)
+    for f in ("verdicts.csv", "sequential.csv"):
+        shutil.copy(src / f, tmp_path / f)
+    assert _check_verdicts(tmp_path, tables, SCALES["smoke"]) == []
+    text = (tmp_path / "verdicts.csv").read_text().replace(",equivalent,", ",supported,", 1)
+    (tmp_path / "verdicts.csv").write_text(text)
+    problems = _check_verdicts(tmp_path, tables, SCALES["smoke"])
+    assert any("verdicts.csv" in p and "verdict" in p for p in problems)
+
+
+def test_the_tracked_smoke_recording_followed_its_looks():
+    """Every seed beyond the full ones holds only the models of the claims still open when its block began."""
+    from flatenn.core.results import read_results
+    from flatenn.repro.experiment import REFERENCE_ROOT
+    from flatenn.repro.plan import sequential_units
+
+    tables = read_results(REFERENCE_ROOT / "smoke")
+    want = {(u.variant, u.seed) for u in sequential_units(SCALES["smoke"], tables, "complete") if u.kind == "models"}
+    have = set(zip(tables["training"]["variant"], tables["training"]["seed"], strict=True))
+    assert have == want
+    state = sequential(tables, SCALES["smoke"])
+    assert state.open == [] and all(r.n in PLAN.scales["smoke"].looks for r in state.rows)
