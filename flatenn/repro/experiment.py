@@ -544,9 +544,9 @@ class Experiment:
         """Whether provenance.json lists every run named in the tables, no unfinished run, and today's checksums."""
         return self.folder.provenance_current(self.run_id)
 
-    def write_provenance(self, status: str = "finished", keep_unused: bool = False) -> None:
+    def write_provenance(self, status: str = "finished", keep_unused: bool = False, derived: bool = False) -> None:
         """provenance.json with this run's entry (see :meth:`ResultsFolder.write_provenance`)."""
-        self.folder.write_provenance(self._run_entry(status), self.scale, keep_unused)
+        self.folder.write_provenance(self._run_entry(status), self.scale, keep_unused, derived)
 
     # ---- claims -----------------------------------------------------------------------------
     def run(self, units) -> None:
@@ -642,7 +642,7 @@ class Experiment:
                 self.write_summary()
                 self.record_claims()
                 self.prune_models()
-            self.write_provenance()
+            self.write_provenance(derived=True)
         elif self._begun:
             self.write_provenance()  # drops this run's entry again if it wrote no row
 

@@ -137,11 +137,12 @@ class ResultsFolder:
             return False
         return prov.get("tables_sha256") == sums
 
-    def write_provenance(self, entry: dict, scale, keep_unused: bool = False) -> None:
+    def write_provenance(self, entry: dict, scale, keep_unused: bool = False, derived: bool = False) -> None:
         """provenance.json with ``entry`` (this run) among every run that contributed rows.
 
         A run listed as ``running`` that is not this one was killed before it finished: it becomes
         ``interrupted`` (its rows stay, it is still listed). ``keep_unused`` keeps runs that no row names yet.
+        ``derived``: this run (re)wrote the derived tables, so it becomes ``derived_by``; else that stays.
         """
         old = self.read_provenance() or {}
         used = self.used_runs()
@@ -170,7 +171,9 @@ class ResultsFolder:
             "tables_sha256": table_checksums(self.path),
             # the code that wrote the derived tables (claims, verdicts, summaries) and this file: the last run
             # that finished the folder, also when it measured nothing (then it is not among "runs")
-            "derived_by": {k: entry.get(k) for k in ("run_id", "git", "command", "time_utc")},
+            "derived_by": {k: entry.get(k) for k in ("run_id", "git", "command", "time_utc")}
+            if derived or "derived_by" not in old
+            else old["derived_by"],
             "note": "each row of every table names the run that measured it (run_id); timings are wall-clock "
             "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
             "later run completed the folder",
