@@ -118,7 +118,7 @@ def _test_v2(scale, case, exp, benchmark) -> None:
     re-derive from the recorded tables; with --all-seeds every recorded seed is re-measured and the verdict
     table recomputed and compared case by case."""
     from flatenn.repro.decide import VERDICT_COLUMNS, evaluate_v2, supports_paper, v2_cases
-    from flatenn.repro.verify import _compare_frames, compare_units
+    from flatenn.repro.verify import compare_frames, compare_units
 
     exp.ensure_for(case.claim)
     n_cases = len(v2_cases(exp.scale))
@@ -153,7 +153,7 @@ def _test_v2(scale, case, exp, benchmark) -> None:
         if not hasattr(exp, "_rederived"):
             exp._rederived = evaluate_v2(exp.reference_tables(), exp.scale)[0]
         again = exp._rederived[exp._rederived["case"] == case.id]
-        problems += _compare_frames(
+        problems += compare_frames(
             "verdicts.csv",
             ref_table.reset_index().loc[lambda d: d["case"] == case.id][VERDICT_COLUMNS],
             again,

@@ -27,7 +27,7 @@ from ..analysis.power import seeds_for_power
 from ..analysis.sequential import nominal_p
 from ..analysis.stats import holm, sign_flip_p, simultaneous_t_limits, spearman_rho, t_test, tost
 from .claims import CLAIMS, Case, evaluate_case, window_rates
-from .estimators import _main_rows, model_drop, paired_points, paired_seed_effects, per_point_accuracy
+from .estimators import main_rows, model_drop, paired_points, paired_seed_effects, per_point_accuracy
 from .scales import ScaleConfig
 
 PLAN_V2 = Path(__file__).parent / "plans" / "v2.toml"
@@ -113,12 +113,12 @@ def _seeds(scale: ScaleConfig, n: int) -> ScaleConfig:
     return dataclasses.replace(scale, seeds=tuple(range(n)))
 
 
-def _complete(tables: dict[str, pd.DataFrame], scale: ScaleConfig, claim: str, seeds) -> bool:
+def block_complete(tables: dict[str, pd.DataFrame], scale: ScaleConfig, claim: str, seeds) -> bool:
     """Whether every campaign row the claim's models need at these seeds is recorded."""
     camp = tables.get("campaign")
     if camp is None or not len(camp):
         return False
-    counts = _main_rows(camp).groupby(["model_id", "fault_model"]).size()
+    counts = main_rows(camp).groupby(["model_id", "fault_model"]).size()
     want = len(scale.rates) * scale.trials
     return all(
         counts.get((scale.model_id(v, s), fm), 0) >= want
@@ -205,7 +205,7 @@ def sequential(tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: Analys
         if not open_:
             return SequentialState(rows, [], k, decided, levels)
         seeds = range(n)
-        if not all(_complete(tables, scale, c.split("[")[0], seeds) for c in open_):
+        if not all(block_complete(tables, scale, c.split("[")[0], seeds) for c in open_):
             return SequentialState(rows, open_, k, decided, levels)
         sub = _seeds(scale, n)
         stats_of = {}
@@ -339,7 +339,7 @@ def robust_rates(
     tables: dict[str, pd.DataFrame], scale: ScaleConfig, seeds, window: str, min_drop: float
 ) -> dict[str, tuple[float, ...]]:
     """A robustness window's rates, keeping only those where standard SGD loses at least ``min_drop`` points."""
-    camp = _main_rows(tables["campaign"])
+    camp = main_rows(tables["campaign"])
     std = camp[camp["model_id"].isin([scale.model_id("standard-sgd", s) for s in seeds])]
     drop = (std["clean_accuracy"] - std["accuracy"]).groupby([std["fault_model"], std["rate"].round(12)]).mean()
     out = {}
@@ -695,7 +695,7 @@ def evaluate_v2(
 def v2_detail(tables: dict[str, pd.DataFrame], scale: ScaleConfig, verdicts: pd.DataFrame) -> pd.DataFrame:
     """Per-point paired effects (acc and drop views) of each primary claim at the seeds of its last look."""
     from .claims import DETAIL_COLUMNS
-    from .estimators import _campaign_effect
+    from .estimators import campaign_effect
 
     out = []
     prim = verdicts[verdicts["family"] == "primary"]
@@ -703,7 +703,7 @@ def v2_detail(tables: dict[str, pd.DataFrame], scale: ScaleConfig, verdicts: pd.
         claim = CLAIMS[r.claim]
         sub = _seeds(scale, int(r.n))
         for view, metric in (("acc", r.metric), ("drop", "drop" + r.metric[3:])):
-            res = _campaign_effect(
+            res = campaign_effect(
                 tables["campaign"],
                 sub,
                 claim.args["better"],

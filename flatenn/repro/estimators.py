@@ -56,21 +56,21 @@ def estimator(f: Estimator) -> Estimator:
 _PAIR = ["fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "trial"]
 
 
-def _main_rows(camp: pd.DataFrame) -> pd.DataFrame:
+def main_rows(camp: pd.DataFrame) -> pd.DataFrame:
     """The claims' campaign rows: every bit position, every layer."""
     return camp[(camp["bits"] == "all") & (camp["layers"] == "all")]
 
 
 def per_point_accuracy(camp: pd.DataFrame, variant: str, seeds) -> pd.DataFrame:
     """Mean accuracy under faults per (train seed, fault model, rate) of one variant (main campaign rows)."""
-    c = _main_rows(camp)
+    c = main_rows(camp)
     c = c[c["model_id"].isin([f"{variant}-s{s}" for s in seeds])]
     return c.groupby(["train_seed", "fault_model", "rate"])["accuracy"].mean().reset_index()
 
 
 def paired_points(camp: pd.DataFrame, better: str, worse: str, seeds) -> pd.DataFrame:
     """Per (train seed, fault model, rate): accuracy(better) - accuracy(worse), mean over shared maps."""
-    return _paired_by_seed(_main_rows(camp), better, worse, seeds, "accuracy")
+    return _paired_by_seed(main_rows(camp), better, worse, seeds, "accuracy")
 
 
 def _paired_by_seed(camp: pd.DataFrame, a: str, b: str, seeds, value: str) -> pd.DataFrame:
@@ -107,7 +107,7 @@ def paired_seed_effects(
     args: dict, metric: str, tables: dict[str, pd.DataFrame], scale: ScaleConfig, rates: dict[str, tuple[float, ...]]
 ) -> pd.Series:
     """Per-training-seed effect of a paired contrast (acc/drop views), the values its t interval is over."""
-    camp = _main_rows(tables["campaign"])
+    camp = main_rows(tables["campaign"])
     if metric.startswith("drop"):
         per = _paired_by_seed(_with_drop(camp), args["worse"], args["better"], scale.seeds, "drop")
     else:
@@ -115,12 +115,12 @@ def paired_seed_effects(
     return _in_window(per, rates).groupby("train_seed")["diff"].mean()
 
 
-def _campaign_effect(camp, scale, better: str, worse: str, view: str, rates, sesoi: float) -> Result:
+def campaign_effect(camp, scale, better: str, worse: str, view: str, rates, sesoi: float) -> Result:
     """Effect that is positive when ``worse`` is the more fault-vulnerable model.
 
     view ``acc``: accuracy(better) - accuracy(worse); ``drop``: drop(worse) - drop(better).
     """
-    camp = _main_rows(camp)
+    camp = main_rows(camp)
     if view == "acc":
         per = _paired_by_seed(camp, better, worse, scale.seeds, "accuracy")
     else:
@@ -148,7 +148,7 @@ def _up_to(detail: pd.DataFrame) -> Result:
 
 def model_drop(camp: pd.DataFrame, rates, fault_models=None) -> pd.DataFrame:
     """Mean accuracy drop per model over a window's rates (of the given fault models), with its train seed."""
-    per = _with_drop(_main_rows(camp)).groupby(["model_id", "train_seed", "fault_model", "rate"])["drop"]
+    per = _with_drop(main_rows(camp)).groupby(["model_id", "train_seed", "fault_model", "rate"])["drop"]
     per = _in_window(per.mean().reset_index(), rates)
     if fault_models is not None:
         per = per[per["fault_model"].isin(fault_models)]
@@ -183,7 +183,7 @@ def _correlation(x: pd.Series, y: pd.Series, clusters: pd.Series, sesoi: float, 
 @estimator
 def paired_contrast(metric, args, tables, scale, rates, sesoi) -> Result:
     view = "drop" if metric.startswith("drop") else "acc"
-    res = _campaign_effect(tables["campaign"], scale, args["better"], args["worse"], view, rates, sesoi)
+    res = campaign_effect(tables["campaign"], scale, args["better"], args["worse"], view, rates, sesoi)
     return _up_to(res.detail) if metric == "up_to" else res
 
 
@@ -204,7 +204,7 @@ def bit_sensitivity(metric, args, tables, scale, rates, sesoi) -> Result:
     sharp = tables["sharpness"]
     seeds_of = sharp.drop_duplicates("model_id").set_index("model_id")["train_seed"]
     pred = sharp[sharp["metric"] == "bit_sensitivity"].set_index("model_id")["value"]
-    c = _main_rows(tables["campaign"])
+    c = main_rows(tables["campaign"])
     c = c[(c["fault_model"] == "bitflip") & np.isclose(c["rate"], scale.sensitivity_rate)]
     measured = (c["loss"] - c["clean_loss"]).groupby(c["model_id"]).mean()
     common = pred.index.intersection(measured.index)

@@ -43,9 +43,9 @@ def power_table(tables: dict[str, pd.DataFrame], scale: ScaleConfig, power: floa
     for case in primary:
         at = scale
         if is_sequential(scale):  # plan v2: every seed recorded for the case's models
-            from .decide import _complete
+            from .decide import block_complete
 
-            seeds = [s for s in seeds_recorded(scale) if _complete(tables, scale, case.claim, [s])]
+            seeds = [s for s in seeds_recorded(scale) if block_complete(tables, scale, case.claim, [s])]
             at = dataclasses.replace(scale, seeds=tuple(seeds))
         effects = seed_effects(case, tables, at).to_numpy()
         sd, n = float(np.std(effects, ddof=1)), len(effects)

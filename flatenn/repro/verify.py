@@ -96,7 +96,7 @@ def _close(a, b) -> bool:
     return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=NUMERIC_RTOL, atol=1e-6))
 
 
-def _compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: list[str]) -> list[str]:
+def compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: list[str]) -> list[str]:
     """Every row and column of a tracked derived table equals its re-derivation."""
     problems = []
     t, f = tracked.set_index(key), fresh.set_index(key)
@@ -205,7 +205,7 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
         _guarded(
             problems,
             "campaign_summary.csv",
-            lambda: _compare_frames(
+            lambda: compare_frames(
                 "campaign_summary.csv",
                 read_result(d, "campaign_summary")[SUMMARY_COLUMNS],
                 campaign_summary(camp),
@@ -283,9 +283,9 @@ def _check_claims(d: Path, name: str, tables: dict[str, pd.DataFrame], scale) ->
             "problems with the tables above"
         ]
     if "claims.csv" in tracked:
-        problems += _compare_frames("claims.csv", tracked["claims.csv"][CLAIM_COLUMNS], claims, ["case"])
+        problems += compare_frames("claims.csv", tracked["claims.csv"][CLAIM_COLUMNS], claims, ["case"])
     if "claims_detail.csv" in tracked:
-        problems += _compare_frames(
+        problems += compare_frames(
             "claims_detail.csv",
             tracked["claims_detail.csv"][DETAIL_COLUMNS],
             detail,
@@ -316,8 +316,8 @@ def _check_verdicts(d: Path, tables: dict[str, pd.DataFrame], scale) -> list[str
         verdicts, seq = evaluate_v2(tables, scale)
     except (KeyError, ValueError, TypeError, IndexError, LookupError) as e:
         return [f"verdicts.csv: cannot be re-derived from the tables ({type(e).__name__}: {e})"]
-    problems += _compare_frames("verdicts.csv", tracked["verdicts.csv"][VERDICT_COLUMNS], verdicts, ["case"])
-    problems += _compare_frames("sequential.csv", tracked["sequential.csv"][SEQUENTIAL_COLUMNS], seq, ["look", "case"])
+    problems += compare_frames("verdicts.csv", tracked["verdicts.csv"][VERDICT_COLUMNS], verdicts, ["case"])
+    problems += compare_frames("sequential.csv", tracked["sequential.csv"][SEQUENTIAL_COLUMNS], seq, ["look", "case"])
     return problems
 
 
