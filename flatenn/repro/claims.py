@@ -1,7 +1,9 @@
 """The FlatENN paper's claims as data (``claims.toml``), and their evaluation from recorded tables.
 
 A claim has one or more *cases* (claim id + metric). Each case computes an effect with a 95% CI
-from the tables of one scale; the analysis plan below is fixed before a run.
+from the tables of one scale. This module implements analysis plan v1 (``plans/v1.md``, summarized
+below; ``claims.csv``, on a scale's first 5 seeds); plan v2 (``plans/v2.toml``, ``verdicts.csv``) is
+:mod:`flatenn.repro.decide`, which reuses the estimators and cases defined here.
 
 * **Replication unit.** The training seed. Models of one seed are evaluated under that seed's fault
   maps (common random numbers within a seed; maps differ between seeds), so the per-seed paired
