@@ -27,7 +27,7 @@ ENV = ROOT / ".nox" / "flatenn"
 TORCH = os.environ.get("FLATENN_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
 # benchmark peers (tests/faults/test_pytorchfi_peer.py, nox -s speed), never runtime dependencies of flatenn;
 # installed --no-deps so they can never move the torch pin
-PEERS = ["pytorchfi==0.6.0"]
+PEERS = ["pytorchfi==0.6.0", "mrfi==2.1.0"]
 nox.options.sessions = ["tests"]
 
 
@@ -116,6 +116,13 @@ def speed(session: nox.Session) -> None:
         external=True,
     )
     session.run(py, "benchmarks/speed_report.py", external=True)
+
+
+@nox.session(name="gpu-check", venv_backend="none")
+def gpu_check(session: nox.Session) -> None:
+    """Campaigns on a GPU against the CPU: maps, accuracies, determinism, throughput (benchmarks/gpu_check.py)."""
+    py = _python(session)
+    session.run(py, "benchmarks/gpu_check.py", *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")

@@ -36,8 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_setup import calibrated, eval_set, forward_all  # noqa: E402
 
-from flatenn.core.evaluate import as_batches, evaluate_batches  # noqa: E402
+from flatenn.core.evaluate import as_batches, eval_mode, evaluate_batches, score_batches  # noqa: E402
 from flatenn.core.quant import frozen, quantized_layers  # noqa: E402
+from flatenn.faults.campaign import BLOCK_FAULTY_BITS, run_campaign  # noqa: E402
 from flatenn.faults.injector import FaultInjector  # noqa: E402
 from flatenn.faults.vulnerability import vulnerability_map  # noqa: E402
 
@@ -57,48 +58,91 @@ def interleaved(ops: dict, repeats: int) -> dict[str, tuple[float, float]]:
     return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in ops}
 
 
+BLOCK = 8  # at most this many trials sampled and prepared together per timed call
+
+
+def block_size(inj: FaultInjector, rate: float) -> int:
+    """Trials per timed call: ``BLOCK``, or fewer where a campaign's block would be smaller
+    (``flatenn.faults.campaign.BLOCK_FAULTY_BITS`` expected faulty bits at most)."""
+    return max(1, min(BLOCK, int(BLOCK_FAULTY_BITS // max(1.0, rate * inj.total_bits))))
+
+
+def block_op(inj: FaultInjector, rate: float, model=None, batches=None, fault_model: str = "bitflip"):
+    """:func:`block_size` trials of flatenn's per-trial work exactly as ``run_campaign`` does it: maps sampled
+    and writes prepared for the block at once, then per trial write, score the model (when given; no mode
+    switching, as campaigns do), restore. Call ``i`` runs the i-th block of trials; divide by the block size.
+    """
+    size = block_size(inj, rate)
+
+    def run(i: int) -> None:
+        block = list(range(i * size, (i + 1) * size))
+        for faults in inj.prepare_trials(inj.sample_trials(0, block, rate=rate), fault_model):
+            with inj.applied(faults):
+                if model is not None:
+                    score_batches(model, batches)
+
+    return run
+
+
+def per_trial(t: tuple[float, float], inj: FaultInjector, rate: float) -> tuple[float, float]:
+    n = block_size(inj, rate)
+    return t[0] / n, t[1] / n
+
+
 def overhead(label: str, model, rates, repeats: int) -> None:
     with frozen(model):
         inj = FaultInjector(model)
         n_layers = len(inj.layers)
-
-        def op(rate):
-            return lambda i: inj.restore() if inj.apply(inj.sample(0, i, rate=rate), "bitflip") else None
-
-        t = interleaved({r: op(r) for r in rates}, repeats)
+        t = {r: per_trial(v, inj, r) for r, v in interleaved({r: block_op(inj, r) for r in rates}, repeats).items()}
         bits = [inj.total_bits * r for r in rates]
     ms = [1000 * t[r][0] for r in rates]
     slope, intercept = np.polyfit(bits, ms, 1)
     print(
         f"\n{label}: {n_layers} layers, {inj.total_bits // 8:,} weights; per-trial overhead (sample + write + "
-        "restore, no forward), median wall / CPU ms:"
+        f"restore, no forward; maps sampled up to {BLOCK} trials at a time as campaigns do), median wall / CPU ms:"
     )
     for r, b in zip(rates, bits, strict=True):
         print(f"  rate {r:.0e} (~{b:,.0f} faulty bits): {1000 * t[r][0]:.3f} / {1000 * t[r][1]:.3f} ms")
     print(f"  fit: {1000 * intercept / n_layers:.1f} us per layer + {1000 * slope:.3f} us per faulty bit")
 
 
-def flatenn_trial(inj: FaultInjector, model, x, rate: float):
-    """One campaign trial as an interleaved op: sample trial i's map, write it, run the forward, restore."""
+def campaign_vs_forward(label: str, model, x, y, rates, repeats: int, trials: int) -> None:
+    """Whole ``run_campaign`` calls (``trials`` trials plus its clean pass) against as many clean evaluations."""
+    batches = as_batches(x, y, 512, torch.device("cpu"))
 
-    def run(i: int) -> None:
-        with inj.applied(inj.sample(0, i, rate=rate), "bitflip"):
-            forward_all(model, x)
+    def clean(i: int) -> None:
+        for _ in range(trials + 1):
+            evaluate_batches(model, batches)
 
-    return run
+    def campaign(rate):
+        return lambda i: run_campaign(model, x, y, "bitflip", rates=[rate], trials=trials, seed=i, progress=False)
 
-
-def campaign_vs_forward(label: str, model, x, rates, repeats: int) -> None:
-    with frozen(model):
-        inj = FaultInjector(model)
-        ops = {"clean": lambda i: forward_all(model, x), **{r: flatenn_trial(inj, model, x, r) for r in rates}}
-        t = interleaved(ops, repeats)
+    t = interleaved({"clean": clean, **{r: campaign(r) for r in rates}}, repeats)
     c = t["clean"]
-    print(f"\n{label}, {len(x)} images: clean forward {1000 * c[0]:.1f} ms wall / {1000 * c[1]:.1f} ms CPU")
+    print(
+        f"\n{label}, {len(x)} images: clean evaluation {1000 * c[0] / (trials + 1):.2f} ms wall; run_campaign "
+        f"with {trials} trials against {trials + 1} clean evaluations (its clean pass included):"
+    )
     for r in rates:
         print(
-            f"  campaign trial at {r:.0e}: {t[r][0] / c[0]:.2f}x wall, {t[r][1] / c[1]:.2f}x CPU of the clean forward"
+            f"  campaign trial at {r:.0e}: {t[r][0] / c[0]:.3f}x wall, {t[r][1] / c[1]:.3f}x CPU of the clean forward"
         )
+
+
+def channels_last_check(label: str, model, x, repeats: int) -> None:
+    """Would a channels-last evaluation give the same logits, and how much faster is it?"""
+    import copy
+
+    with frozen(model), torch.no_grad():
+        twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        same = torch.equal(model(x), twin(xc))
+        t = interleaved({"nchw": lambda i: forward_all(model, x), "nhwc": lambda i: forward_all(twin, xc)}, repeats)
+    print(
+        f"\n{label}, {len(x)} images, channels-last evaluation: logits "
+        f"{'bit-identical' if same else 'NOT bit-identical'}; forward {1000 * t['nchw'][0]:.2f} ms NCHW, "
+        f"{1000 * t['nhwc'][0]:.2f} ms channels-last ({t['nchw'][0] / t['nhwc'][0]:.2f}x)"
+    )
 
 
 def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
@@ -115,7 +159,8 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
         return
     from pytorchfi_peer import float_twin, pytorchfi_faults, pytorchfi_injector, pytorchfi_layer_numbers
 
-    with frozen(model), torch.no_grad():
+    batches = as_batches(x, torch.zeros(len(x), dtype=torch.long), 512, torch.device("cpu"))
+    with frozen(model), eval_mode(model), torch.no_grad():
         inj = FaultInjector(model)
         twin = float_twin(model)
         fi = pytorchfi_injector(twin, list(x.shape[1:]))
@@ -135,8 +180,10 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
 
         ops = {"clean": lambda i: forward_all(model, x)}
         for r in rates:
-            ops[("flatenn", r)], ops[("pytorchfi", r)] = flatenn_trial(inj, model, x, r), theirs(r)
+            ops[("flatenn", r)] = block_op(inj, r, model, batches)
+            ops[("pytorchfi", r)] = theirs(r)
         t = interleaved(ops, repeats)
+        t.update({("flatenn", r): per_trial(t[("flatenn", r)], inj, r) for r in rates})
     c = t["clean"]
     print(
         f"\n{label}, {len(x)} images, flatenn vs pytorchfi 0.6.0 (same faults, logits bit-identical): "
@@ -148,6 +195,74 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
         print(
             f"  rate {r:.0e} (~{n:,.0f} changed weights): flatenn {f[0] / c[0]:.2f}x, pytorchfi {p[0] / c[0]:.2f}x "
             f"the clean forward (wall); pytorchfi / flatenn = {p[0] / f[0]:.2f}x wall, {p[1] / f[1]:.2f}x CPU"
+        )
+
+
+def torchvision_resnet18() -> torch.nn.Module:
+    """torchvision's ResNet-18 (10 classes), quantized by flatenn (8-bit weights and layer inputs), calibrated."""
+    from torchvision.models import resnet18
+
+    from flatenn.core.convert import quantize_model
+
+    torch.manual_seed(0)
+    model = quantize_model(resnet18(num_classes=10))
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(64, 3, 32, 32))
+    return model.eval()
+
+
+def versus_mrfi(label: str, model, x, rates, repeats: int) -> None:
+    """flatenn trials against MRFI 2.1.0 at the same bit error rates on the same codes (see ``mrfi_peer``).
+
+    Each tool against its own clean forward: flatenn's frozen model, and the float twin MRFI wraps (the same
+    modules with float weights). MRFI draws its faults inside the forward; flatenn samples, writes, runs the
+    forward and restores. Bit counts: flatenn's faulty bits per trial, and the bits MRFI's weights differ in
+    from the clean codes after a trial, against the expected p x bits.
+    """
+    try:
+        import mrfi  # noqa: F401
+    except ImportError:
+        print(f"\n{label}: MRFI not installed, comparison skipped (pip install --no-deps mrfi==2.1.0 pyyaml)")
+        return
+    from mrfi_peer import flipped_bits, mrfi_model
+    from pytorchfi_peer import float_twin
+
+    batches = as_batches(x, torch.zeros(len(x), dtype=torch.long), 512, torch.device("cpu"))
+    with frozen(model), eval_mode(model), torch.no_grad():
+        inj = FaultInjector(model)
+        twin = float_twin(model)
+        if not torch.equal(twin(x[:64]), model(x[:64])):
+            raise AssertionError("the float twin and the flatenn model disagree without faults")
+        ours, theirs, counts = {}, {}, {}
+        for r in rates:
+            ours[r] = block_op(inj, r, model, batches)
+            wrapped = mrfi_model(float_twin(model), model, r)
+            theirs[r] = (lambda w: lambda i: forward_all(w, x))(wrapped)
+            mrfi_bits = []
+            for _ in range(3):
+                wrapped(x[:2])
+                mrfi_bits.append(flipped_bits(wrapped.model, model))
+            ours_bits = [sum(m.faulty_bits for m in inj.sample(0, t, rate=r).values()) for t in range(3)]
+            counts[r] = (np.mean(ours_bits), np.mean(mrfi_bits), inj.total_bits * r)
+        ops = {"clean": lambda i: forward_all(model, x), "clean twin": lambda i: forward_all(twin, x)}
+        for r in rates:
+            ops[("flatenn", r)], ops[("mrfi", r)] = ours[r], theirs[r]
+        t = interleaved(ops, repeats)
+        t.update({("flatenn", r): per_trial(t[("flatenn", r)], inj, r) for r in rates})
+    c, ct = t["clean"], t["clean twin"]
+    print(
+        f"\n{label}, {len(x)} images, flatenn vs MRFI 2.1.0 (bit flips in the same 8-bit codes; MRFI's quantizer "
+        f"uses flatenn's per-channel scales): clean forward {1000 * c[0]:.1f} ms (flatenn), {1000 * ct[0]:.1f} ms "
+        "(float twin) wall"
+    )
+    for r in rates:
+        f, m = t[("flatenn", r)], t[("mrfi", r)]
+        ob, mb, expected = counts[r]
+        print(
+            f"  rate {r:.0e}: flatenn {f[0] / c[0]:.2f}x, MRFI {m[0] / ct[0]:.2f}x its clean forward (wall); "
+            f"MRFI / flatenn = {m[0] / f[0]:.2f}x wall, {m[1] / f[1]:.2f}x CPU; faulty bits per trial: flatenn "
+            f"{ob:,.0f}, MRFI {mb:,.0f}, expected {expected:,.0f}"
         )
 
 
@@ -313,29 +428,22 @@ def run(repeats: int) -> None:
     torch.set_num_threads(1)
     bench_saq_cost()
     rates = [1e-5, 1e-4, 1e-3, 1e-2]
-    overhead("digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), rates, repeats)
-    overhead("ResNet-20 width 16", calibrated("resnet20", 16, 3, 32), rates, repeats)
-    overhead("ResNet-18 width 64", calibrated("resnet18", 64, 3, 32), rates[:3], max(5, repeats // 2))
-    campaign_vs_forward(
-        "digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0], [1e-4, 1e-3, 1e-2], repeats
-    )
-    campaign_vs_forward(
-        "ResNet-20 width 16",
-        calibrated("resnet20", 16, 3, 32),
-        eval_set(3, 32, 256)[0],
-        [1e-4, 1e-3],
-        max(5, repeats // 4),
-    )
-    versus_pytorchfi(
-        "digits CNN width 8", calibrated("cnn_digits", 8, 1, 8), eval_set(1, 8, 360)[0], [1e-4, 1e-3, 1e-2], repeats
-    )
-    versus_pytorchfi(
-        "ResNet-20 width 16",
-        calibrated("resnet20", 16, 3, 32),
-        eval_set(3, 32, 256)[0],
-        [1e-4, 1e-3, 1e-2],
-        max(9, repeats // 2),
-    )
+    digits = calibrated("cnn_digits", 8, 1, 8)
+    x_digits, y_digits = eval_set(1, 8, 360)
+    resnet20 = calibrated("resnet20", 16, 3, 32)
+    x_cifar, y_cifar = eval_set(3, 32, 256)
+    resnet18 = torchvision_resnet18()
+    overhead("digits CNN width 8", digits, rates, repeats)
+    overhead("ResNet-20 width 16", resnet20, rates, repeats)
+    overhead("torchvision ResNet-18", resnet18, rates, max(3, repeats // 4))
+    campaign_vs_forward("digits CNN width 8", digits, x_digits, y_digits, [1e-4, 1e-3, 1e-2], max(5, repeats // 2), 50)
+    campaign_vs_forward("ResNet-20 width 16", resnet20, x_cifar, y_cifar, [1e-4, 1e-3, 1e-2], 3, 5)
+    channels_last_check("digits CNN width 8", digits, x_digits, repeats)
+    channels_last_check("ResNet-20 width 16", resnet20, x_cifar, max(5, repeats // 4))
+    versus_mrfi("torchvision ResNet-18", resnet18, x_cifar, rates, max(5, repeats // 4))
+    versus_pytorchfi("digits CNN width 8", digits, x_digits, [1e-4, 1e-3, 1e-2], repeats)
+    versus_pytorchfi("ResNet-20 width 16", resnet20, x_cifar, [1e-4, 1e-3, 1e-2], max(9, repeats // 2))
+    versus_pytorchfi("torchvision ResNet-18", resnet18, x_cifar, [1e-2], 3)
     vulnerability_speedup(trials=5, bits=[7], full_forward=True)
     vulnerability_speedup(trials=20, bits=None, full_forward=False)
     adaptive_savings()

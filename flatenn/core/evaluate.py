@@ -88,13 +88,24 @@ def batches_fingerprint(batches: Batches) -> str:
 @torch.no_grad()
 def evaluate_batches(model: nn.Module, batches: Batches) -> tuple[float, float]:
     """(accuracy in percent, mean cross-entropy) over prepared batches; BatchNorm in eval mode."""
-    correct, loss_sum, n = 0, 0.0, 0
     with eval_mode(model):
-        for xb, yb in batches:
-            out = model(xb)
-            loss_sum += float(F.cross_entropy(out, yb, reduction="sum").double())
-            correct += int((out.argmax(1) == yb).sum())
-            n += len(yb)
+        return score_batches(model, batches)
+
+
+@torch.no_grad()
+def score_batches(model: nn.Module, batches: Batches) -> tuple[float, float]:
+    """:func:`evaluate_batches` for a model the caller already holds in eval mode (a campaign scores every
+    trial this way: walking the modules to switch modes would cost as much as a small trial's faults)."""
+    return score_outputs((model(xb), yb) for xb, yb in batches)
+
+
+def score_outputs(pairs) -> tuple[float, float]:
+    """(accuracy in percent, mean cross-entropy) of (logits, labels) pairs, summed batch by batch in float64."""
+    correct, loss_sum, n = 0, 0.0, 0
+    for out, yb in pairs:
+        loss_sum += float(F.cross_entropy(out, yb, reduction="sum").double())
+        correct += int((out.argmax(1) == yb).sum())
+        n += len(yb)
     return 100.0 * correct / n, loss_sum / n
 
 

@@ -6,11 +6,12 @@
 ``campaign`` in :mod:`flatenn.core.results`). With ``out=`` the rows are written after every rate and
 rows already in that file for the same model fingerprint and options are not recomputed (resume).
 
-Trials are evaluated one after another over the whole evaluation set; a trial whose faults change no
-weight value is the clean model and is scored with the clean numbers without a forward pass. Batching several trials per
-forward (grouped weights) was considered; at the model sizes here a trial already costs about one
-clean forward plus well under a millisecond of sampling, so the simple path is kept (see
-``benchmarks/speed_report.py`` for the measured ratio).
+The maps of a block of trials are sampled and their writes prepared together (maps depend only on
+(seed, layer, trial, rate), so this changes no map); trials are then evaluated one after another over the
+whole evaluation set, without switching modes per trial. A trial whose faults change no weight value is
+the clean model and is scored with the clean numbers without a forward pass. Batching several trials per
+forward (grouped weights, vmap) was measured not to beat the clean-forward limit on CPU, so each trial
+is one forward (see ``benchmarks/speed_report.py`` for the measured ratios).
 """
 
 from __future__ import annotations
@@ -276,6 +277,8 @@ def _run(
                 ],
                 "accuracy",
             ].tolist()
+            ahead: dict = {}  # trial -> its prepared writes, sampled a block at a time
+            skip = {tt for tt in range(trials) if _point_key(r, c, tt) in done}
             for t in range(trials):
                 if (
                     adaptive is not None
@@ -287,10 +290,17 @@ def _run(
                     break
                 if _point_key(r, c, t) in done:
                     continue
-                maps = injector.sample(
-                    seed, t, rate=None if c >= 0 else r, count=c if c >= 0 else None, bit_positions=bit_positions
-                )
-                with injector.applied(maps, fault_model) as (nbits, changed):
+                if t not in ahead:
+                    block = _trial_block(t, trials, r, c, eligible, adaptive, skip)
+                    maps = injector.sample_trials(
+                        seed,
+                        block,
+                        rate=None if c >= 0 else r,
+                        count=c if c >= 0 else None,
+                        bit_positions=bit_positions,
+                    )
+                    ahead = dict(zip(block, injector.prepare_trials(maps, fault_model), strict=True))
+                with injector.applied(ahead.pop(t)) as (nbits, changed):
                     # no weight value changed (e.g. stuck-at on bits already at that value): the clean model
                     acc, loss = faulty_eval() if changed else (clean_acc, clean_loss)
                 accs.append(acc)
@@ -327,6 +337,24 @@ def _run(
     out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
     out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)
     return out_df
+
+
+BLOCK_FAULTY_BITS = 1 << 20  # expected faulty bits sampled ahead at once (bounds the memory of a block)
+
+
+def _trial_block(
+    first: int, trials: int, rate: float, count: int, eligible: int, adaptive, skip: set[int]
+) -> list[int]:
+    """Trials to sample together from ``first`` on: the ones still to compute, up to ``BLOCK_FAULTY_BITS``
+    expected faulty bits; with adaptive trials, no more than the fixed minimum at a time (a point may stop).
+
+    Maps depend only on (seed, layer, trial, rate), so sampling ahead changes no map.
+    """
+    per_trial = max(1.0, count if count >= 0 else rate * eligible)
+    size = max(1, min(64, int(BLOCK_FAULTY_BITS // per_trial)))
+    if adaptive is not None:
+        size = min(size, adaptive[1])
+    return [t for t in range(first, min(trials, first + size)) if t not in skip]
 
 
 def _halfwidth(values: list[float]) -> float:

@@ -20,14 +20,15 @@ from torch import nn
 from ..core.quant import QuantizedWeightMixin, quantized_layers
 from .sampling import (
     FaultMap,
-    apply_fault_to_codes,
     check_bit_positions,
     check_fault_model,
+    faulty_codes,
     sample_count_maps,
-    sample_rate_maps,
+    sample_rate_maps_trials,
 )
 
 LayerFilter = Callable[[str], bool] | str | Sequence[str] | None
+DENSE_RESTORE = 0.04  # touched fraction of a layer above which restore copies the whole layer back (CPU)
 
 
 def select_layers(model: nn.Module, layer_filter: LayerFilter = None) -> dict[str, QuantizedWeightMixin]:
@@ -75,11 +76,21 @@ def _cpu_views(layer: QuantizedWeightMixin) -> tuple[np.ndarray, np.ndarray] | N
     return codes, values
 
 
+@dataclass(frozen=True)
+class PreparedFaults:
+    """One trial's writes, computed ahead: per layer (flat indices, faulty codes, faulty values) of the weights
+    whose value changes, with the trial's faulty-bit and changed-weight counts."""
+
+    writes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    faulty_bits: int
+    changed: int
+
+
 @dataclass
 class _LayerMemory:
     layer: QuantizedWeightMixin
     bits: int
-    codes: np.ndarray  # clean codes, flat int64
+    codes: np.ndarray  # clean codes, flat, in the layer's integer dtype
     values: np.ndarray  # clean dequantized weights, flat float32
     scale: np.ndarray  # float32 per output channel
     per_channel: int
@@ -99,7 +110,7 @@ class FaultInjector:
                 raise RuntimeError(
                     f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen"
                 )
-            codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(np.int64)
+            codes = layer.codes.detach().cpu().reshape(-1).numpy().copy()  # the layer's integer dtype
             self.memory[name] = _LayerMemory(
                 layer=layer,
                 bits=layer.w_bits,
@@ -128,28 +139,91 @@ class FaultInjector:
         bit_positions: Sequence[int] | None = None,
     ) -> dict[str, FaultMap]:
         """Fault maps for one trial: per-layer rate mode, or a global exact count of faulty bits."""
+        return self.sample_trials(seed, [trial], rate, count, bit_positions)[0]
+
+    def sample_trials(
+        self,
+        seed: int,
+        trials: Sequence[int],
+        rate: float | None = None,
+        count: int | None = None,
+        bit_positions: Sequence[int] | None = None,
+    ) -> list[dict[str, FaultMap]]:
+        """:meth:`sample` for several trials (rate mode draws them in one vectorized pass; same maps)."""
         if (rate is None) == (count is None):
             raise ValueError("give exactly one of rate= or count=")
         spec = [(n, m.codes.size, m.bits) for n, m in self.memory.items()]
         if count is not None:
-            return sample_count_maps(spec, count, seed, trial, bit_positions)
-        return sample_rate_maps(spec, seed, trial, rate, bit_positions)
+            return [sample_count_maps(spec, count, seed, t, bit_positions) for t in trials]
+        return sample_rate_maps_trials(spec, seed, trials, rate, bit_positions)
 
-    def apply(self, maps: Mapping[str, FaultMap], fault_model: str) -> tuple[int, int]:
-        """Write faulty codes; returns (faulty bits, weights whose value changed)."""
+    def prepare(self, maps: Mapping[str, FaultMap], fault_model: str) -> PreparedFaults:
+        """The writes a map makes under ``fault_model`` (see :meth:`faulty_weights`), ready for :meth:`apply`."""
+        return self.prepare_trials([maps], fault_model)[0]
+
+    def prepare_trials(self, trials: Sequence[Mapping[str, FaultMap]], fault_model: str) -> list[PreparedFaults]:
+        """:meth:`prepare` for several trials' maps, computed layer by layer over all trials at once."""
         check_fault_model(fault_model)
+        writes: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = [{} for _ in trials]
+        changed = np.zeros(len(trials), dtype=np.int64)
+        for name in self.memory:
+            which = [i for i, t in enumerate(trials) if name in t and t[name].weight_index.size]
+            if not which:
+                continue
+            fmaps = [trials[i][name] for i in which]
+            if len(fmaps) == 1:
+                both = fmaps[0]
+            else:
+                both = FaultMap(
+                    np.concatenate([f.weight_index for f in fmaps]), np.concatenate([f.mask for f in fmaps]), 0
+                )
+            idx, codes, values, kept = self._faulty(name, both, fault_model)
+            sizes = np.array([f.weight_index.size for f in fmaps], dtype=np.int64)
+            if kept is None:  # every entry changes its weight (bit flips)
+                per_trial = sizes
+            else:
+                per_trial = np.bincount(np.repeat(np.arange(len(fmaps)), sizes)[kept], minlength=len(fmaps))
+            cut = np.cumsum(per_trial)[:-1]
+            parts = zip(np.split(idx, cut), np.split(codes, cut), np.split(values, cut), strict=True)
+            for i, part, n in zip(which, parts, per_trial, strict=True):
+                if n:
+                    writes[i][name] = part
+                    changed[i] += n
+        return [
+            PreparedFaults(w, sum(m.faulty_bits for m in t.values()), int(c))
+            for w, t, c in zip(writes, trials, changed, strict=True)
+        ]
+
+    def apply(self, maps: Mapping[str, FaultMap] | PreparedFaults, fault_model: str | None = None) -> tuple[int, int]:
+        """Write faulty codes (maps and a fault model, or prepared writes); returns (faulty bits, weights whose
+        value changed)."""
         if self._touched:
             raise RuntimeError("faults already applied: restore() first")
-        faulty_bits, changed = 0, 0
-        for name, fmap in maps.items():
-            faulty_bits += fmap.faulty_bits
-            idx, codes, values = self.faulty_weights(name, fmap, fault_model)
-            if idx.size == 0:
-                continue
+        if not isinstance(maps, PreparedFaults):
+            if fault_model is None:
+                raise ValueError("name the fault model: apply(maps, 'bitflip')")
+            maps = self.prepare(maps, fault_model)
+        for name, (idx, codes, values) in maps.writes.items():
             self._write(self.memory[name], idx, codes, values)
             self._touched.append((name, idx))
-            changed += int(idx.size)
-        return faulty_bits, changed
+        return maps.faulty_bits, maps.changed
+
+    def _faulty(
+        self, name: str, fmap: FaultMap, fault_model: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(flat indices, faulty codes, faulty values) of the map's entries that change their weight, and which
+        entries those are (None: all of them, as for bit flips)."""
+        mem = self.memory[name]
+        idx = fmap.weight_index
+        old = mem.codes[idx]
+        new = faulty_codes(old, fmap.mask, fault_model, mem.bits)
+        kept = None
+        if fault_model != "bitflip":  # a stuck bit already at its value changes nothing
+            kept = new != old
+            idx, new = idx[kept], new[kept]
+        values = new.astype(np.float32)
+        values *= mem.scale[idx // mem.per_channel]
+        return idx, new, values, kept
 
     def faulty_weights(self, name: str, fmap: FaultMap, fault_model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The weights of layer ``name`` whose value the map changes: (flat indices, faulty codes, faulty values).
@@ -157,14 +231,10 @@ class FaultInjector:
         A faulty value is ``faulty_code * scale`` in float32 (see the module docstring); weights the faults
         leave unchanged (e.g. stuck-at on a bit already at that value) are not listed.
         """
-        mem = self.memory[name]
+        check_fault_model(fault_model)
         if fmap.weight_index.size == 0:
             return fmap.weight_index, fmap.weight_index, np.empty(0, np.float32)
-        old = mem.codes[fmap.weight_index]
-        new = apply_fault_to_codes(old, fmap.mask, fault_model, mem.bits)
-        diff = new != old
-        idx = fmap.weight_index[diff]
-        return idx, new[diff], new[diff].astype(np.float32) * mem.scale[idx // mem.per_channel]
+        return self._faulty(name, fmap, fault_model)[:3]
 
     @staticmethod
     def _write(mem: _LayerMemory, idx: np.ndarray, codes: np.ndarray, values: np.ndarray) -> None:
@@ -179,14 +249,24 @@ class FaultInjector:
         layer.frozen_weight.view(-1)[t_idx] = torch.from_numpy(values).to(dev)
 
     def restore(self) -> None:
-        """Write back the clean codes and values of every touched weight (bit-exact)."""
+        """Write back the clean codes and values of every touched weight (bit-exact).
+
+        On the CPU a layer with more than ``DENSE_RESTORE`` of its weights touched is copied back whole:
+        one sequential copy is cheaper than gathering and scattering that many scattered weights.
+        """
         while self._touched:
             name, idx = self._touched.pop()
             mem = self.memory[name]
-            self._write(mem, idx, mem.codes[idx], mem.values[idx])
+            if mem.cpu_views is not None and idx.size > DENSE_RESTORE * mem.codes.size:
+                np.copyto(mem.cpu_views[0], mem.codes)
+                np.copyto(mem.cpu_views[1], mem.values)
+            else:
+                self._write(mem, idx, mem.codes[idx], mem.values[idx])
 
     @contextlib.contextmanager
-    def applied(self, maps: Mapping[str, FaultMap], fault_model: str) -> Iterator[tuple[int, int]]:
+    def applied(
+        self, maps: Mapping[str, FaultMap] | PreparedFaults, fault_model: str | None = None
+    ) -> Iterator[tuple[int, int]]:
         """Faults applied inside the block, restored on exit (also after an exception)."""
         try:
             yield self.apply(maps, fault_model)

@@ -18,11 +18,10 @@ from collections.abc import Callable
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
 from ..core.activations import FATReLU
-from ..core.evaluate import Batches, eval_mode, evaluate_batches
+from ..core.evaluate import Batches, eval_mode, score_batches, score_outputs
 from ..core.quant import ActQuant, QuantizedWeightMixin
 
 
@@ -93,25 +92,25 @@ class SuffixEvaluator:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """(accuracy in percent, mean cross-entropy), as :func:`flatenn.core.evaluate.evaluate_batches` computes them."""
-        correct, loss_sum, n = 0, 0.0, 0
-        with eval_mode(self.model):
-            for values, yb in self.cache:
-                out = self.suffix(*values)
-                loss_sum += float(F.cross_entropy(out, yb, reduction="sum").double())
-                correct += int((out.argmax(1) == yb).sum())
-                n += len(yb)
-        return 100.0 * correct / n, loss_sum / n
+        """(accuracy in percent, mean cross-entropy), as :func:`flatenn.core.evaluate.evaluate_batches` computes
+        them; the model must be in eval mode (campaigns hold it)."""
+        return score_outputs((self.suffix(*values), yb) for values, yb in self.cache)
 
 
 def faulty_evaluator(
     model: nn.Module, batches: Batches, faulted: set[str], prefix_reuse: bool = True
 ) -> Callable[[], tuple[float, float]]:
     """(accuracy, loss) of the model as it is now: the suffix after ``faulted`` when the model can be traced
-    and ``prefix_reuse`` is on, else the full forward (same numbers either way)."""
+    and ``prefix_reuse`` is on, else the full forward (same numbers either way).
+
+    The evaluator does not switch modes on every call: hold the model in eval mode while using it
+    (``with eval_mode(model): ...``, as campaigns and vulnerability maps do).
+    """
+    if any(m.training for m in model.modules()):
+        raise RuntimeError("put the model in eval mode first: with flatenn.core.evaluate.eval_mode(model): ...")
     if prefix_reuse:
         try:
             return SuffixEvaluator(model, batches, faulted).evaluate
         except (NotTraceable, ValueError):
             pass
-    return lambda: evaluate_batches(model, batches)
+    return lambda: score_batches(model, batches)

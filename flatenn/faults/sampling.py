@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,12 +88,18 @@ def _layer_key(layer: str) -> int:
 
 def _mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64's output function (a bijection of uint64 with full avalanche); wraps mod 2^64."""
+    return _mix64_inplace(np.array(x, dtype=np.uint64, copy=True))
+
+
+def _mix64_inplace(x: np.ndarray) -> np.ndarray:
+    """:func:`_mix64` overwriting its uint64 argument (no full-size temporaries beyond one shift)."""
     with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * _M1
-        x = x ^ (x >> np.uint64(27))
-        x = x * _M2
-        return x ^ (x >> np.uint64(31))
+        x ^= x >> np.uint64(30)
+        x *= _M1
+        x ^= x >> np.uint64(27)
+        x *= _M2
+        x ^= x >> np.uint64(31)
+    return x
 
 
 def check_seed(seed: int, what: str = "campaign seed") -> int:
@@ -102,28 +109,98 @@ def check_seed(seed: int, what: str = "campaign seed") -> int:
     return int(seed)
 
 
-def stream_keys(seed: int, layers: Sequence[str], trial: int, purpose: str) -> np.ndarray:
-    """One uint64 stream key per layer for (seed, layer, trial, purpose)."""
-    seed, trial = check_seed(seed), check_seed(trial, "trial index")
+@functools.lru_cache(maxsize=256)
+def _stream_bases(seed: int, layers: tuple[str, ...], purpose: str) -> np.ndarray:
+    """The trial-independent part of :func:`stream_keys` (cached: campaigns ask for it every trial)."""
     lk = np.fromiter((_layer_key(n) for n in layers), dtype=np.uint64, count=len(layers))
     with np.errstate(over="ignore"):
         k = _mix64(np.uint64(seed) * _GOLDEN + np.uint64(_PURPOSE[purpose]))
-        k = _mix64(k ^ lk)
-        return _mix64(k + np.uint64(trial) * _M2)
+        out = _mix64(k ^ lk)
+    out.setflags(write=False)
+    return out
+
+
+def stream_keys(seed: int, layers: Sequence[str], trial: int | Sequence[int], purpose: str) -> np.ndarray:
+    """One uint64 stream key per layer for (seed, layer, trial, purpose); for a sequence of trials, the keys
+    of every (trial, layer), trial-major."""
+    seed = check_seed(seed)
+    many = np.ndim(trial) > 0
+    trials = [check_seed(t, "trial index") for t in (trial if many else [trial])]
+    base = _stream_bases(seed, tuple(layers), purpose)
+    with np.errstate(over="ignore"):
+        keys = _mix64(base[None, :] + np.asarray(trials, dtype=np.uint64)[:, None] * _M2).reshape(-1)
+    return keys
 
 
 def stream_draws(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``counts[i]`` uint64 draws of stream ``keys[i]``, concatenated; and their stream index."""
+    """The first ``counts[i]`` uint64 draws of stream ``keys[i]``, concatenated; and their stream index.
+
+    Draw j of a stream is ``mix64(key + (j + 1) * golden)``.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    keys = np.asarray(keys, dtype=np.uint64)
+    total = int(counts.sum())
     owner = np.repeat(np.arange(len(keys)), counts)
-    starts = np.cumsum(counts) - counts
-    j = np.arange(owner.size, dtype=np.uint64) - np.repeat(starts, counts).astype(np.uint64)
+    x = np.arange(1, total + 1, dtype=np.uint64)  # j + 1, then restarted per stream
+    if len(keys) > 1:
+        x -= np.repeat((np.cumsum(counts) - counts).astype(np.uint64), counts)
     with np.errstate(over="ignore"):
-        return _mix64(keys[owner] + (j + np.uint64(1)) * _GOLDEN), owner
+        x *= _GOLDEN
+        x += keys[owner] if len(keys) > 1 else keys[0] if len(keys) else np.uint64(0)
+    return _mix64_inplace(x), owner
 
 
 def _uniform(h: np.ndarray) -> np.ndarray:
     """uint64 -> float64 uniform on (0, 1) (53 bits, never 0 or 1)."""
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def _binom_quantile_table(n: int, p: float) -> tuple[int, np.ndarray]:
+    """Binomial(n, p) CDF at k = lo, lo+1, …, covering every k whose CDF step is wider than float64 resolution."""
+    return _cached_table(int(n), float(p))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_table(n: int, p: float) -> tuple[int, np.ndarray]:
+    mean, sd = n * p, math.sqrt(n * p * (1.0 - p))
+    lo, hi = max(0, math.floor(mean - 40.0 * sd - 40)), min(n, math.ceil(mean + 40.0 * sd + 40))
+    cdf = binom.cdf(np.arange(lo, hi + 1), n, p)
+    cdf.setflags(write=False)
+    return lo, cdf
+
+
+_QUANTILE_GUARD = 1e-9  # a uniform this close to a CDF step is sent to scipy's own ppf
+
+
+def binom_quantile(u: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
+    """``scipy.stats.binom.ppf(u, n, p)`` (the smallest k with CDF(k) >= u) from a cached CDF table per (n, p).
+
+    The table lookup is the quantile's definition; a uniform within ``1e-9`` of a CDF step, or outside the
+    table, is answered by ``binom.ppf`` itself, so the result is scipy's wherever scipy's ppf is accurate to
+    1e-9 (tests compare both on millions of uniforms). Saves scipy's per-call overhead, which dominates a
+    small model's trial.
+    """
+    u, n = np.asarray(u, dtype=np.float64), np.asarray(n, dtype=np.int64)
+    out = np.empty(u.shape, dtype=np.int64)
+    defer = np.zeros(u.shape, dtype=bool)
+    for nv in np.unique(n):
+        sel = np.flatnonzero(n == nv)
+        if nv == 0:
+            out[sel] = 0
+            continue
+        lo, cdf = _binom_quantile_table(int(nv), p)
+        us = u[sel]
+        i = np.searchsorted(cdf, us, side="left")
+        j = np.minimum(i, len(cdf) - 1)
+        near = np.abs(cdf[j] - us) <= _QUANTILE_GUARD
+        near |= (i > 0) & (np.abs(cdf[np.maximum(i - 1, 0)] - us) <= _QUANTILE_GUARD)
+        outside = (i >= len(cdf)) | ((i == 0) & (lo > 0))
+        out[sel] = lo + i
+        defer[sel] = near | outside
+    if defer.any():
+        k = binom.ppf(u[defer], n[defer], p)
+        out[defer] = np.nan_to_num(k, nan=0.0).astype(np.int64)
+    return out
 
 
 def sample_counts(n_bits: np.ndarray, rate: float, keys: np.ndarray) -> np.ndarray:
@@ -138,45 +215,148 @@ def sample_counts(n_bits: np.ndarray, rate: float, keys: np.ndarray) -> np.ndarr
         return np.zeros(len(n_bits), dtype=np.int64)
     if rate == 1.0:
         return n_bits.copy()
-    h, _ = stream_draws(keys, np.ones(len(keys), dtype=np.int64))
-    k = binom.ppf(_uniform(h), n_bits, rate)
-    return np.minimum(np.nan_to_num(k, nan=0.0).astype(np.int64), n_bits)
+    with np.errstate(over="ignore"):
+        h = _mix64(np.asarray(keys, dtype=np.uint64) + _GOLDEN)  # draw 0 of each stream (see stream_draws)
+    return np.minimum(binom_quantile(_uniform(h), n_bits, rate), n_bits)
 
 
-def sample_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
+def _draw_budget(n_bits: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Draws that almost always hold k distinct values out of n: the expected number n (H_n - H_{n-k}),
+    about k + k^2 / 2n, plus a margin of 6 standard deviations; a stream that falls short is redrawn longer."""
+    n, kk = n_bits.astype(np.float64), k.astype(np.float64)
+    expected = n * (np.log(n + 0.5) - np.log(np.maximum(n - kk, 0.0) + 0.5))
+    return (np.ceil(expected + 6.0 * np.sqrt(np.maximum(expected - kk, 0.0) + 1.0)) + 8).astype(np.int64)
+
+
+def _bit_length(v: int) -> int:
+    return max(int(v), 1).bit_length()
+
+
+_GROUP_DRAWS = 1 << 17  # draws handled together: the group's arrays stay in the CPU cache
+
+
+def _groups(m: np.ndarray) -> Iterator[slice]:
+    """Consecutive streams in groups of at most ``_GROUP_DRAWS`` draws (a longer stream alone)."""
+    cum = np.concatenate(([0], np.cumsum(m)))
+    a = 0
+    while a < len(m):
+        b = max(int(np.searchsorted(cum, cum[a] + _GROUP_DRAWS, side="right")) - 1, a + 1)
+        yield slice(a, b)
+        a = b
+
+
+def _group_distinct(
+    keys: np.ndarray, n: np.ndarray, k: np.ndarray, m: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First ``k`` distinct positions of each stream of one group, from its first ``m`` draws.
+
+    Returns (stream, position, draw index) of the kept values ordered by (stream, position), and a flag per
+    stream that says whether its draws held k distinct values. One sort of packed (stream, position, draw)
+    integers finds the repeats; the k-th distinct value of a stream appears at draw ``k - 1 + c``, where c
+    counts the repeats before it, so the kept values are the first draws of each value up to that draw.
+    """
+    h, owner = stream_draws(keys, m)
+    single = len(m) == 1  # one stream (a large layer): no stream bits, no per-draw gathers
+    nn = n[0] if single else n[owner]
+    h >>= np.uint64(11)  # _uniform, in place: ((h >> 11) + 0.5) * 2^-53, then times n
+    u = h.astype(np.float64)
+    u += 0.5
+    u *= 2.0**-53
+    u *= nn
+    pos = u.astype(np.int64)
+    np.minimum(pos, nn - 1, out=pos)
+    ob, pb, jb = _bit_length(len(m) - 1), _bit_length(int(n.max()) - 1), _bit_length(int(m.max()) - 1)
+    if single and pb + jb <= 63:
+        return _single_stream_distinct(pos, int(k[0]), int(m[0]), jb)
+    if ob + pb + jb <= 63:
+        starts = np.cumsum(m) - m
+        packed = owner.astype(np.int64) << (pb + jb)
+        packed |= pos << jb
+        packed |= np.arange(owner.size, dtype=np.int64) - starts[owner]
+        packed.sort()
+        so, sj = packed >> (pb + jb), packed & ((1 << jb) - 1)
+        sp = (packed >> jb) & ((1 << pb) - 1)
+    else:  # too wide to pack: a stable sort on (stream, position) keeps draws in order
+        starts = np.cumsum(m) - m
+        draw = np.arange(owner.size, dtype=np.int64) - starts[owner]
+        order = np.lexsort((draw, pos, owner))
+        so, sp, sj = owner[order].astype(np.int64), pos[order], draw[order]
+    repeat = np.zeros(so.size, dtype=bool)
+    np.equal(sp[1:], sp[:-1], out=repeat[1:])
+    repeat[1:] &= so[1:] == so[:-1]
+    r_stream, r_draw = so[repeat], sj[repeat]
+    order = np.lexsort((r_draw, r_stream))
+    r_stream, r_draw = r_stream[order], r_draw[order]
+    n_repeats = np.bincount(r_stream, minlength=len(m))
+    i = np.arange(r_stream.size) - np.repeat(np.cumsum(n_repeats) - n_repeats, n_repeats)
+    # a repeat at draw d, the i-th of its stream, comes before the k-th distinct value iff d - i <= k - 1
+    before = np.bincount(r_stream, weights=(r_draw - i <= k[r_stream] - 1), minlength=len(m)).astype(np.int64)
+    last = k - 1 + before
+    keep = sj <= last[so]
+    keep &= ~repeat
+    return so[keep], sp[keep], sj[keep], m - n_repeats >= k
+
+
+def _single_stream_distinct(pos: np.ndarray, k: int, m: int, jb: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_group_distinct` for a group of one stream (stream index 0), in fewer array passes."""
+    packed = pos << jb
+    packed |= np.arange(pos.size, dtype=np.int64)
+    packed.sort()
+    sp = packed >> jb
+    repeat = np.empty(sp.size, dtype=bool)
+    repeat[0] = False
+    np.equal(sp[1:], sp[:-1], out=repeat[1:])
+    r_draw = packed[repeat] & ((1 << jb) - 1)
+    r_draw.sort()
+    last = k - 1 + int(np.count_nonzero(r_draw - np.arange(r_draw.size) <= k - 1))
+    keep = (packed & ((1 << jb) - 1)) <= last
+    keep[repeat] = False
+    kept = packed[keep]
+    return 0, kept >> jb, kept & ((1 << jb) - 1), np.array([m - r_draw.size >= k])
+
+
+def _first_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
     """Per stream i: the first ``k[i]`` distinct values of its draws mapped to [0, n_bits[i]).
 
-    A prefix of one stream, so the set for a smaller k is a subset of the set for a larger k.
+    Yields (stream, position, draw index) arrays group by group, each ordered by (stream, position); a stream
+    appears in exactly one group (streams whose first draws fall short are redrawn longer, later). A group of
+    one stream gives its stream as a plain int.
     """
     n_bits, k = np.asarray(n_bits, dtype=np.int64), np.asarray(k, dtype=np.int64)
     if np.any(k > n_bits):
         i = int(np.argmax(k > n_bits))
         raise ValueError(f"cannot pick {k[i]} distinct bits out of {n_bits[i]}")
-    out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(k)
     todo = np.flatnonzero(k > 0)
-    # expected draws for k distinct out of n: about k + k^2 / (2n); draw a margin, extend if short
-    m = k + (k * k) // np.maximum(n_bits, 1) + 8 + k // 8
+    m = _draw_budget(n_bits, k)
     while todo.size:
-        h, owner = stream_draws(keys[todo], m[todo])
-        n = n_bits[todo][owner]
-        pos = np.minimum((_uniform(h) * n).astype(np.int64), n - 1)
-        composite = owner.astype(np.int64) * (1 << 40) + pos  # n_bits < 2^40
-        _, first = np.unique(composite, return_index=True)
-        first.sort()  # stream order within each layer block
-        grp = owner[first]
-        distinct = np.bincount(grp, minlength=todo.size)
-        rank = np.arange(first.size) - np.repeat(np.cumsum(distinct) - distinct, distinct)
-        keep = rank < k[todo][grp]
-        parts = np.split(pos[first[keep]], np.cumsum(np.bincount(grp[keep], minlength=todo.size))[:-1])
         short = []
-        for gi, li in enumerate(todo):
-            if distinct[gi] >= k[li]:
-                out[li] = parts[gi]
+        for g in _groups(m[todo]):
+            idx = todo[g]
+            s, p, j, done = _group_distinct(keys[idx], n_bits[idx], k[idx], m[idx])
+            if done.all():
+                yield (int(idx[0]) if np.ndim(s) == 0 else idx[s]), p, j
             else:
-                short.append(li)
-                m[li] = 2 * m[li] + 64
-        todo = np.asarray(short, dtype=np.int64)
-    return out
+                s = np.broadcast_to(np.int64(s), p.shape) if np.ndim(s) == 0 else s
+                ok = done[s]
+                yield idx[s[ok]], p[ok], j[ok]
+                short.append(idx[~done])
+        todo = np.concatenate(short) if short else _EMPTY
+        m[todo] = 2 * m[todo] + 64
+
+
+def sample_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
+    """Per stream i: the first ``k[i]`` distinct values of its draws mapped to [0, n_bits[i]), in draw order.
+
+    A prefix of one stream, so the set for a smaller k is a subset of the set for a larger k.
+    """
+    k = np.asarray(k, dtype=np.int64)
+    parts = list(_first_distinct(n_bits, k, keys))
+    if not parts:
+        return [_EMPTY] * len(k)
+    s = np.concatenate([np.broadcast_to(np.int64(x[0]), x[1].shape) if np.ndim(x[0]) == 0 else x[0] for x in parts])
+    p, j = (np.concatenate(x) for x in list(zip(*parts, strict=True))[1:])
+    p = p[np.lexsort((j, s))]
+    return np.split(p, np.cumsum(k)[:-1]) if len(k) else []
 
 
 @dataclass
@@ -219,11 +399,62 @@ def sample_rate_maps(
     Eligible bits are the layer's bits at ``bit_positions`` (all when None). One vectorized draw for
     all layers; each layer's map depends only on (seed, its name, trial, rate, its size and bit set).
     """
+    return sample_rate_maps_trials(layers, seed, [trial], rate, bit_positions)[0]
+
+
+def sample_rate_maps_trials(
+    layers: Sequence[tuple[str, int, int]],
+    seed: int,
+    trials: Sequence[int],
+    rate: float,
+    bit_positions: Sequence[int] | None = None,
+) -> list[dict[str, FaultMap]]:
+    """:func:`sample_rate_maps` for several trials in one vectorized draw (the same maps, trial by trial).
+
+    Campaigns sample a block of trials at once so that the per-call overhead is paid once per block.
+    """
     sets, n_bits = _eligible(layers, bit_positions)
     names = [name for name, _, _ in layers]
-    k = sample_counts(n_bits, rate, stream_keys(seed, names, trial, "count"))
-    pos = sample_distinct(n_bits, k, stream_keys(seed, names, trial, "positions"))
-    return {name: FaultMap.from_bit_positions(p, bs) for name, p, bs in zip(names, pos, sets, strict=True)}
+    n_layers, n_trials = len(names), len(trials)
+    n_streams = n_layers * n_trials
+    nb = np.tile(n_bits, n_trials)
+    k = sample_counts(nb, rate, stream_keys(seed, names, list(trials), "count"))
+    widths = np.array([len(bs) for bs in sets], dtype=np.int64)
+    per_bit = np.tile(widths, n_trials)
+    common = int(widths[0]) if n_layers and np.all(widths == widths[0]) else 0
+    shift = common.bit_length() - 1 if common and common & (common - 1) == 0 else -1
+    weights: list[np.ndarray] = [_EMPTY] * n_streams
+    masks: list[np.ndarray] = [_EMPTY] * n_streams
+    for s, p, _ in _first_distinct(nb, k, stream_keys(seed, names, list(trials), "positions")):
+        if shift >= 0:  # every layer has 2^shift eligible bits per weight (8-bit codes, all bits)
+            w, b = p >> shift, p & (common - 1)
+        else:
+            nbs = common or per_bit[s]  # (s is an array here: layers of different widths come in groups)
+            w, b = p // nbs, p % nbs
+        if bit_positions is not None:  # the same sorted set for every layer (check_bit_positions)
+            b = sets[0][b]
+        run = np.empty(p.size, dtype=bool)
+        run[0] = True
+        np.not_equal(w[1:], w[:-1], out=run[1:])  # positions are sorted, so a weight's bits are adjacent
+        if np.ndim(s):
+            run[1:] |= s[1:] != s[:-1]
+        starts = np.flatnonzero(run)
+        mask = np.bitwise_or.reduceat(np.left_shift(np.int64(1), b), starts)
+        if not np.ndim(s):  # one stream
+            weights[s], masks[s] = w[starts], mask
+            continue
+        run_stream = s[starts]
+        first = np.flatnonzero(np.concatenate(([True], run_stream[1:] != run_stream[:-1])))
+        cut = list(first[1:])
+        for st, wp, mp in zip(run_stream[first], np.split(w[starts], cut), np.split(mask, cut), strict=True):
+            weights[st], masks[st] = wp, mp
+    return [
+        {
+            name: FaultMap(weights[ti * n_layers + li], masks[ti * n_layers + li], int(k[ti * n_layers + li]))
+            for li, name in enumerate(names)
+        }
+        for ti in range(n_trials)
+    ]
 
 
 def sample_layer_map(
@@ -273,15 +504,24 @@ def apply_fault_to_codes(codes: np.ndarray, mask: np.ndarray, fault_model: str, 
     """
     check_fault_model(fault_model)
     full = (1 << bits) - 1
-    u = np.asarray(codes, dtype=np.int64) & full
-    m = np.asarray(mask, dtype=np.int64) & full
+    return faulty_codes(np.asarray(codes, dtype=np.int64), np.asarray(mask, dtype=np.int64) & full, fault_model, bits)
+
+
+def faulty_codes(codes: np.ndarray, mask: np.ndarray, fault_model: str, bits: int) -> np.ndarray:
+    """:func:`apply_fault_to_codes` for int64 codes in the b-bit range and masks within the low ``bits`` bits
+    (what fault maps hold), in four array passes: a sign-extended code and its low b bits agree on every
+    bit a mask can touch, so the fault is applied to the code directly and the low b bits sign-extended
+    again as ``((u & full) ^ half) - half``."""
     if fault_model == "bitflip":
-        u = u ^ m
+        u = codes ^ mask
     elif fault_model == "stuck0":
-        u = u & ~m
+        u = codes & ~mask
     else:
-        u = u | m
-    return np.where(u >= (1 << (bits - 1)), u - (1 << bits), u)
+        u = codes | mask
+    u &= (1 << bits) - 1
+    u ^= 1 << (bits - 1)
+    u -= 1 << (bits - 1)
+    return u
 
 
 def apply_fault_to_tensor(codes: torch.Tensor, mask: torch.Tensor, fault_model: str, bits: int) -> torch.Tensor:

@@ -63,9 +63,10 @@ def test_resume_does_not_recompute(tmp_path, data, monkeypatch):
     import flatenn.faults.campaign as camp
     import flatenn.faults.prefix as prefix
 
-    orig = camp.evaluate_batches
-    for module in (camp, prefix):  # the clean pass (campaign) and the faulty passes (prefix.faulty_evaluator)
-        monkeypatch.setattr(module, "evaluate_batches", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    clean, faulty = camp.evaluate_batches, prefix.score_batches
+    # the clean pass (campaign) and the faulty passes (prefix.faulty_evaluator)
+    monkeypatch.setattr(camp, "evaluate_batches", lambda *a, **k: calls.append(1) or clean(*a, **k))
+    monkeypatch.setattr(prefix, "score_batches", lambda *a, **k: calls.append(1) or faulty(*a, **k))
     both = run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=3, out=out, progress=False)
     assert len(calls) == 1 + 3  # the clean pass and the three new trials only
     assert len(both) == 6 and len(read_table(out, "campaign")) == 6
@@ -344,3 +345,25 @@ def test_loader_numpy_inputs_and_three_argument_call(data):
     via_loader = run_campaign(m, loader, "stuck0", rates=[0.05], trials=2, progress=False)
     via_numpy = run_campaign(m, x.numpy(), y.numpy(), "stuck0", rates=[0.05], trials=2, progress=False, batch_size=40)
     assert via_loader["accuracy"].tolist() == ref["accuracy"].tolist() == via_numpy["accuracy"].tolist()
+
+
+def test_trials_do_not_switch_modes_and_evaluators_need_eval_mode(data, monkeypatch):
+    import flatenn.core.evaluate as evaluate
+    import flatenn.faults.campaign as camp
+    from flatenn.faults.prefix import faulty_evaluator
+
+    m = _model(0)
+    switches = []
+    real = evaluate.eval_mode
+
+    def counting(model):
+        switches.append(1)
+        return real(model)
+
+    monkeypatch.setattr(evaluate, "eval_mode", counting)
+    monkeypatch.setattr(camp, "eval_mode", counting)
+    run_campaign(m, *data, "bitflip", rates=[0.01, 0.05], trials=6, progress=False)
+    assert len(switches) == 2  # the campaign's own block and its clean evaluation, none per trial
+    m.train()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        faulty_evaluator(m, [(data[0], data[1])], {"classifier"})

@@ -57,3 +57,40 @@ def test_layer_filter_and_errors(model):
     fp = build_model(ModelSpec("cnn_digits", width=4, w_bits=None), 8)
     with frozen(fp), pytest.raises(ValueError, match="no quantized layers"):
         FaultInjector(fp)
+
+
+@pytest.mark.parametrize("dense", [0.0, 1.0])  # restore copies whole layers back / scatters only what changed
+@pytest.mark.parametrize("fault_model", ["bitflip", "stuck0", "stuck1"])
+def test_trials_prepared_together_write_what_maps_write_one_by_one(model, fault_model, dense, monkeypatch):
+    import flatenn.faults.injector as injector
+
+    monkeypatch.setattr(injector, "DENSE_RESTORE", dense)
+    x = torch.randn(16, 1, 8, 8)
+    with frozen(model) as layers:
+        clean = {n: (m.codes.clone(), m.frozen_weight.clone()) for n, m in layers.items()}
+        inj = FaultInjector(model)
+        trials = [0, 5, 2]
+        maps = inj.sample_trials(3, trials, rate=0.02)
+        assert all(
+            np.array_equal(a[n].weight_index, inj.sample(3, t, rate=0.02)[n].weight_index)
+            for a, t in zip(maps, trials, strict=True)
+            for n in a
+        )
+        for m, prepared in zip(maps, inj.prepare_trials(maps, fault_model), strict=True):
+            with inj.applied(m, fault_model) as counts:
+                expect = {n: (l.codes.clone(), l.frozen_weight.clone()) for n, l in layers.items()}
+                logits = model(x)
+            with inj.applied(prepared) as prepared_counts:
+                assert prepared_counts == counts
+                assert all(torch.equal(l.codes, expect[n][0]) for n, l in layers.items())
+                assert all(torch.equal(l.frozen_weight, expect[n][1]) for n, l in layers.items())
+                assert torch.equal(model(x), logits)
+            assert all(torch.equal(l.codes, clean[n][0]) for n, l in layers.items())
+            assert all(torch.equal(l.frozen_weight, clean[n][1]) for n, l in layers.items())
+
+
+def test_apply_needs_a_fault_model_for_raw_maps(model):
+    with frozen(model):
+        inj = FaultInjector(model)
+        with pytest.raises(ValueError, match="fault model"):
+            inj.apply(inj.sample(0, 0, rate=0.1))

@@ -172,3 +172,148 @@ def test_bit_positions_must_be_whole_and_nonnegative(bad):
 def test_bad_fault_count(bad):
     with pytest.raises(ValueError, match="fault count"):
         sample_count_maps([("a", 10, 8)], bad, seed=0, trial=0)
+
+
+# --- issue 25: the faster sampler draws the same maps ------------------------------------------------------
+
+# sha256 of the maps below as drawn by the sampler of commit 8c49390 (before the speed work of issue 25)
+MAPS_DIGEST_8C49390 = "7cab126f8c2d77c0708797c8669daf06af5dbef8a707c5fdc3fd0d2efad89b9a"
+
+
+def _maps_digest() -> str:
+    import hashlib
+
+    layers = [("conv1", 216, 8), ("layer1.0.conv1", 2304, 8), ("fc", 640, 8), ("big", 300_000, 8)]
+    layers += [("w4", 1000, 4), ("tiny", 3, 2)]
+    h = hashlib.sha256()
+
+    def add(name, f):
+        h.update(name.encode() + f.weight_index.astype(np.int64).tobytes() + f.mask.astype(np.int64).tobytes())
+
+    for seed in (0, 2023, 2**62 + 5):
+        for trial in (0, 49, 12345):
+            for rate in (0.0, 1e-4, 1e-3, 0.01, 0.2, 1.0):
+                for bp in (None, [7], [0, 1]):
+                    ls = [x for x in layers if (bp is None or max(bp) < x[2]) and (rate < 0.2 or x[1] <= 1000)]
+                    for name, f in sample_rate_maps(ls, seed, trial, rate, bp).items():
+                        add(name, f)
+                        h.update(str(f.faulty_bits).encode())
+            for count in (0, 17, 500):
+                for name, f in sample_count_maps(layers[:3], count, seed, trial).items():
+                    add(name, f)
+    return h.hexdigest()
+
+
+def test_maps_equal_those_of_the_sampler_before_the_speed_work():
+    assert _maps_digest() == MAPS_DIGEST_8C49390
+
+
+def _first_distinct_by_definition(n: int, k: int, key: np.uint64) -> list[int]:
+    """The first k distinct values of stream ``key`` mapped to [0, n), one draw at a time (the definition)."""
+    golden, m1, m2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+    full = (1 << 64) - 1
+
+    def mix(x: int) -> int:
+        x ^= x >> 30
+        x = (x * m1) & full
+        x ^= x >> 27
+        x = (x * m2) & full
+        return x ^ (x >> 31)
+
+    out, seen, j = [], set(), 0
+    while len(out) < k:
+        u = (float(mix((int(key) + (j + 1) * golden) & full) >> 11) + 0.5) * 2.0**-53
+        p = min(int(u * n), n - 1)
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+        j += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    "n, k",
+    [(1, 1), (2, 2), (50, 50), (64, 63), (1000, 10), (1000, 700), (10**6, 2000), (2**45, 40), (7, 0)],
+)
+def test_sample_distinct_equals_its_definition(n, k):
+    keys = stream_keys(5, ["a", "b", "c"], 3, "positions")
+    got = sample_distinct(np.array([n, n, n]), np.array([k, k // 2, k]), keys)
+    for i, kk in enumerate([k, k // 2, k]):
+        assert got[i].tolist() == _first_distinct_by_definition(n, kk, keys[i])
+
+
+def test_sample_distinct_groups_and_redraws_agree_with_the_definition(monkeypatch):
+    import flatenn.faults.sampling as sampling
+
+    monkeypatch.setattr(sampling, "_GROUP_DRAWS", 64)  # many groups, streams split across group edges
+    monkeypatch.setattr(sampling, "_draw_budget", lambda n, k: np.maximum(k // 2, 1))  # every stream redrawn
+    n = np.array([500, 3, 10_000, 2**45, 40])
+    k = np.array([300, 3, 80, 5, 0])
+    keys = stream_keys(1, list("abcde"), 0, "positions")
+    got = sample_distinct(n, k, keys)
+    for i in range(len(n)):
+        assert got[i].tolist() == _first_distinct_by_definition(int(n[i]), int(k[i]), keys[i])
+
+
+def test_wide_keys_fall_back_to_a_stable_sort():
+    # 600 streams over 2^45 positions: stream, position and draw bits do not fit one int64
+    n, k = np.full(600, 2**45), np.full(600, 3)
+    keys = stream_keys(9, [f"l{i}" for i in range(600)], 0, "positions")
+    got = sample_distinct(n, k, keys)
+    for i in (0, 299, 599):
+        assert got[i].tolist() == _first_distinct_by_definition(2**45, 3, keys[i])
+
+
+def test_trials_drawn_together_equal_trials_drawn_one_by_one():
+    from flatenn.faults.sampling import sample_rate_maps_trials
+
+    spec = [("a", 3000, 8), ("b", 800, 4), ("c", 50_000, 8), ("d", 2, 8)]
+    for rate, bp in ((0.01, None), (0.3, None), (0.05, [0, 3])):
+        together = sample_rate_maps_trials(spec, 11, [0, 7, 3, 200], rate, bp)
+        for maps, t in zip(together, [0, 7, 3, 200], strict=True):
+            alone = sample_rate_maps(spec, 11, t, rate, bp)
+            for name in alone:
+                assert np.array_equal(maps[name].weight_index, alone[name].weight_index)
+                assert np.array_equal(maps[name].mask, alone[name].mask)
+                assert maps[name].faulty_bits == alone[name].faulty_bits
+
+
+@pytest.mark.parametrize("p", [1e-6, 1e-3, 0.01, 0.3, 0.5, 0.97])
+@pytest.mark.parametrize("n", [1, 8, 333, 20_000, 18_874_368])
+def test_cached_binomial_quantile_equals_scipy_ppf(n, p):
+    from flatenn.faults.sampling import binom_quantile
+
+    rng = np.random.default_rng(n + int(p * 1e6))
+    u = rng.random(20_000)
+    cdf = stats.binom.cdf(np.arange(max(0, int(n * p) - 50), min(n, int(n * p) + 50) + 1), n, p)
+    edges = np.concatenate([cdf, np.nextafter(cdf, 0), np.nextafter(cdf, 1), [2.0**-54, 1 - 2.0**-53, 1.0]])
+    u = np.concatenate([u, edges[(edges > 0) & (edges <= 1)]])
+    expected = np.nan_to_num(stats.binom.ppf(u, n, p), nan=0.0).astype(np.int64)
+    assert np.array_equal(binom_quantile(u, np.full(u.shape, n), p), expected)
+
+
+def _read_back_by_definition(code: int, mask: int, fault_model: str, bits: int) -> int:
+    """Two's complement by hand: the stored b-bit word, the fault applied bit by bit, the word read back."""
+    word = code % (1 << bits)
+    for b in range(bits):
+        if mask >> b & 1:
+            if fault_model == "bitflip":
+                word ^= 1 << b
+            elif fault_model == "stuck0":
+                word &= ~(1 << b)
+            else:
+                word |= 1 << b
+    return word - (1 << bits) if word >= 1 << (bits - 1) else word
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("fault_model", ["bitflip", "stuck0", "stuck1"])
+def test_faulty_codes_exhaustive_against_twos_complement(bits, fault_model):
+    from flatenn.faults.sampling import faulty_codes
+
+    codes = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+    c, m = np.meshgrid(codes, np.arange(1, 1 << bits, dtype=np.int64))
+    c, m = c.ravel(), m.ravel()
+    expected = [_read_back_by_definition(int(a), int(b), fault_model, bits) for a, b in zip(c, m, strict=True)]
+    assert faulty_codes(c, m, fault_model, bits).tolist() == expected
+    assert apply_fault_to_codes(c, m | (1 << bits), fault_model, bits).tolist() == expected  # high bits ignored
