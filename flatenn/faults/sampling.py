@@ -18,6 +18,12 @@ same maps for the same seed (common random numbers). The number of faulty bits o
 Binomial(n, p) quantile of one uniform of its ``count`` stream, and the positions are the first k
 distinct values of its ``positions`` stream; so for one (seed, layer, trial) the faulty-bit set at a
 lower rate is a prefix, hence a subset, of the set at any higher rate (nested maps).
+
+Speed (the maps stay as defined above): campaigns draw a block of trials at once
+(:func:`sample_rate_maps_trials`); the counts come from a cached Binomial CDF per (n, p)
+(:func:`binom_quantile`, scipy's own ``ppf`` near a CDF step); the first k distinct positions of a
+stream come from one sort of packed (stream, position, draw) integers per group of streams, with the
+number of repeats before the k-th distinct value giving where the stream's prefix ends.
 """
 
 from __future__ import annotations
@@ -151,7 +157,8 @@ def stream_draws(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _uniform(h: np.ndarray) -> np.ndarray:
-    """uint64 -> float64 uniform on (0, 1) (53 bits, never 0 or 1)."""
+    """uint64 -> float64 uniform on (0, 1]: 53 bits plus one half, never 0; the largest draw (probability 2^-53)
+    rounds to exactly 1 (kept: the maps are defined by this function)."""
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
