@@ -167,10 +167,15 @@ def _binom_quantile_table(n: int, p: float) -> tuple[int, np.ndarray]:
     return _cached_table(int(n), float(p))
 
 
-@functools.lru_cache(maxsize=4096)
+_TABLE_MAX = 1 << 16  # a wider Binomial (huge n near p = 1/2) is answered by scipy directly, not cached
+
+
+@functools.lru_cache(maxsize=1024)
 def _cached_table(n: int, p: float) -> tuple[int, np.ndarray]:
     mean, sd = n * p, math.sqrt(n * p * (1.0 - p))
     lo, hi = max(0, math.floor(mean - 40.0 * sd - 40)), min(n, math.ceil(mean + 40.0 * sd + 40))
+    if hi - lo > _TABLE_MAX:
+        return lo, np.empty(0)
     cdf = binom.cdf(np.arange(lo, hi + 1), n, p)
     cdf.setflags(write=False)
     return lo, cdf
@@ -196,6 +201,9 @@ def binom_quantile(u: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
             out[sel] = 0
             continue
         lo, cdf = _binom_quantile_table(int(nv), p)
+        if not cdf.size:  # too wide to tabulate
+            defer[sel] = True
+            continue
         us = u[sel]
         i = np.searchsorted(cdf, us, side="left")
         j = np.minimum(i, len(cdf) - 1)
