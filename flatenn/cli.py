@@ -239,7 +239,7 @@ TRAIN_HELP = {
     "w_bits": "weight bits, 2..16 (default 8)",
     "a_bits": "activation bits, 2..16 (default 8)",
     "optimizer": "training method (flatenn.core.methods; default sgd)",
-    "rho": "SAQ/SAM neighbourhood radius (default 0.05)",
+    "rho": "SAQ/SAM/ASAM neighbourhood radius (default 0.05; ASAM paper: 0.5)",
     "epochs": "training epochs (default 30)",
     "batch_size": "training batch size (default 64)",
     "lr": "initial learning rate, cosine schedule (default 0.05)",
@@ -248,6 +248,9 @@ TRAIN_HELP = {
     "seed": "training seed",
     "train_subset": "use a seeded subset of the training data",
     "test_subset": "use a seeded subset of the test data",
+    "eta": "ASAM's offset in T = |w| + eta (asam only; default 0.01, the paper's)",
+    "w_max": "weight clipping bound: latent weights kept in [-w_max, w_max] (clip, randbet; Stutz et al.: 0.1)",
+    "p_train": "bit error rate injected during training (randbet only; Stutz et al.: 0.01)",
 }
 
 
@@ -277,6 +280,8 @@ def _train_options(t: argparse.ArgumentParser) -> None:
         "train_subset": _at_least(1),
         "test_subset": _at_least(1),
         "lr": _positive_float,
+        "w_max": _positive_float,
+        "p_train": _positive_float,
     }
     for f in dataclasses.fields(TrainConfig):
         if f.name in TRAIN_HELP:

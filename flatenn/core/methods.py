@@ -5,7 +5,9 @@ A method is a :class:`TrainingMethod` subclass registered by name with :func:`re
 the command line (``train --optimizer``) and the scales' variants look it up here. Every method uses
 the same base optimizer (SGD with momentum, weight decay and the cosine schedule of ``fit``) and
 decides what one step does with it. Built in: ``sgd``, ``saq`` (sharpness-aware quantization),
-``sam`` (sharpness-aware minimization on the latent weights).
+``sam`` (sharpness-aware minimization on the latent weights), ``asam`` (adaptive SAM), ``clip`` (weight
+clipping); ``randbet`` (random bit error training) is registered by :mod:`flatenn.faults.randbet`, which
+needs the fault sampler.
 
 Adding one takes a class::
 
@@ -27,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .saq import SAM, SAQ, sharpness_aware_step
+from .quant import quantized_layers
+from .saq import ASAM, SAM, SAQ, sharpness_aware_step
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -126,3 +129,63 @@ class SAMMethod(_SharpnessAwareMethod):
     name = "sam"
     description = "sharpness-aware minimization on the latent weights (radius rho)"
     wrapper_class = SAM
+
+
+@register_method
+class ASAMMethod(_SharpnessAwareMethod):
+    """Adaptive SAM (Kwon et al. 2021): the scale-adaptive ascent on the latent weights (paper: rho 0.5, eta 0.01)."""
+
+    name = "asam"
+    hyper_parameters = ("rho", "eta")
+    description = "adaptive sharpness-aware minimization on the latent weights (radius rho, offset eta)"
+    wrapper_class = ASAM
+
+    @classmethod
+    def check(cls, config) -> None:
+        super().check(config)
+        if config.eta < 0:
+            raise ValueError(f"ASAM eta must be >= 0, got {config.eta}")
+
+    def __init__(self, model, optimizer, config, loss_fn: LossFn = F.cross_entropy):
+        TrainingMethod.__init__(self, model, optimizer, config, loss_fn)
+        self.wrapper = ASAM(model, optimizer, config.rho, config.eta)
+
+
+def clip_weights(model: nn.Module, w_max: float) -> None:
+    """Clamp the latent weights of every quantized layer (the weight memory) to [-w_max, w_max] in place."""
+    with torch.no_grad():
+        for layer in quantized_layers(model).values():
+            layer.weight.clamp_(-w_max, w_max)
+
+
+def check_w_max(name: str, w_max, required: bool) -> None:
+    if w_max is None:
+        if required:
+            raise ValueError(f"{name} needs w_max > 0, the weight clipping bound (Stutz et al. 2021: 0.1)")
+        return
+    if not w_max > 0:
+        raise ValueError(f"{name}: w_max must be > 0, got {w_max!r}")
+
+
+@register_method
+class WeightClipMethod(SGDMethod):
+    """SGD with the latent weights of every quantized layer clipped to [-w_max, w_max] from the start and after
+    every update (Stutz et al., MLSys 2021: w_max = 0.1). Per-channel scales are max |w| / (2^(b-1) - 1), so
+    clipping shrinks the quantization range and with it the damage a high bit can do."""
+
+    name = "clip"
+    hyper_parameters = ("w_max",)
+    description = "SGD with weight clipping to [-w_max, w_max] (Stutz et al. 2021)"
+
+    @classmethod
+    def check(cls, config) -> None:
+        check_w_max(cls.name, config.w_max, required=True)
+
+    def __init__(self, model, optimizer, config, loss_fn: LossFn = F.cross_entropy):
+        super().__init__(model, optimizer, config, loss_fn)
+        clip_weights(model, config.w_max)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        out = super().step(x, y)
+        clip_weights(self.model, self.config.w_max)
+        return out

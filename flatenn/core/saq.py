@@ -14,6 +14,7 @@ or ``opt.step(closure)`` with a closure that zeroes grads, computes the loss and
   w.r.t. Q(w); with the straight-through estimator it equals the latent weights' ``.grad`` exactly,
   so pass 1 needs no extra bookkeeping.
 * :class:`SAM` perturbs the latent parameters themselves (w + eps, then quantized if the layer is).
+* :class:`ASAM` (Kwon et al. 2021) is SAM with the scale-adaptive ascent eps = rho T^2 g / ||T g||.
 
 Between the two steps the model's statistics are frozen: activation quantizers keep pass 1's
 ranges (no EMA update, so pass 2 quantizes exactly as pass 1 did) and every buffer (BatchNorm
@@ -70,6 +71,10 @@ class _SharpnessAware:
     def _targets(self) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def _perturbation(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The ascent step from the gradients at the targets: rho * g / ||g|| (SAM, SAQ)."""
+        return perturbation_from_gradients(grads, self.rho)
+
     def _perturb(self, eps: list[torch.Tensor]) -> None:
         raise NotImplementedError
 
@@ -85,7 +90,7 @@ class _SharpnessAware:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in targets]
         if not targets:
             raise ValueError("nothing to perturb: the model has no parameters this optimizer perturbs")
-        self._perturb(perturbation_from_gradients([g.detach() for g in grads], self.rho))
+        self._perturb(self._perturbation([g.detach() for g in grads]))
         self._saved_buffers = {n: b.detach().clone() for n, b in self.model.named_buffers()}
         self._ranges = contextlib.ExitStack()
         self._ranges.enter_context(frozen_ranges(self.model))
@@ -161,6 +166,31 @@ class SAM(_SharpnessAware):
         for p, e in zip(self._params, self._eps, strict=True):
             p.sub_(e)
         self._eps = []
+
+
+class ASAM(SAM):
+    """Adaptive SAM (Kwon et al., ICML 2021, the official SamsungLabs/ASAM step) on the latent parameters.
+
+    eps = rho * T^2 g / ||T g|| with one global norm, where T = |w| + eta elementwise for parameters named
+    ``weight`` (convolution, linear and normalization weights) and T = 1 for the others (biases). Paper
+    defaults: rho = 0.5, eta = 0.01.
+    """
+
+    def __init__(self, model: nn.Module, base_optimizer: torch.optim.Optimizer, rho: float = 0.5, eta: float = 0.01):
+        super().__init__(model, base_optimizer, rho)
+        if not eta >= 0:
+            raise ValueError(f"ASAM eta must be >= 0, got {eta!r}")
+        self.eta = float(eta)
+
+    def _perturbation(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        named = {id(p): n for n, p in self.model.named_parameters()}
+        scales = [
+            p.detach().abs() + self.eta if "weight" in named.get(id(p), "").rsplit(".", 1)[-1] else None
+            for p in self._params
+        ]
+        tg = [g if t is None else t * g for g, t in zip(grads, scales, strict=True)]
+        norm = torch.sqrt(sum((v.double() ** 2).sum() for v in tg)).to(grads[0].dtype)
+        return [self.rho * (v if t is None else t * v) / (norm + 1e-16) for v, t in zip(tg, scales, strict=True)]
 
 
 def sharpness_aware_step(

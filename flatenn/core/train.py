@@ -32,6 +32,10 @@ from .methods import METHODS, get_method
 from .models import ModelSpec, build_model
 from .progress import Progress
 
+# TrainConfig fields added after 0.3.0: absent from its dict and key at their defaults (so those defaults are
+# fixed for good; a new method adds its fields here)
+LATER_FIELDS = ("eta", "w_max", "p_train")
+
 # Bump when a change to the training path changes what a config trains to: it invalidates caches.
 TRAIN_CODE_VERSION = "2"  # 2: SAQ pass 2 uses pass 1's activation ranges (issue 8)
 
@@ -60,6 +64,11 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     parent: TrainConfig | None = None
+    # fields added after 0.3.0 (the mitigation methods' hyper-parameters; LATER_FIELDS): left out of
+    # to_dict() and the cache key at their defaults, so every key computed before they existed is unchanged
+    eta: float = 0.01
+    w_max: float | None = None
+    p_train: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -75,7 +84,15 @@ class TrainConfig:
             )
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
-        get_method(self.optimizer).check(self)
+        method = get_method(self.optimizer)
+        stray = [f for f in LATER_FIELDS if getattr(self, f) != _LATER_DEFAULTS[f] and f not in method.hyper_parameters]
+        if stray:
+            reads = ", ".join(method.hyper_parameters) or "no hyper-parameter"
+            raise ValueError(
+                f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to training method "
+                f"{self.optimizer!r} (it reads {reads}); leave {'it' if len(stray) == 1 else 'them'} at the default"
+            )
+        method.check(self)
         if self.parent is not None and self.activation != "fatrelu":
             raise ValueError("a parent config means fine-tuning to a sparse model: use activation='fatrelu'")
 
@@ -93,7 +110,13 @@ class TrainConfig:
                 raise ValueError(f"training config field {f.name!r} must be {want}, got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except fields added after 0.3.0 that are at their defaults (see LATER_FIELDS)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["parent"] = None if self.parent is None else self.parent.to_dict()
+        for name in LATER_FIELDS:
+            if d[name] == _LATER_DEFAULTS[name]:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -124,6 +147,9 @@ class TrainConfig:
             width=self.width,
             quantize_first_last=self.quantize_first_last,
         )
+
+
+_LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in LATER_FIELDS}
 
 
 @dataclass
@@ -171,7 +197,7 @@ def _data_for_config(config: TrainConfig, data: DataSplit) -> DataSplit:
     return subset_split(data, config.train_subset, config.test_subset)
 
 
-def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float) -> None:
+def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float, method=None) -> None:
     import io
 
     buf = io.BytesIO()
@@ -183,6 +209,7 @@ def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float)
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "generator": gen.get_state(),
+            "method": method.state_dict() if method is not None else {},
             "spent": spent,
         },
         buf,
@@ -190,7 +217,7 @@ def _save_checkpoint(path, config, model, opt, sched, gen, record, spent: float)
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def _resume(path, config, model, opt, sched, gen, record) -> tuple[int, float]:
+def _resume(path, config, model, opt, sched, gen, record, method=None) -> tuple[int, float]:
     """Load a training checkpoint of this config if one exists; returns (first epoch to run, seconds spent)."""
     if path is None or not Path(path).is_file():
         return 0, 0.0
@@ -203,6 +230,8 @@ def _resume(path, config, model, opt, sched, gen, record) -> tuple[int, float]:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
+        if method is not None:
+            method.load_state_dict(state.get("method", {}))
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint means: start over
         import warnings
 
@@ -267,7 +296,7 @@ def _fit(
     method = get_method(config.optimizer)(model, opt, config, F.cross_entropy)
     gen = torch.Generator().manual_seed(config.seed)
     record = TrainRecord(config=config.to_dict(), key=config.key(), threshold=threshold, device=str(dev))
-    first_epoch, spent = _resume(checkpoint, config, model, opt, sched, gen, record)
+    first_epoch, spent = _resume(checkpoint, config, model, opt, sched, gen, record, method)
     bar = Progress(config.epochs, f"train {config.key()} ({config.optimizer}, {config.activation})", progress)
     bar.done = first_epoch
     start = time.perf_counter() - spent
@@ -285,7 +314,7 @@ def _fit(
         record.epochs.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": 100.0 * correct / n})
         bar.update(1, f"loss {loss_sum / n:.4f}")
         if checkpoint is not None and epoch + 1 < config.epochs:
-            _save_checkpoint(checkpoint, config, model, opt, sched, gen, record, time.perf_counter() - start)
+            _save_checkpoint(checkpoint, config, model, opt, sched, gen, record, time.perf_counter() - start, method)
     record.wall_time_s = time.perf_counter() - start
     record.seconds_per_epoch = record.wall_time_s / max(config.epochs, 1)
     model.eval()

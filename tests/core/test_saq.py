@@ -139,3 +139,32 @@ def test_wrapper_misuse_and_bad_rho():
     opt = SAQ(m, torch.optim.SGD(m.parameters(), lr=0.1))
     with pytest.raises(RuntimeError, match="before first_step"):
         opt.second_step()
+
+
+def test_asam_wrapper_matches_hand_computed_adaptive_step():
+    from flatenn.core.saq import ASAM
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    rho, eta, lr = 0.5, 0.01, 0.3
+    gw, gb = torch.autograd.grad(F.cross_entropy(F.linear(x, w0.requires_grad_(), b0.requires_grad_()), y), [w0, b0])
+    tw = w0.detach().abs() + eta  # Kwon et al.: T = |w| + eta on weights, 1 on biases
+    n = torch.sqrt(((tw * gw).double() ** 2).sum() + (gb.double() ** 2).sum()).float()
+    w1 = (w0 + rho * tw * tw * gw / n).detach().requires_grad_()
+    b1 = (b0 + rho * gb / n).detach().requires_grad_()
+    gw2, gb2 = torch.autograd.grad(F.cross_entropy(F.linear(x, w1, b1), y), [w1, b1])
+    opt = ASAM(model, torch.optim.SGD(model.parameters(), lr=lr), rho=rho, eta=eta)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert torch.allclose(model.weight, w0.detach() - lr * gw2, atol=1e-6)
+    assert torch.allclose(model.bias, b0.detach() - lr * gb2, atol=1e-6)
+    with pytest.raises(ValueError, match="eta"):
+        ASAM(model, torch.optim.SGD(model.parameters(), lr=lr), eta=-1.0)
