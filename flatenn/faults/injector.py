@@ -4,6 +4,9 @@ Only the touched weights are written (unique indices, so the writes are determin
 too); the clean codes and dequantized values are kept on the CPU and written back on restore. The
 faulty value of a weight is ``faulty_code * scale`` in float32, the same IEEE product that
 :func:`flatenn.core.quant.dequantize` computes, so a faulty layer equals one loaded with faulty codes.
+With ``ecc="secded"`` the writes are what a SECDED-protected memory reads back (:mod:`flatenn.faults.ecc`).
+Protecting bit positions (e.g. the sign bit by ideal ECC or TMR) is sampling only the others:
+``bit_positions=range(bits - 1)``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from ..core.quant import QuantizedWeightMixin, quantized_layers
+from .ecc import secded_read
 from .sampling import (
     FaultMap,
     check_bit_positions,
@@ -28,6 +32,7 @@ from .sampling import (
 )
 
 LayerFilter = Callable[[str], bool] | str | Sequence[str] | None
+ECC_SCHEMES = (None, "secded")  # error correction of the weight memory (flatenn.faults.ecc)
 DENSE_RESTORE = 0.04  # touched fraction of a layer above which restore copies the whole layer back (CPU)
 
 
@@ -100,7 +105,10 @@ class _LayerMemory:
 class FaultInjector:
     """Applies fault maps to the frozen quantized layers of a model; see the module docstring."""
 
-    def __init__(self, model: nn.Module, layer_filter: LayerFilter = None) -> None:
+    def __init__(self, model: nn.Module, layer_filter: LayerFilter = None, ecc: str | None = None) -> None:
+        if ecc not in ECC_SCHEMES:
+            raise ValueError(f"ecc must be one of {ECC_SCHEMES} (None: unprotected memory), got {ecc!r}")
+        self.ecc = ecc
         self.layers = select_layers(model, layer_filter)
         self.memory: dict[str, _LayerMemory] = {}
         for name, layer in self.layers.items():
@@ -170,6 +178,13 @@ class FaultInjector:
             which = [i for i, t in enumerate(trials) if name in t and t[name].weight_index.size]
             if not which:
                 continue
+            if self.ecc is not None:  # correction works on each trial's words: no concatenation across trials
+                for i in which:
+                    idx, codes, values = self._protected(name, trials[i][name], fault_model)
+                    if idx.size:
+                        writes[i][name] = (idx, codes, values)
+                        changed[i] += idx.size
+                continue
             fmaps = [trials[i][name] for i in which]
             if len(fmaps) == 1:
                 both = fmaps[0]
@@ -225,6 +240,15 @@ class FaultInjector:
         values *= mem.scale[idx // mem.per_channel]
         return idx, new, values, kept
 
+    def _protected(self, name: str, fmap: FaultMap, fault_model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The writes of one trial's map for one layer after the memory's error correction (``ecc``)."""
+        mem = self.memory[name]
+        idx, new, _, _ = self._faulty(name, fmap, fault_model)
+        idx, new, _, _ = secded_read(mem.codes, idx, new, mem.bits)
+        values = new.astype(np.float32)
+        values *= mem.scale[idx // mem.per_channel]
+        return idx, new, values
+
     def faulty_weights(self, name: str, fmap: FaultMap, fault_model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The weights of layer ``name`` whose value the map changes: (flat indices, faulty codes, faulty values).
 
@@ -234,6 +258,8 @@ class FaultInjector:
         check_fault_model(fault_model)
         if fmap.weight_index.size == 0:
             return fmap.weight_index, fmap.weight_index, np.empty(0, np.float32)
+        if self.ecc is not None:
+            return self._protected(name, fmap, fault_model)
         return self._faulty(name, fmap, fault_model)[:3]
 
     @staticmethod
