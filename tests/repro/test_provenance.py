@@ -91,15 +91,15 @@ def test_killed_mid_campaign(tiny, tmp_path, monkeypatch):
     from flatenn.faults.injector import FaultInjector
 
     first = _exp(tiny, tmp_path)
-    real, calls = FaultInjector.sample, []
+    real, calls = FaultInjector.sample_trials, []
 
-    def sample(self, seed, trial, rate=None, **kw):
+    def sample_trials(self, seed, trials, rate=None, **kw):  # campaigns sample a block of trials at a time
         calls.append(rate)
         if rate == 0.1:  # the second rate: the first rate's rows are already written
             raise Killed()
-        return real(self, seed, trial, rate=rate, **kw)
+        return real(self, seed, trials, rate=rate, **kw)
 
-    monkeypatch.setattr(FaultInjector, "sample", sample)
+    monkeypatch.setattr(FaultInjector, "sample_trials", sample_trials)
     with pytest.raises(Killed):
         _work(first)
     _killed(first)
