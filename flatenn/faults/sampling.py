@@ -273,11 +273,10 @@ def _group_distinct(
     h, owner = stream_draws(keys, m)
     single = len(m) == 1  # one stream (a large layer): no stream bits, no per-draw gathers
     nn = n[0] if single else n[owner]
-    h >>= np.uint64(11)  # _uniform, in place: ((h >> 11) + 0.5) * 2^-53, then times n
+    h >>= np.uint64(11)  # _uniform in place, then times n: ((h >> 11) + 0.5) * 2^-53 * n
     u = h.astype(np.float64)
     u += 0.5
-    u *= 2.0**-53
-    u *= nn
+    u *= nn * 2.0**-53  # = ((a + 0.5) * 2^-53) * n exactly: scaling n < 2^53 by a power of two is exact
     pos = u.astype(np.int64)
     np.minimum(pos, nn - 1, out=pos)
     ob, pb, jb = _bit_length(len(m) - 1), _bit_length(int(n.max()) - 1), _bit_length(int(m.max()) - 1)
@@ -327,7 +326,22 @@ def _single_stream_distinct(pos: np.ndarray, k: int, m: int, jb: int) -> tuple[i
     keep = (packed & ((1 << jb) - 1)) <= last
     keep[repeat] = False
     kept = packed[keep]
-    return 0, kept >> jb, kept & ((1 << jb) - 1), np.array([m - r_draw.size >= k])
+    draws = _LazyDraws(kept, jb)  # the draw indices are needed only for draw order (sample_distinct)
+    return 0, kept >> jb, draws, np.array([m - r_draw.size >= k])
+
+
+class _LazyDraws:
+    """The draw indices of packed values, computed only if asked for (``np.asarray``)."""
+
+    def __init__(self, packed: np.ndarray, jb: int) -> None:
+        self.packed, self.jb = packed, jb
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.packed & ((1 << self.jb) - 1)
+        return out if dtype is None else out.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.packed)
 
 
 def _first_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
@@ -353,7 +367,7 @@ def _first_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> Iter
             else:
                 s = np.broadcast_to(np.int64(s), p.shape) if np.ndim(s) == 0 else s
                 ok = done[s]
-                yield idx[s[ok]], p[ok], j[ok]
+                yield idx[s[ok]], p[ok], np.asarray(j)[ok]
                 short.append(idx[~done])
         todo = np.concatenate(short) if short else _EMPTY
         m[todo] = 2 * m[todo] + 64
@@ -369,7 +383,8 @@ def sample_distinct(n_bits: np.ndarray, k: np.ndarray, keys: np.ndarray) -> list
     if not parts:
         return [_EMPTY] * len(k)
     s = np.concatenate([np.broadcast_to(np.int64(x[0]), x[1].shape) if np.ndim(x[0]) == 0 else x[0] for x in parts])
-    p, j = (np.concatenate(x) for x in list(zip(*parts, strict=True))[1:])
+    p = np.concatenate([x[1] for x in parts])
+    j = np.concatenate([np.asarray(x[2]) for x in parts])
     p = p[np.lexsort((j, s))]
     return np.split(p, np.cumsum(k)[:-1]) if len(k) else []
 
@@ -454,7 +469,7 @@ def sample_rate_maps_trials(
         if np.ndim(s):
             run[1:] |= s[1:] != s[:-1]
         starts = np.flatnonzero(run)
-        mask = np.bitwise_or.reduceat(np.left_shift(np.int64(1), b), starts)
+        mask = np.add.reduceat(np.left_shift(np.int64(1), b), starts)  # distinct bits of a weight: sum = OR
         if not np.ndim(s):  # one stream
             weights[s], masks[s] = w[starts], mask
             continue
