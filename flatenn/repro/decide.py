@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..analysis.power import seeds_for_power
 from ..analysis.sequential import nominal_p
-from ..analysis.stats import holm, sign_flip_p, simultaneous_t_limits, spearman_rho, t_test, tost
+from ..analysis.stats import holm, mean_ci, sign_flip_p, simultaneous_t_limits, spearman_rho, t_test, tost
 from .claims import CLAIMS, Case, evaluate_case, window_rates
 from .estimators import main_rows, model_drop, paired_points, paired_seed_effects, per_point_accuracy
 from .scales import ScaleConfig
@@ -128,10 +127,6 @@ def block_complete(tables: dict[str, pd.DataFrame], scale: ScaleConfig, claim: s
     )
 
 
-def _p_tost(values: np.ndarray, sesoi: float) -> float:
-    return tost(values, sesoi)
-
-
 @dataclass
 class LookRow:
     look: int
@@ -213,7 +208,7 @@ def sequential(tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: Analys
             claim, metric = c.split("[")[0], c.split("[")[1].rstrip("]")
             v = paired_seed_effects(CLAIMS[claim].args, metric, tables, sub, dict(scale.informative_rates)).to_numpy()
             sesoi = float(CLAIMS[claim].sesoi)
-            stats_of[c] = (v, t_test(v), _p_tost(v, sesoi))
+            stats_of[c] = (v, t_test(v), tost(v, sesoi))
         # direction: graphical Holm with spending; a rejection passes its alpha on and the look is re-tested
         at = fractions[: k + 1]
         a_dir = _graphical_holm(
@@ -320,15 +315,6 @@ def _row(**kw) -> dict:
     return out
 
 
-def _t_interval(v: np.ndarray, level: float) -> tuple[float, float]:
-    v = np.asarray(v, float)
-    if len(v) < 2 or not 0 < level < 1:
-        return float("nan"), float("nan")
-    se = v.std(ddof=1) / np.sqrt(len(v))
-    q = stats.t.ppf(1 - (1 - level) / 2, len(v) - 1)
-    return float(v.mean() - q * se), float(v.mean() + q * se)
-
-
 def _direction(effect: float, p: float, level: float) -> str:
     if np.isnan(p) or p > level:
         return "not significant"
@@ -363,8 +349,8 @@ def _primary_rows(tables, scale, plan: AnalysisPlan, state: SequentialState) -> 
         claim = CLAIMS[p.claim]
         sub = _seeds(scale, r.n)
         v = paired_seed_effects(claim.args, p.metric, tables, sub, dict(scale.informative_rates)).to_numpy()
-        lo, hi = _t_interval(v, 0.95)
-        rlo, rhi = _t_interval(v, 1 - r.nominal_direction)
+        _, _, lo, hi, _ = mean_ci(v, 0.95)
+        _, _, rlo, rhi, _ = mean_ci(v, 1 - r.nominal_direction)
         verdict = r.decision if r.decision != "continue" else f"open (look {r.look} of {len(sp.looks)})"
         sign_ok = (r.p_signflip <= r.nominal_direction) == (r.p_value <= r.nominal_direction)
         if r.decision == "supported" and claim.sesoi and r.p_equivalence <= r.nominal_equivalence:
@@ -434,7 +420,7 @@ def _view_rows(tables, scale, p: Primary, r: LookRow) -> list[dict]:
     adj = dict(zip(ps, holm(list(ps.values())), strict=True))
     out = []
     for view, v in vals.items():
-        lo, hi = _t_interval(v, 0.95)
+        _, _, lo, hi, _ = mean_ci(v, 0.95)
         if tested:
             verdict = _direction(float(v.mean()), adj[view], r.nominal_direction)
             sf = sign_flip_p(v)
@@ -559,7 +545,7 @@ def _claim2_rows(tables, scale, plan: AnalysisPlan) -> list[dict]:
         if not all(i in vals.index and j in vals.index for i, j in ids):
             return []
         d = np.array([vals[i] - vals[j] for i, j in ids])
-        lo, hi = _t_interval(d, 0.95)
+        _, _, lo, hi, _ = mean_ci(d, 0.95)
         tests[f"diff_{m}"] = (float(d.mean()), t_test(d), sign_flip_p(d), lo, hi, len(d), "metric units")
         inside = vals[vals.index.isin(models.index)]
         rho, p, n = within_strata_spearman(
