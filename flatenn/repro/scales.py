@@ -184,10 +184,8 @@ SCALES: dict[str, ScaleConfig] = {
         sharpness_examples=256,
         sensitivity_rate=1e-3,
         torch_threads=2,
-        # recorded under plan v1 so far; plans/v2.toml declares its v2 looks. It moves to inputs_per_seed=True,
-        # plan_version=2 in the commit that starts its v2 recording (about 3 hours of 2 cores, resumable).
-        inputs_per_seed=False,
-        plan_version=1,
+        inputs_per_seed=True,
+        plan_version=2,
     ),
     "paper_resnet20": ScaleConfig(
         name="paper_resnet20",
