@@ -25,15 +25,6 @@ CHECK_BITS = 8
 OVERHEAD = CHECK_BITS / WORD_BITS
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
-    """Set bits of non-negative int64 values (< 2^16 here: one code's error bits)."""
-    x = x.astype(np.int64)
-    count = np.zeros(x.shape, dtype=np.int64)
-    for b in range(16):
-        count += (x >> b) & 1
-    return count
-
-
 def secded_read(
     clean: np.ndarray, idx: np.ndarray, faulty: np.ndarray, bits: int, word_bits: int = WORD_BITS
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -51,7 +42,7 @@ def secded_read(
     if idx.size == 0:
         return idx, faulty, 0, 0
     full = (1 << bits) - 1
-    errors = _popcount((faulty ^ clean[idx].astype(np.int64)) & full)
+    errors = np.bitwise_count((faulty ^ clean[idx].astype(np.int64)) & full).astype(np.int64)
     word = idx // per_word
     words, first = np.unique(word, return_index=True)
     per = np.add.reduceat(errors, first)

@@ -109,6 +109,20 @@ def test_saq_differs_from_sgd_for_positive_rho():
     assert not torch.allclose(a[0].weight, b[0].weight, atol=1e-5)
 
 
+def _step_matches(opt, model, x, y, weight, bias) -> None:
+    """One closure step of a sharpness-aware wrapper lands on the hand-computed weight and bias."""
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert torch.allclose(model.weight, weight, atol=1e-6)
+    assert torch.allclose(model.bias, bias, atol=1e-6)
+
+
 def test_sam_wrapper_matches_hand_computed_step_and_restores_weights():
     torch.manual_seed(0)
     model = nn.Linear(3, 2)
@@ -121,15 +135,7 @@ def test_sam_wrapper_matches_hand_computed_step_and_restores_weights():
     gw2, gb2 = torch.autograd.grad(F.cross_entropy(F.linear(x, w1, b1), y), [w1, b1])
     opt = SAM(model, torch.optim.SGD(model.parameters(), lr=lr), rho=rho)
 
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    assert torch.allclose(model.weight, w0.detach() - lr * gw2, atol=1e-6)
-    assert torch.allclose(model.bias, b0.detach() - lr * gb2, atol=1e-6)
+    _step_matches(opt, model, x, y, w0.detach() - lr * gw2, b0.detach() - lr * gb2)
 
 
 def test_wrapper_misuse_and_bad_rho():
@@ -157,14 +163,6 @@ def test_asam_wrapper_matches_hand_computed_adaptive_step():
     gw2, gb2 = torch.autograd.grad(F.cross_entropy(F.linear(x, w1, b1), y), [w1, b1])
     opt = ASAM(model, torch.optim.SGD(model.parameters(), lr=lr), rho=rho, eta=eta)
 
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    assert torch.allclose(model.weight, w0.detach() - lr * gw2, atol=1e-6)
-    assert torch.allclose(model.bias, b0.detach() - lr * gb2, atol=1e-6)
+    _step_matches(opt, model, x, y, w0.detach() - lr * gw2, b0.detach() - lr * gb2)
     with pytest.raises(ValueError, match="eta"):
         ASAM(model, torch.optim.SGD(model.parameters(), lr=lr), eta=-1.0)
