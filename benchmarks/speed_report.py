@@ -91,7 +91,7 @@ def per_trial(t: tuple[float, float], inj: FaultInjector, rate: float) -> tuple[
 
 def overhead(label: str, model, rates, repeats: int) -> None:
     with frozen(model):
-        inj = FaultInjector(model)
+        inj = FaultInjector(model, write_codes=False)  # as campaigns do: the forward reads only the values
         n_layers = len(inj.layers)
         t = {r: per_trial(v, inj, r) for r, v in interleaved({r: block_op(inj, r) for r in rates}, repeats).items()}
         bits = [inj.total_bits * r for r in rates]
@@ -188,7 +188,7 @@ def versus_pytorchfi(label: str, model, x, rates, repeats: int) -> None:
 
     batches = as_batches(x, torch.zeros(len(x), dtype=torch.long), 512, torch.device("cpu"))
     with frozen(model), eval_mode(model), torch.no_grad():
-        inj = FaultInjector(model)
+        inj = FaultInjector(model, write_codes=False)  # as campaigns do: the forward reads only the values
         twin = float_twin(model)
         fi = pytorchfi_injector(twin, list(x.shape[1:]))
         numbers = pytorchfi_layer_numbers(twin)
@@ -257,7 +257,7 @@ def versus_mrfi(label: str, model, x, rates, repeats: int) -> None:
 
     batches = as_batches(x, torch.zeros(len(x), dtype=torch.long), 512, torch.device("cpu"))
     with frozen(model), eval_mode(model), torch.no_grad():
-        inj = FaultInjector(model)
+        inj = FaultInjector(model, write_codes=False)  # as campaigns do: the forward reads only the values
         twin = float_twin(model)
         if not torch.equal(twin(x[:64]), model(x[:64])):
             raise AssertionError("the float twin and the flatenn model disagree without faults")

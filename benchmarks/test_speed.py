@@ -29,7 +29,7 @@ def test_clean_forward_limit(benchmark, digits_model):
 def test_campaign_trial(benchmark, digits_model, rate):
     model, x = digits_model
     with frozen(model):
-        inj = FaultInjector(model)
+        inj = FaultInjector(model, write_codes=False)  # as campaigns do: the forward reads only the values
         counter = iter(range(10**9))
 
         def trial():
@@ -46,7 +46,7 @@ def test_pytorchfi_trial(benchmark, digits_model):
 
     model, x = digits_model
     with frozen(model):
-        inj = FaultInjector(model)
+        inj = FaultInjector(model, write_codes=False)  # as campaigns do: the forward reads only the values
         twin = float_twin(model)
         fi, numbers = pytorchfi_injector(twin, list(x.shape[1:])), pytorchfi_layer_numbers(twin)
         lists = [pytorchfi_faults(inj, inj.sample(0, t, rate=1e-3), "bitflip", numbers) for t in range(200)]
@@ -57,7 +57,7 @@ def test_pytorchfi_trial(benchmark, digits_model):
 def test_sampling_and_application_11m_weights(benchmark):
     model = calibrated("resnet18", 64, 3, 32)
     with frozen(model):
-        inj = FaultInjector(model)
+        inj = FaultInjector(model, write_codes=False)  # as campaigns do: the forward reads only the values
         counter = iter(range(10**9))
 
         def step():

@@ -245,7 +245,7 @@ def _run(
         recorded = pd.DataFrame(columns=COLUMNS)
     rows: list[dict] = []
     with eval_mode(model), frozen(model):
-        injector = FaultInjector(model, layer_filter)
+        injector = FaultInjector(model, layer_filter, write_codes=False)  # the forward reads only the values
         layers = layers_label(layer_filter, list(injector.layers))
         sel = (
             (recorded["model_id"] == model_id)

@@ -7,6 +7,10 @@ faulty value of a weight is ``faulty_code * scale`` in float32, the same IEEE pr
 With ``ecc="secded"`` the writes are what a SECDED-protected memory reads back (:mod:`flatenn.faults.ecc`).
 Protecting bit positions (e.g. the sign bit by ideal ECC or TMR) is sampling only the others:
 ``bit_positions=range(bits - 1)``.
+
+The forward of a frozen layer reads only its dequantized weights. ``write_codes=False`` writes and restores
+those alone and leaves the ``codes`` buffers clean during a trial: half the memory traffic, the same
+forward. Campaigns use it; the default writes both, so a faulty layer can be inspected code by code.
 """
 
 from __future__ import annotations
@@ -81,6 +85,24 @@ def _cpu_views(layer: QuantizedWeightMixin) -> tuple[np.ndarray, np.ndarray] | N
     return codes, values
 
 
+def _code_dtype(bits: int) -> type:
+    """The smallest NumPy integer type that holds b-bit two's-complement codes."""
+    return np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
+
+
+def _channel_scales(scale: np.ndarray, per_channel: int, idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``scale[idx // per_channel]`` for ``idx`` made of segments (one per trial) of sorted flat indices: each
+    segment's channel counts come from a binary search of the channel boundaries, so there is no per-weight
+    division or gather."""
+    bounds = np.arange(len(scale) + 1, dtype=np.int64) * per_channel
+    parts, a = [], 0
+    for size in sizes.tolist():
+        seg = idx[a : a + size]
+        parts.append(np.repeat(scale, np.diff(np.searchsorted(seg, bounds))))
+        a += size
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 @dataclass(frozen=True)
 class PreparedFaults:
     """One trial's writes, computed ahead: per layer (flat indices, faulty codes, faulty values) of the weights
@@ -95,7 +117,7 @@ class PreparedFaults:
 class _LayerMemory:
     layer: QuantizedWeightMixin
     bits: int
-    codes: np.ndarray  # clean codes, flat, in the layer's integer dtype
+    codes: np.ndarray  # clean codes, flat, in the smallest integer dtype that holds b bits (gathers touch less memory)
     values: np.ndarray  # clean dequantized weights, flat float32
     scale: np.ndarray  # float32 per output channel
     per_channel: int
@@ -105,10 +127,13 @@ class _LayerMemory:
 class FaultInjector:
     """Applies fault maps to the frozen quantized layers of a model; see the module docstring."""
 
-    def __init__(self, model: nn.Module, layer_filter: LayerFilter = None, ecc: str | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, layer_filter: LayerFilter = None, ecc: str | None = None, write_codes: bool = True
+    ) -> None:
         if ecc not in ECC_SCHEMES:
             raise ValueError(f"ecc must be one of {ECC_SCHEMES} (None: unprotected memory), got {ecc!r}")
         self.ecc = ecc
+        self.write_codes = bool(write_codes)
         self.layers = select_layers(model, layer_filter)
         self.memory: dict[str, _LayerMemory] = {}
         for name, layer in self.layers.items():
@@ -118,7 +143,7 @@ class FaultInjector:
                 raise RuntimeError(
                     f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen"
                 )
-            codes = layer.codes.detach().cpu().reshape(-1).numpy().copy()  # the layer's integer dtype
+            codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(_code_dtype(layer.w_bits))
             self.memory[name] = _LayerMemory(
                 layer=layer,
                 bits=layer.w_bits,
@@ -192,8 +217,8 @@ class FaultInjector:
                 both = FaultMap(
                     np.concatenate([f.weight_index for f in fmaps]), np.concatenate([f.mask for f in fmaps]), 0
                 )
-            idx, codes, values, kept = self._faulty(name, both, fault_model)
             sizes = np.array([f.weight_index.size for f in fmaps], dtype=np.int64)
+            idx, codes, values, kept = self._faulty(name, both, fault_model, sizes)
             if kept is None:  # every entry changes its weight (bit flips)
                 per_trial = sizes
             else:
@@ -219,25 +244,28 @@ class FaultInjector:
                 raise ValueError("name the fault model: apply(maps, 'bitflip')")
             maps = self.prepare(maps, fault_model)
         for name, (idx, codes, values) in maps.writes.items():
-            self._write(self.memory[name], idx, codes, values)
+            self._write(self.memory[name], idx, codes if self.write_codes else None, values)
             self._touched.append((name, idx))
         return maps.faulty_bits, maps.changed
 
     def _faulty(
-        self, name: str, fmap: FaultMap, fault_model: str
+        self, name: str, fmap: FaultMap, fault_model: str, sizes: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """(flat indices, faulty codes, faulty values) of the map's entries that change their weight, and which
-        entries those are (None: all of them, as for bit flips)."""
+        entries those are (None: all of them, as for bit flips). ``sizes``: the map is that many trials' maps
+        concatenated (each sorted); one when None."""
         mem = self.memory[name]
         idx = fmap.weight_index
+        sizes = np.array([idx.size]) if sizes is None else sizes
         old = mem.codes[idx]
         new = faulty_codes(old, fmap.mask, fault_model, mem.bits)
         kept = None
         if fault_model != "bitflip":  # a stuck bit already at its value changes nothing
             kept = new != old
             idx, new = idx[kept], new[kept]
+            sizes = np.bincount(np.repeat(np.arange(len(sizes)), sizes)[kept], minlength=len(sizes))
         values = new.astype(np.float32)
-        values *= mem.scale[idx // mem.per_channel]
+        values *= _channel_scales(mem.scale, mem.per_channel, idx, sizes)
         return idx, new, values, kept
 
     def _protected(self, name: str, fmap: FaultMap, fault_model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,15 +291,18 @@ class FaultInjector:
         return self._faulty(name, fmap, fault_model)[:3]
 
     @staticmethod
-    def _write(mem: _LayerMemory, idx: np.ndarray, codes: np.ndarray, values: np.ndarray) -> None:
+    def _write(mem: _LayerMemory, idx: np.ndarray, codes: np.ndarray | None, values: np.ndarray) -> None:
+        """Write values (and codes, unless None) at flat indices ``idx`` of a layer's buffers."""
         if mem.cpu_views is not None:  # CPU: write through NumPy views of the same storage (4x faster)
-            mem.cpu_views[0][idx] = codes
+            if codes is not None:
+                mem.cpu_views[0][idx] = codes
             mem.cpu_views[1][idx] = values
             return
         layer = mem.layer
         dev = layer.frozen_weight.device
         t_idx = torch.from_numpy(idx).to(dev)
-        layer.codes.view(-1)[t_idx] = torch.from_numpy(codes.astype(np.int32)).to(dev)
+        if codes is not None:
+            layer.codes.view(-1)[t_idx] = torch.from_numpy(codes.astype(np.int32)).to(dev)
         layer.frozen_weight.view(-1)[t_idx] = torch.from_numpy(values).to(dev)
 
     def restore(self) -> None:
@@ -284,10 +315,11 @@ class FaultInjector:
             name, idx = self._touched.pop()
             mem = self.memory[name]
             if mem.cpu_views is not None and idx.size > DENSE_RESTORE * mem.codes.size:
-                np.copyto(mem.cpu_views[0], mem.codes)
+                if self.write_codes:
+                    np.copyto(mem.cpu_views[0], mem.codes)
                 np.copyto(mem.cpu_views[1], mem.values)
             else:
-                self._write(mem, idx, mem.codes[idx], mem.values[idx])
+                self._write(mem, idx, mem.codes[idx] if self.write_codes else None, mem.values[idx])
 
     @contextlib.contextmanager
     def applied(

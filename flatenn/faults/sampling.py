@@ -147,12 +147,13 @@ def stream_draws(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.n
     keys = np.asarray(keys, dtype=np.uint64)
     total = int(counts.sum())
     owner = np.repeat(np.arange(len(keys)), counts)
-    x = np.arange(1, total + 1, dtype=np.uint64)  # j + 1, then restarted per stream
-    if len(keys) > 1:
-        x -= np.repeat((np.cumsum(counts) - counts).astype(np.uint64), counts)
+    x = np.arange(1, total + 1, dtype=np.uint64)  # j + 1 counted over all streams, restarted by the offsets
     with np.errstate(over="ignore"):
         x *= _GOLDEN
-        x += keys[owner] if len(keys) > 1 else keys[0] if len(keys) else np.uint64(0)
+        if len(keys) > 1:  # key - start * golden: (start + j + 1) * golden + that = key + (j + 1) * golden (mod 2^64)
+            x += (keys - (np.cumsum(counts) - counts).astype(np.uint64) * _GOLDEN)[owner]
+        elif len(keys):
+            x += keys[0]
     return _mix64_inplace(x), owner
 
 
@@ -282,6 +283,7 @@ def _group_distinct(
     ob, pb, jb = _bit_length(len(m) - 1), _bit_length(int(n.max()) - 1), _bit_length(int(m.max()) - 1)
     if single and pb + jb <= 63:
         return _single_stream_distinct(pos, int(k[0]), int(m[0]), jb)
+    packed = None
     if ob + pb + jb <= 63:
         starts = np.cumsum(m) - m
         packed = owner.astype(np.int64) << (pb + jb)
@@ -306,9 +308,22 @@ def _group_distinct(
     # a repeat at draw d, the i-th of its stream, comes before the k-th distinct value iff d - i <= k - 1
     before = np.bincount(r_stream, weights=(r_draw - i <= k[r_stream] - 1), minlength=len(m)).astype(np.int64)
     last = k - 1 + before
-    keep = sj <= last[so]
-    keep &= ~repeat
+    keep = ~repeat
+    tail_stream, tail_draw = _tail(last, m)  # the few draws past each stream's k-th distinct value
+    tail = starts[tail_stream] + tail_draw
+    if packed is not None:
+        keep[np.searchsorted(packed, (tail_stream << (pb + jb)) | (pos[tail] << jb) | tail_draw)] = False
+    else:
+        keep &= sj <= last[so]
     return so[keep], sp[keep], sj[keep], m - n_repeats >= k
+
+
+def _tail(last: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stream, draw index) of every draw after draw ``last[i]`` among the ``m[i]`` draws of stream i."""
+    n_tail = np.maximum(m - 1 - last, 0)
+    stream = np.repeat(np.arange(len(m), dtype=np.int64), n_tail)
+    draw = np.arange(stream.size, dtype=np.int64) - np.repeat(np.cumsum(n_tail) - n_tail, n_tail)
+    return stream, draw + (last + 1)[stream]
 
 
 def _single_stream_distinct(pos: np.ndarray, k: int, m: int, jb: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -323,8 +338,9 @@ def _single_stream_distinct(pos: np.ndarray, k: int, m: int, jb: int) -> tuple[i
     r_draw = packed[repeat] & ((1 << jb) - 1)
     r_draw.sort()
     last = k - 1 + int(np.count_nonzero(r_draw - np.arange(r_draw.size) <= k - 1))
-    keep = (packed & ((1 << jb) - 1)) <= last
-    keep[repeat] = False
+    keep = ~repeat
+    tail = np.arange(last + 1, m, dtype=np.int64)  # the few draws past the k-th distinct value
+    keep[np.searchsorted(packed, (pos[tail] << jb) | tail)] = False
     kept = packed[keep]
     draws = _LazyDraws(kept, jb)  # the draw indices are needed only for draw order (sample_distinct)
     return 0, kept >> jb, draws, np.array([m - r_draw.size >= k])

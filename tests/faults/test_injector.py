@@ -94,3 +94,37 @@ def test_apply_needs_a_fault_model_for_raw_maps(model):
         inj = FaultInjector(model)
         with pytest.raises(ValueError, match="fault model"):
             inj.apply(inj.sample(0, 0, rate=0.1))
+
+
+@pytest.mark.parametrize("w_bits", [4, 8, 12])  # int8 / int8 / int16 copies of the clean codes
+@pytest.mark.parametrize("fault_model", ["bitflip", "stuck0", "stuck1"])
+def test_values_only_writes_the_same_weights_and_leaves_codes_clean(fault_model, w_bits):
+    torch.manual_seed(1)
+    m = calibrated(build_model(ModelSpec("cnn_digits", width=4, w_bits=w_bits), 8), (32, 1, 8, 8))
+    x = torch.randn(16, 1, 8, 8)
+    with frozen(m) as layers:
+        clean = {n: (l.codes.clone(), l.frozen_weight.clone()) for n, l in layers.items()}
+        both, values_only = FaultInjector(m), FaultInjector(m, write_codes=False)
+        maps = both.sample(seed=4, trial=1, rate=0.05)
+        with both.applied(maps, fault_model) as counts:
+            expect = {n: (l.codes.clone(), l.frozen_weight.clone()) for n, l in layers.items()}
+            logits = m(x)
+        assert any(not torch.equal(expect[n][0], clean[n][0]) for n in layers)  # the faults did change codes
+        with values_only.applied(maps, fault_model) as values_counts:
+            assert values_counts == counts
+            assert all(torch.equal(l.codes, clean[n][0]) for n, l in layers.items())
+            assert all(torch.equal(l.frozen_weight, expect[n][1]) for n, l in layers.items())
+            assert torch.equal(m(x), logits)
+        assert all(torch.equal(l.frozen_weight, clean[n][1]) for n, l in layers.items())
+
+
+def test_channel_scales_of_concatenated_trials_equal_scale_by_division():
+    from flatenn.faults.injector import _channel_scales
+
+    rng = np.random.default_rng(0)
+    scale, per_channel = rng.random(7).astype(np.float32), 9
+    segments = [np.unique(rng.integers(0, 63, size)) for size in (0, 1, 40, 63, 5)]
+    segments.append(np.array([0, 8, 9, 62]))  # channel edges
+    idx = np.concatenate(segments).astype(np.int64)
+    sizes = np.array([s.size for s in segments])
+    assert np.array_equal(_channel_scales(scale, per_channel, idx, sizes), scale[idx // per_channel])
