@@ -27,6 +27,7 @@ SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
             "fault_model": "str",
             "bits": "str",
             "layers": "str",
+            "protection": "str",
             "n_eval": "int64",
             "eval_data": "str",
             "rate": "float64",
@@ -47,6 +48,7 @@ SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
             "fault_model",
             "bits",
             "layers",
+            "protection",
             "n_eval",
             "eval_data",
             "rate",
@@ -57,8 +59,9 @@ SCHEMAS: dict[str, tuple[dict[str, str], list[str]]] = {
     ),
 }
 # columns added after tables were recorded: a table written before reads them as this value
-# (eval_data: the fingerprint of the evaluation data and batching; "" = not recorded, such rows are never reused)
-OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {"campaign": {"eval_data": ""}}
+# (eval_data: the fingerprint of the evaluation data and batching; "" = not recorded, such rows are never reused;
+# protection: the inference-time protection the campaign ran under, flatenn.faults.protection)
+OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {"campaign": {"eval_data": "", "protection": "none"}}
 
 # Tables without declared dtypes (read as pandas infers them): their columns and unique row key.
 # Reading one checks that the columns are there and that no key appears twice (a duplicated or

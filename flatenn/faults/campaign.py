@@ -34,6 +34,7 @@ from ..core.quant import frozen
 from ..core.results import SCHEMAS, read_table, write_schema_table
 from .injector import FaultInjector, LayerFilter
 from .prefix import faulty_evaluator
+from .protection import Protection, get_protection
 from .sampling import bits_label, check_fault_model, check_rate, check_seed
 
 COLUMNS = list(SCHEMAS["campaign"][0])
@@ -144,6 +145,7 @@ def run_campaign(
     min_trials: int = 10,
     prefix_reuse: bool = True,
     recorded: pd.DataFrame | None = None,
+    protection: str | Protection | None = None,
 ) -> pd.DataFrame:
     """Run a seeded fault campaign; returns every (point, trial) row, old (resumed) ones included.
 
@@ -162,6 +164,9 @@ def run_campaign(
     With a layer filter, ``prefix_reuse`` evaluates only the part of the network after the first faulted
     layer (:mod:`flatenn.faults.prefix`; bit-identical; falls back to the full forward for untraceable models).
     ``recorded``: rows computed before (resume without a file, as a cluster worker does); ignored with ``out``.
+    ``protection``: an inference-time protection (:mod:`flatenn.faults.protection`: ``"sign-bit"``, ``"secded"``,
+    or an object such as ``Ranger(bounds)``); its name is the rows' ``protection`` column, its clean numbers
+    are the protected model's, and sign-bit protection sets the bit positions (do not also pass them).
     """
     if isinstance(y, str) and fault_model is None:  # run_campaign(model, loader, "bitflip", ...)
         y, fault_model = None, y
@@ -190,6 +195,8 @@ def run_campaign(
         raise ValueError(f"target_halfwidth must be > 0 accuracy points, got {target_halfwidth!r}")
     min_trials = _whole(min_trials, "min_trials", 2)
     adaptive = (target_halfwidth, min(min_trials, trials)) if target_halfwidth is not None else None
+    guard = get_protection(protection)
+    bit_positions = _protected_bits(model, guard, bit_positions, layer_filter)
     label = bits_label(bit_positions)
     extra = {"variant": "", "train_seed": -1, "run_id": "", **(extra or {})}
     fingerprint = model_fingerprint(model)
@@ -213,7 +220,23 @@ def run_campaign(
             adaptive,
             prefix_reuse,
             recorded,
+            guard,
         )
+
+
+def _protected_bits(model: nn.Module, guard: Protection, bit_positions, layer_filter) -> Sequence[int] | None:
+    """The bit positions a campaign samples: the caller's, or the ones a protection leaves unprotected."""
+    from .injector import select_layers
+
+    widths = {m.w_bits for m in select_layers(model, layer_filter).values()}
+    positions = guard.bit_positions(min(widths))
+    if positions is None:
+        return bit_positions
+    if bit_positions is not None:
+        raise ValueError(f"protection {guard.name!r} sets the faulty bit positions itself: do not pass bit_positions")
+    if len(widths) > 1:
+        raise ValueError(f"protection {guard.name!r} needs one weight bit width, the layers have {sorted(widths)}")
+    return positions
 
 
 def _run(
@@ -234,18 +257,21 @@ def _run(
     adaptive,
     prefix_reuse,
     given=None,
+    guard: Protection | None = None,
 ) -> pd.DataFrame:
     n_eval = sum(len(yb) for _, yb in batches)
     eval_data = batches_fingerprint(batches)
     if out is not None and Path(out).is_file():
         recorded = read_table(out, "campaign")
     elif given is not None and len(given):
-        recorded = given.reindex(columns=COLUMNS).fillna({"eval_data": ""})
+        recorded = given.reindex(columns=COLUMNS).fillna({"eval_data": "", "protection": "none"})
     else:
         recorded = pd.DataFrame(columns=COLUMNS)
     rows: list[dict] = []
-    with eval_mode(model), frozen(model):
-        injector = FaultInjector(model, layer_filter, write_codes=False)  # the forward reads only the values
+    guard = guard or Protection()
+    with eval_mode(model), frozen(model), guard.applied(model):
+        # the forward reads only the values: write those alone
+        injector = FaultInjector(model, layer_filter, ecc=guard.ecc, write_codes=False)
         layers = layers_label(layer_filter, list(injector.layers))
         sel = (
             (recorded["model_id"] == model_id)
@@ -253,6 +279,7 @@ def _run(
             & (recorded["fault_model"] == fault_model)
             & (recorded["bits"] == label)
             & (recorded["layers"] == layers)
+            & (recorded["protection"].fillna("none") == guard.label)
             & (recorded["n_eval"] == n_eval)
             & (recorded["eval_data"] == eval_data)
             & (recorded["seed"] == seed)
@@ -266,7 +293,8 @@ def _run(
         if any(c > eligible for _, c in points):
             raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")
         clean_acc, clean_loss = evaluate_batches(model, batches)
-        faulty_eval = faulty_evaluator(model, batches, set(injector.layers), prefix_reuse and layer_filter is not None)
+        reuse = prefix_reuse and layer_filter is not None and not guard.transforms  # hooks need the full forward
+        faulty_eval = faulty_evaluator(model, batches, set(injector.layers), reuse)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
         for r, c in points:
@@ -313,6 +341,7 @@ def _run(
                         "fault_model": fault_model,
                         "bits": label,
                         "layers": layers,
+                        "protection": guard.label,
                         "n_eval": n_eval,
                         "eval_data": eval_data,
                         "rate": rate,

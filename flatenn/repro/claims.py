@@ -69,6 +69,7 @@ class Claim:
     title: str = ""
     headline: tuple[tuple[str, str, str], ...] = ()  # (metric, text, plan-v2 metric) rows of the README's summary
     ablation: tuple[str, ...] = ()  # metrics the ablation re-evaluates at every level
+    opt_in: bool = False  # evaluated only at scales that name it in ScaleConfig.claims (e.g. the mitigations family)
 
     @property
     def family(self) -> tuple[str, ...]:
@@ -97,8 +98,9 @@ _FIELDS = {
     "headline": "headline",
     "ablation": "ablation",
     "metrics": "metrics",
+    "opt_in": "opt_in",
 }
-TIERS = ("primary", "secondary", "mechanism", "context")
+TIERS = ("primary", "secondary", "mechanism", "context", "mitigations")
 
 
 def parse_claims(doc: dict, where: str = "claims") -> dict[str, Claim]:
@@ -173,9 +175,21 @@ def cases() -> list[Case]:
     return [Case(c.id, m, d, u) for c in CLAIMS.values() for m, d, u in c.metrics]
 
 
+def scale_claims(claims: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The claims a scale evaluates: the ones it names, or (None) every claim that is not opt-in."""
+    return tuple(claims) if claims is not None else tuple(cid for cid, c in CLAIMS.items() if not c.opt_in)
+
+
+def cases_in_scope(claims: tuple[str, ...] | None = None) -> list[Case]:
+    """The cases of the claims a scale evaluates (see :func:`scale_claims`)."""
+    scope = scale_claims(claims)
+    return [c for c in cases() if c.claim in scope]
+
+
 def hypothesis_family(claims: tuple[str, ...] | None = None) -> list[str]:
     """The multiplicity family: every hypothesis case of a scale (of the scale's claims when it names them)."""
-    return [c.id for c in cases() if c.direction and (claims is None or c.claim in claims)]
+    scope = scale_claims(claims)
+    return [c.id for c in cases() if c.direction and c.claim in scope]
 
 
 def direction_verdict(direction: int, effect: float, p_adj: float, p_eq_adj: float) -> str:
@@ -328,7 +342,7 @@ def evaluate_all(tables: dict[str, pd.DataFrame], scale: ScaleConfig) -> tuple[p
     for w in WINDOWS:
         res = {}
         for case in cases():
-            if scale.claims is not None and case.claim not in scale.claims:
+            if case.claim not in scale_claims(scale.claims):
                 continue
             try:
                 res[case.id] = evaluate_case(case, tables, scale, w)

@@ -57,8 +57,11 @@ _PAIR = ["fault_model", "bits", "layers", "n_eval", "rate", "count", "seed", "tr
 
 
 def main_rows(camp: pd.DataFrame) -> pd.DataFrame:
-    """The claims' campaign rows: every bit position, every layer."""
-    return camp[(camp["bits"] == "all") & (camp["layers"] == "all")]
+    """The claims' campaign rows: every bit position, every layer, no inference-time protection."""
+    keep = (camp["bits"] == "all") & (camp["layers"] == "all")
+    if "protection" in camp.columns:
+        keep &= camp["protection"] == "none"
+    return camp[keep]
 
 
 def per_point_accuracy(camp: pd.DataFrame, variant: str, seeds) -> pd.DataFrame:
@@ -251,3 +254,41 @@ def sweep_correlation(metric, args, tables, scale, rates, sesoi) -> Result:
         sesoi,
         f"sparsity vs {scale.sweep_fault_model} accuracy drop",
     )
+
+
+@estimator
+def mitigation_contrast(metric, args, tables, scale, rates, sesoi) -> Result:
+    """The mitigations family (:mod:`flatenn.repro.mitigations`). ``gain:V`` / ``drop_gain:V`` / ``clean_cost:V``:
+    per training seed, variant V against SGD of its activation type, averaged over the window's rates of each
+    fault model and then over the fault models; ``spearman_trace_drop:<kind>``: seed-clustered Spearman rank
+    correlation of the Hessian trace of each trained model of that kind (every training method, no
+    inference-time protection) with its accuracy drop in the window."""
+    from .mitigations import MEASURES, method_of, point_gains
+
+    measure, _, target = metric.partition(":")
+    camp = tables["campaign"]
+    if measure == "spearman_trace_drop":
+        sharp = tables["sharpness"]
+        trace = sharp[sharp["metric"] == "trace_fn"].set_index("model_id")["value"]
+        trained = [v for v in scale.variants if v.startswith(f"{target}-") and scale.protection(v) == "none"]
+        drops = model_drop(camp[camp["variant"].isin(trained)], rates)
+        return _correlation(
+            trace,
+            drops["drop"],
+            drops["train_seed"],
+            sesoi,
+            f"{len(trained)} training methods of {target} models",
+            scale.seeds,
+        )
+    if measure not in MEASURES:
+        raise ValueError(f"mitigations metric {metric!r}: measure must be one of {MEASURES} or spearman_trace_drop")
+    kind, _ = method_of(target)
+    per = point_gains(camp, target, f"{kind}-sgd", scale.seeds, rates)
+    seed_values = per.groupby(["train_seed", "fault_model"])[measure].mean().groupby("train_seed").mean()
+    res = _seed_level(seed_values.to_numpy(), sesoi)
+    detail = []
+    for (fm, r), g in per.groupby(["fault_model", "rate"]):
+        pm, _, plo, phi, pn = mean_ci(g[measure].to_numpy())
+        detail.append({"fault_model": fm, "rate": r, "effect": pm, "ci_low": plo, "ci_high": phi, "n_seeds": pn})
+    res.detail = pd.DataFrame(detail)
+    return res

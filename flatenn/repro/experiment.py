@@ -29,13 +29,16 @@ import torch
 
 from ..analysis.sharpness import measure
 from ..core.activations import measure_sparsity
+from ..core.clipping import profile_bounds
 from ..core.data import DataSplit
 from ..core.determinism import resolve_device, torch_state
 from ..core.fingerprint import model_fingerprint
 from ..core.progress import Stages
+from ..core.quant import frozen
 from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, write_table
 from ..core.zoo import Zoo
 from ..faults.campaign import run_campaign
+from ..faults.protection import Protection, Ranger
 from .executor import Executor, LocalExecutor
 from .folder import ResultsFolder
 from .inputs import eval_inputs, measure_options, sharpness_inputs
@@ -217,6 +220,16 @@ class Experiment:
         return self._models[mid]
 
     # ---- measurements -----------------------------------------------------------------------
+    def protection(self, variant: str, seed: int) -> str | Protection:
+        """The variant's inference-time protection: a name, or for Ranger the bounds profiled on the first
+        ``ranger_examples`` clean training images (never the test images)."""
+        name = self.scale.protection(variant)
+        if name != "ranger":
+            return name
+        model, _ = self.model(variant, seed)
+        with frozen(model):
+            return Ranger(profile_bounds(model, self.data().x_train[: self.scale.ranger_examples]))
+
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:
         """Run (or resume) the scale's campaign for one model and fault model into campaign.csv."""
         model, _ = self.model(variant, seed)
@@ -239,6 +252,7 @@ class Experiment:
             out=self.dir / "campaign.csv",
             progress=self.progress,
             extra={"variant": variant, "train_seed": seed, "run_id": self.run_id},
+            protection=self.protection(variant, seed),
         )
         self.folder.changed("campaign")
         self._campaigns_done.add((mid, fault_model))
@@ -400,6 +414,7 @@ class Experiment:
                 "batch_size": s.eval_batch_size,
                 "extra": {"variant": unit.variant, "train_seed": unit.seed, "run_id": self.run_id},
                 "recorded": mine,
+                "protection": self.protection(unit.variant, unit.seed),
             }
         elif unit.kind == "sharpness":
             if self._sharpness_recorded(mid):
@@ -566,10 +581,10 @@ class Experiment:
         return self._reference_tables
 
     def _reproduction_units(self) -> list[Unit]:
-        from .claims import CLAIMS
+        from .claims import scale_claims
 
         seen: dict[Unit, None] = {}
-        for cid in self.scale.claims or CLAIMS:
+        for cid in scale_claims(self.scale.claims):
             for u in self.reproduce_units(cid):
                 seen.setdefault(u, None)
         return list(seen)

@@ -26,6 +26,7 @@ import pandas as pd
 from ..core.quant import frozen
 from ..core.zoo import CorruptEntryError, Zoo
 from ..faults.injector import FaultInjector
+from ..faults.protection import PROTECTIONS
 from .plan import is_sequential, plan, planned_units
 from .scales import ScaleConfig
 
@@ -169,7 +170,9 @@ def check_campaign_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, train
     problems = _tag_consistency("campaign", camp, training)
     if not len(camp):
         return problems
-    bad = camp["changed_weights"] > camp["faulty_bits"]
+    # without error correction a weight changes only if one of its bits is faulty; SECDED may zero whole words
+    corrected = camp["protection"].map(lambda p: PROTECTIONS.get(p, PROTECTIONS["none"]).ecc is not None)
+    bad = (camp["changed_weights"] > camp["faulty_bits"]) & ~corrected.astype(bool)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         problems.append(
@@ -204,8 +207,10 @@ def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: 
     zoo = Zoo(d / "models", device="cpu", progress=False)
     keys = training.set_index("model_id") if len(training) else None
     problems: list[str] = []
-    main = camp[(camp["bits"] == "all") & (camp["layers"] == "all")]
-    for mid, rows in main.groupby("model_id", sort=True):
+    main = camp[camp["layers"] == "all"]  # every bit set and protection the sampler and injector define
+    if "protection" not in main.columns:
+        main = main.assign(protection="none")
+    for (mid, protection, bits), rows in main.groupby(["model_id", "protection", "bits"], sort=True):
         if keys is None or mid not in keys.index:
             problems.append(f"campaign.csv: model {mid} is not in training.csv")
             continue
@@ -216,8 +221,12 @@ def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: 
         except (CorruptEntryError, OSError, ValueError) as e:
             problems.append(f"campaign.csv: rows of {mid} cannot be re-derived, its model is damaged ({e})")
             continue
+        if protection not in PROTECTIONS:
+            problems.append(f"campaign.csv: rows of {mid} name an unknown protection {protection!r}")
+            continue
+        positions = None if bits == "all" else [int(b) for b in str(bits).split(",")]
         with frozen(model):
-            inj = FaultInjector(model)
+            inj = FaultInjector(model, ecc=PROTECTIONS[protection].ecc)
             points: dict[tuple, list] = {}
             for row in rows.itertuples():
                 points.setdefault((row.seed, row.rate, row.count, row.trial), []).append(row)
@@ -227,6 +236,7 @@ def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: 
                     int(trial),
                     rate=None if count >= 0 else float(rate),
                     count=int(count) if count >= 0 else None,
+                    bit_positions=positions,
                 )
                 nbits = sum(m.faulty_bits for m in maps.values())
                 for row in group:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .claims import CLAIMS
+from .claims import CLAIMS, scale_claims
 from .scales import ScaleConfig
 
 KINDS = ("models", "campaigns", "sharpness", "sparsity")
@@ -55,7 +55,7 @@ def claim_units(scale: ScaleConfig, claim_id: str, seeds: Iterable[int] | None =
 
 def plan(scale: ScaleConfig, claim_ids: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> list[Unit]:
     """Every unit the selected claims (default: the scale's claims, or all) need, each once, in run order."""
-    ids = list(claim_ids) if claim_ids is not None else list(scale.claims or CLAIMS)
+    ids = list(claim_ids) if claim_ids is not None else list(scale_claims(scale.claims))
     seeds = tuple(scale.seeds if seeds is None else seeds)
     seen: dict[Unit, None] = {}
     for cid in ids:

@@ -287,6 +287,8 @@ def scale_figures(d: Path) -> list[Path]:
         read_result(d, "claims"),
         read_result(d, "sparsity"),
     )
+    if scale is not None and scale.claims and "mitigations" in scale.claims:
+        return made + mitigation_figures(camp, scale, fig_dir)
     if len(summary):
         plot_accuracy_vs_rate(summary, fig_dir / "accuracy_vs_rate.png", scale)
         made.append(fig_dir / "accuracy_vs_rate.png")
@@ -312,6 +314,21 @@ def scale_figures(d: Path) -> list[Path]:
         plot_sparsity(sp, fig_dir / "sparsity_per_layer.png", scale)
         made.append(fig_dir / "sparsity_per_layer.png")
     return made
+
+
+def mitigation_figures(camp: pd.DataFrame, scale, fig_dir: Path) -> list[Path]:
+    """The mitigations family's Pareto figure (clean cost against gain under faults, per activation type)."""
+    from .claims import CLAIMS
+    from .mitigations import family_table, pareto_figure
+
+    methods = [v for v in CLAIMS["mitigations"].variants if not v.endswith("-sgd")]
+    try:
+        table = family_table(camp, scale, methods)
+    except LookupError:  # not every seed recorded yet
+        return []
+    path = fig_dir / "pareto.png"
+    pareto_figure(table, path, f"{scale_title(scale)}: mitigations against SGD, {len(scale.seeds)} seeds")
+    return [path]
 
 
 FILES = {

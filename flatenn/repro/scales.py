@@ -28,6 +28,32 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 MAIN_VARIANTS = tuple(VARIANTS)
 
+# Mitigations (issue 23): one documented hyper-parameter choice per method, from its paper, never tuned on fault
+# results. A variant is (activation, method) or (activation, method, settings); settings are TrainConfig fields
+# and/or "protection", an inference-time protection its campaigns run under (flatenn.faults.protection), on the
+# model of the same activation and method (the same training config, so the same cached model).
+METHOD_SETTINGS: dict[str, dict] = {
+    "sam": {"rho": 0.05},  # Foret et al., ICLR 2021 (their CIFAR setting)
+    "asam": {"rho": 0.5, "eta": 0.01},  # Kwon et al., ICML 2021 (their CIFAR setting)
+    "randbet": {"p_train": 0.01, "w_max": 0.1},  # Stutz et al., MLSys 2021: RandBET at p = 1% with clipping 0.1
+    "clip": {"w_max": 0.1},  # Stutz et al., MLSys 2021: weight clipping alone
+}
+SAQ_RHO_GRID = (0.02, 0.1)  # beside the scales' rho = 0.05: SAQ at a small grid of radii
+PROTECTION_VARIANTS = ("sign-bit", "secded", "ranger")
+
+
+def mitigation_variants() -> dict[str, tuple]:
+    """Every mitigation variant, for standard and activation-sparse models (names ``<kind>-<method>[...]``)."""
+    out: dict[str, tuple] = {}
+    for kind, act in (("standard", "relu"), ("sparse", "fatrelu")):
+        out.update({f"{kind}-saq-rho{r:g}": (act, "saq", {"rho": r}) for r in SAQ_RHO_GRID})
+        out.update({f"{kind}-{m}": (act, m, dict(st)) for m, st in METHOD_SETTINGS.items()})
+        out.update({f"{kind}-sgd+{p}": (act, "sgd", {"protection": p}) for p in PROTECTION_VARIANTS})
+    return out
+
+
+MITIGATION_VARIANTS = mitigation_variants()
+
 
 @dataclass(frozen=True)
 class ScaleConfig:
@@ -73,13 +99,15 @@ class ScaleConfig:
         "landscape1d",
         "bit_sensitivity",
     )
+    ranger_examples: int = 2048  # training images (the first ones of the split) Ranger's activation bounds come from
     sensitivity_rate: float = 3e-3  # bit-flip rate at which bit_sensitivity predicts the loss increase
     device: str = "auto"
     torch_threads: int | None = None
     sparse_target: float | None = None  # finetune: calibrate one global threshold to this activation sparsity
     claims: tuple[str, ...] | None = None  # the claims this scale evaluates (None: all)
     level_of: str | None = None  # ablation levels: the factor this level belongs to
-    variants: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(VARIANTS))  # name -> (activation, method)
+    # name -> (activation, method) or (activation, method, settings); see MITIGATION_VARIANTS
+    variants: dict[str, tuple] = field(default_factory=lambda: dict(VARIANTS))
     # plan v2: every training seed draws its own evaluation images (when eval_examples < the test split),
     # sharpness subset and sharpness probes, so their variance is inside the CI over seeds (v1: one draw for all)
     inputs_per_seed: bool = False
@@ -103,6 +131,21 @@ class ScaleConfig:
     def all_variants(self) -> tuple[str, ...]:
         return tuple(self.variants) + tuple(v for v in self.sweep_variants() if v not in self.variants)
 
+    def variant_spec(self, variant: str) -> tuple[str, str, dict, str]:
+        """(activation, method, TrainConfig settings, protection) of one of this scale's variants."""
+        if variant.startswith("sweep-t"):
+            return "fatrelu", "sgd", {}, "none"
+        if variant not in self.variants:
+            raise ValueError(f"unknown variant {variant!r}; known: {self.all_variants()}")
+        act, method, *rest = self.variants[variant]
+        settings = dict(rest[0]) if rest else {}
+        protection = settings.pop("protection", "none")
+        return act, method, settings, protection
+
+    def protection(self, variant: str) -> str:
+        """The inference-time protection the variant's campaigns run under (``none`` for most)."""
+        return self.variant_spec(variant)[3]
+
     def train_config(self, variant: str, seed: int) -> TrainConfig:
         """The training config of one variant and seed at this scale."""
         base = dict(
@@ -119,13 +162,12 @@ class ScaleConfig:
             train_subset=self.train_subset,
             test_subset=self.test_subset,
         )
+        act, opt, settings, _ = self.variant_spec(variant)
+        base.update(settings)
         if variant.startswith("sweep-t"):
-            act, opt, threshold = "fatrelu", "sgd", float(variant[len("sweep-t") :])
-        elif variant in self.variants:
-            act, opt = self.variants[variant]
-            threshold = self.sparse_threshold if act == "fatrelu" else 0.0
+            threshold = float(variant[len("sweep-t") :])
         else:
-            raise ValueError(f"unknown variant {variant!r}; known: {self.all_variants()}")
+            threshold = self.sparse_threshold if act == "fatrelu" else 0.0
         if act == "fatrelu" and self.sparse_init == "finetune":
             parent = TrainConfig(**base, activation="relu", optimizer=opt)
             ft = {**base, "epochs": self.finetune_epochs, "lr": self.lr / 10}
@@ -259,9 +301,22 @@ ABLATION_LEVELS: dict[str, ScaleConfig] = {
     "ablation_width16": dataclasses.replace(_ABL_BASE, name="ablation_width16", width=16, level_of="width"),
 }
 SCALES.update(ABLATION_LEVELS)
+# The mitigations family (issue 23; plan: flatenn/repro/plans/mitigations.md): smoke's setting with every
+# mitigation variant, a fixed design of 18 seeds (80% power at the 2-point SESOI, Holm over 20 cases), the
+# Hessian trace as the only sharpness metric (does it predict a method's gain?).
+SCALES["mitigations_smoke"] = dataclasses.replace(
+    SCALES["smoke"],
+    name="mitigations_smoke",
+    seeds=tuple(range(18)),
+    variants={**VARIANTS, **MITIGATION_VARIANTS},
+    claims=("mitigations",),
+    sharpness_metrics=("trace_fn",),
+    plan_version=1,
+)
 SCALE_GROUPS: dict[str, tuple[str, ...]] = {
     "paper": ("paper_resnet20", "paper_resnet18"),
     "ablation": tuple(ABLATION_LEVELS),
+    "mitigations": ("mitigations_smoke",),
 }
 DEFAULT_SCALE = "smoke"
 

@@ -115,6 +115,7 @@ def _campaign(task: Task) -> TaskResult:
         progress=False,
         extra=o["extra"],
         recorded=o.get("recorded"),
+        protection=o.get("protection"),
     )
     new = df.iloc[len(df) - df.attrs.get("computed_rows", len(df)) :].reset_index(drop=True)
     return TaskResult(task.label, task.kind, rows=new)

@@ -28,7 +28,7 @@ from ..core.results import (
     table_checksums,
     text_or_empty,
 )
-from .claims import BANDS_DIR, CLAIM_COLUMNS, DETAIL_COLUMNS, cases, evaluate_all
+from .claims import BANDS_DIR, CLAIM_COLUMNS, CLAIMS, DETAIL_COLUMNS, cases_in_scope, evaluate_all
 from .experiment import campaign_summary, git_state
 from .folder import MEASURED_TABLES
 from .scales import SCALES
@@ -324,7 +324,7 @@ def _check_verdicts(d: Path, tables: dict[str, pd.DataFrame], scale) -> list[str
 def _campaign_completeness(name: str, camp: pd.DataFrame, scale) -> list[str]:
     """Every (model, fault model, rate) of the scale's design has trials 0..T-1 exactly once."""
     problems = []
-    main = camp[(camp["bits"] == "all") & (camp["layers"] == "all")]
+    main = camp[camp["layers"] == "all"]  # whole-network rows of every protection (sign-bit: bits 0..b-2)
     dup = main.duplicated(["model_id", "fault_model", "rate", "trial"])
     if dup.any():
         problems.append(f"{int(dup.sum())} duplicated campaign rows")
@@ -363,7 +363,7 @@ def compare_units(
     for u in units:
         mid = scale.model_id(u.variant, u.seed)
         if u.kind == "campaigns" and not retrained:
-            key = ["fault_model", "bits", "layers", "rate", "trial"]
+            key = ["fault_model", "bits", "layers", "protection", "rate", "trial"]
             f, r = (
                 t[(t["model_id"] == mid) & (t["fault_model"] == u.fault_model)].set_index(key)
                 for t in (fresh["campaign"], reference["campaign"])
@@ -498,6 +498,8 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
         }
         for r in read_table(tracked / "claims.csv").itertuples()
     }
+    named = {c.split("[")[0] for c in ref}
+    n_cases = len(cases_in_scope(tuple(named) if any(CLAIMS[c].opt_in for c in named if c in CLAIMS) else None))
     fc = read_table(fresh / "claims.csv").set_index("case")
     for case, rv in ref.items():
         if case not in fc.index:
@@ -507,7 +509,7 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
         row = fc.loc[case]
         row = row.copy()
         row["magnitude"] = row["magnitude"] if isinstance(row["magnitude"], str) else ""
-        problems += [f"{case}: {p}" for p in compatibility(rv, row, retrained, len(cases()))]
+        problems += [f"{case}: {p}" for p in compatibility(rv, row, retrained, n_cases)]
     if (fresh / "verdicts.csv").is_file() and (tracked / "verdicts.csv").is_file():  # plan v2, --all-seeds
         tv, fv = (read_table(d / "verdicts.csv").set_index("case") for d in (tracked, fresh))
         for case in tv.index:

@@ -62,7 +62,10 @@ def _camp(tmp_path):
         (lambda t: t[: t.rindex(",") - 3], "ends inside a row"),  # last row cut inside a field
         (lambda t: t[: t.rindex(",") - 3] + "\n", "fields"),  # ... and a newline added by hand
         (lambda t: "", "not a readable CSV"),
-        (lambda t: t.replace(",all,100,", ",all,1x0,", 1), "line 2: column n_eval"),  # a non-number in a numeric field
+        (
+            lambda t: t.replace(",none,100,", ",none,1x0,", 1),
+            "line 2: column n_eval",
+        ),  # a non-number in a numeric field
     ],
 )
 def test_damaged_tables_are_named_errors(tmp_path, damage, match):

@@ -102,3 +102,30 @@ def test_an_experiment_restores_torch_settings_when_closed(tmp_path, tiny_scale)
         assert torch.get_num_threads() == 2 and torch.are_deterministic_algorithms_enabled()
         assert exp.units and all(u.seed == 0 for u in exp.units)
     assert torch.get_num_threads() == 1 and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_protection_variants_share_the_model_and_record_their_protection(tmp_path, tiny_scale):
+    """The three inference-time variants run on the SGD model itself; Ranger's bounds come from training images."""
+    from flatenn.core.clipping import profile_bounds
+    from flatenn.core.quant import frozen
+    from flatenn.repro.scales import MITIGATION_VARIANTS, VARIANTS
+
+    scale = dataclasses.replace(tiny_scale, variants={**VARIANTS, **MITIGATION_VARIANTS}, ranger_examples=64)
+    names = ("standard-sgd", "standard-sgd+sign-bit", "standard-sgd+secded", "standard-sgd+ranger")
+    zoo = Zoo(tmp_path / "zoo", device="cpu", progress=False)
+    with Experiment(scale, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
+        exp.ensure(names, campaign=("bitflip",))
+        model, _ = exp.model("standard-sgd", 0)
+        with frozen(model):
+            expect = profile_bounds(model, exp.data().x_train[:64])
+        assert exp.protection("standard-sgd+ranger", 0).bounds == expect
+    camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    protections = camp.groupby("variant")["protection"].agg(set).to_dict()
+    assert protections == {
+        "standard-sgd": {"none"},
+        "standard-sgd+sign-bit": {"sign-bit"},
+        "standard-sgd+secded": {"secded"},
+        "standard-sgd+ranger": {"ranger"},
+    }
+    assert camp["fingerprint"].nunique() == 1 and len(camp) == 4 * 2  # one model under four protections
+    assert set(camp.loc[camp["variant"] == "standard-sgd+sign-bit", "bits"]) == {"0,1,2,3,4,5,6"}

@@ -1,0 +1,205 @@
+"""The mitigations family (issue 23): what each way of buying fault tolerance gains and costs, per training seed.
+
+From a scale's recorded campaign rows of the mitigation variants (:data:`flatenn.repro.scales.MITIGATION_VARIANTS`)
+and their SGD baselines, per method and activation kind (``standard``, ``sparse``), each a 95% t interval over
+training seeds (the unit of replication: a seed's models share their fault-map seed, so every source of
+randomness that differs between seeds is inside the interval):
+
+* ``gain`` (accuracy view, points): per seed, the mean over the shared trials and the informative window's rates
+  of accuracy(method) - accuracy(SGD of the same kind), for each fault model and pooled over the three;
+* ``drop_gain`` (drop view, points): drop(SGD) - drop(method), a model's drop being its clean accuracy minus
+  its accuracy under faults (an inference-time protection's clean accuracy is the protected model's);
+* ``clean_cost`` (points): clean accuracy(SGD) - clean accuracy(method), positive = accuracy given up;
+* ``overhead``: memory added as a fraction of the weight memory (declared by the protection; 0 for training).
+
+Tests: the pooled accuracy gains form one family, Holm-adjusted two-sided t tests (the rule the main claims'
+families use); the per-fault-model and drop views are reported with raw p-values. :func:`pareto_front` names
+the methods no other method beats on both clean cost and gain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.stats import holm, t_test
+from ..core.intervals import mean_ci
+from ..faults.protection import PROTECTIONS
+from .scales import ScaleConfig
+
+_PAIR = ["fault_model", "n_eval", "rate", "count", "seed", "trial"]
+KINDS = ("standard", "sparse")
+
+
+def method_of(variant: str) -> tuple[str, str]:
+    """(kind, method) of a variant name ``<kind>-<method>``: ``sparse-sgd+secded`` -> (sparse, sgd+secded)."""
+    kind, _, method = variant.partition("-")
+    if kind not in KINDS or not method:
+        raise ValueError(f"variant {variant!r} is not <kind>-<method> with kind in {KINDS}")
+    return kind, method
+
+
+def _design_rows(camp: pd.DataFrame) -> pd.DataFrame:
+    """Whole-network campaign rows (every protection; a sign-bit protected row samples the other bits)."""
+    return camp[camp["layers"] == "all"]
+
+
+def point_gains(
+    camp: pd.DataFrame, variant: str, baseline: str, seeds: Iterable[int], rates: dict[str, tuple[float, ...]]
+) -> pd.DataFrame:
+    """Per (train seed, fault model, rate) of the window: the mean over the shared trials of accuracy(variant) -
+    accuracy(baseline) (``gain``), drop(baseline) - drop(variant) (``drop_gain``) and clean accuracy(baseline) -
+    clean accuracy(variant) (``clean_cost``), in accuracy points."""
+    c = _design_rows(camp)
+    out = []
+    for s in seeds:
+        a = c[c["model_id"] == f"{variant}-s{s}"].set_index(_PAIR)
+        b = c[c["model_id"] == f"{baseline}-s{s}"].set_index(_PAIR)
+        base_cols = b[["accuracy", "clean_accuracy"]].add_suffix("_base")
+        j = a[["accuracy", "clean_accuracy"]].join(base_cols, how="inner")
+        if j.empty:
+            raise LookupError(f"no shared campaign rows for {variant}-s{s} and {baseline}-s{s}")
+        j = j.reset_index()
+        keep = np.zeros(len(j), bool)
+        for fm, rs in rates.items():
+            keep |= (j["fault_model"] == fm).to_numpy() & np.isin(j["rate"].round(12), np.round(rs, 12))
+        j = j[keep]
+        if j.empty:
+            raise LookupError(f"{variant}-s{s}: no campaign rows in the rate window")
+        j = j.assign(
+            gain=j["accuracy"] - j["accuracy_base"],
+            drop_gain=(j["clean_accuracy_base"] - j["accuracy_base"]) - (j["clean_accuracy"] - j["accuracy"]),
+            clean_cost=j["clean_accuracy_base"] - j["clean_accuracy"],
+        )
+        per_rate = j.groupby(["fault_model", "rate"])[list(MEASURES)].mean().reset_index()
+        out.append(per_rate.assign(train_seed=s))
+    return pd.concat(out, ignore_index=True)
+
+
+MEASURES = ("gain", "drop_gain", "clean_cost")
+
+
+def seed_gains(
+    camp: pd.DataFrame, variant: str, baseline: str, seeds: Iterable[int], rates: dict[str, tuple[float, ...]]
+) -> pd.DataFrame:
+    """:func:`point_gains` averaged over the window's rates: one row per (train seed, fault model)."""
+    per = point_gains(camp, variant, baseline, seeds, rates)
+    return per.groupby(["train_seed", "fault_model"])[list(MEASURES)].mean().reset_index()
+
+
+def pooled_seed_values(
+    camp: pd.DataFrame, variant: str, seeds: Iterable[int], rates: dict[str, tuple[float, ...]]
+) -> pd.DataFrame:
+    """Per train seed: each measure averaged over the fault models (each fault model weighs the same)."""
+    kind, _ = method_of(variant)
+    return seed_gains(camp, variant, f"{kind}-sgd", seeds, rates).groupby("train_seed")[list(MEASURES)].mean()
+
+
+def _interval(values: np.ndarray) -> dict:
+    m, _, lo, hi, n = mean_ci(values)
+    return {"effect": m, "ci_low": lo, "ci_high": hi, "n_seeds": n, "p_value": t_test(values)}
+
+
+def family_table(
+    camp: pd.DataFrame, scale: ScaleConfig, variants: Sequence[str], seeds: Iterable[int] | None = None
+) -> pd.DataFrame:
+    """One row per (variant, measure, fault model or ``pooled``): effect, 95% CI over seeds, p (Holm-adjusted
+    for the family of pooled accuracy gains, raw otherwise), and the memory overhead of the variant."""
+    seeds = list(scale.seeds if seeds is None else seeds)
+    rows = []
+    for v in variants:
+        kind, method = method_of(v)
+        per = seed_gains(camp, v, f"{kind}-sgd", seeds, scale.informative_rates)
+        pooled = per.groupby("train_seed")[list(MEASURES)].mean()
+        protection = scale.protection(v)
+        overhead = PROTECTIONS[protection].overhead(scale.w_bits)
+        base = {"variant": v, "kind": kind, "method": method, "protection": protection, "overhead": overhead}
+        for measure in ("gain", "drop_gain"):
+            rows.append({**base, "measure": measure, "fault_model": "pooled", **_interval(pooled[measure].to_numpy())})
+            for fm, g in per.groupby("fault_model"):
+                rows.append({**base, "measure": measure, "fault_model": fm, **_interval(g[measure].to_numpy())})
+        rows.append(
+            {**base, "measure": "clean_cost", "fault_model": "none", **_interval(pooled["clean_cost"].to_numpy())}
+        )
+    table = pd.DataFrame(rows)
+    family = (table["measure"] == "gain") & (table["fault_model"] == "pooled")
+    table["family"] = family
+    table["p_adjusted"] = np.nan
+    if family.any():
+        table.loc[family, "p_adjusted"] = holm(table.loc[family, "p_value"].to_numpy())
+    return table
+
+
+def pareto_front(points: pd.DataFrame, cost: str = "clean_cost", gain: str = "gain") -> list[str]:
+    """Variants not dominated: no other has a cost at most theirs and a gain at least theirs, one strictly."""
+    front = []
+    for v, c, g in zip(points["variant"], points[cost], points[gain], strict=True):
+        dominated = ((points[cost] <= c) & (points[gain] >= g) & ((points[cost] < c) | (points[gain] > g))).any()
+        if not dominated:
+            front.append(v)
+    return front
+
+
+def pareto_points(table: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Per variant of one kind: pooled accuracy gain and clean cost with their CIs, overhead and training cost."""
+    t = table[table["kind"] == kind]
+    gain = t[(t["measure"] == "gain") & (t["fault_model"] == "pooled")].set_index("variant")
+    cost = t[t["measure"] == "clean_cost"].set_index("variant")
+    out = pd.DataFrame(
+        {
+            "gain": gain["effect"],
+            "gain_low": gain["ci_low"],
+            "gain_high": gain["ci_high"],
+            "clean_cost": cost["effect"],
+            "cost_low": cost["ci_low"],
+            "cost_high": cost["ci_high"],
+            "overhead": gain["overhead"],
+            "train_cost": gain["train_cost"] if "train_cost" in gain else 1.0,
+        }
+    )
+    return out.rename_axis("variant").reset_index()
+
+
+def pareto_figure(table: pd.DataFrame, path, title: str) -> dict[str, list[str]]:
+    """Clean-accuracy cost (x) against the pooled fault-tolerance gain (y), one panel per kind, one point per
+    method with 95% CI bars; marker area ~ training cost, hardware protections as squares labelled with their
+    memory overhead; the non-dominated set in bold. Returns that set per kind."""
+    from .figures import plt, save_figure
+
+    kinds = [k for k in KINDS if (table["kind"] == k).any()]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), squeeze=False)
+    fronts = {}
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        pts = pareto_points(table, kind)
+        fronts[kind] = front = pareto_front(pts)
+        for p in pts.itertuples():
+            hardware = p.overhead > 0
+            ax.errorbar(
+                p.clean_cost,
+                p.gain,
+                xerr=[[p.clean_cost - p.cost_low], [p.cost_high - p.clean_cost]],
+                yerr=[[p.gain - p.gain_low], [p.gain_high - p.gain]],
+                fmt="s" if hardware else "o",
+                markersize=4 + 3 * float(p.train_cost),
+                capsize=2,
+                alpha=0.85,
+            )
+            label = method_of(p.variant)[1] + (f" (+{100 * p.overhead:.1f}% memory)" if hardware else "")
+            ax.annotate(
+                label,
+                (p.clean_cost, p.gain),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontweight="bold" if p.variant in front else "normal",
+            )
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.axvline(0, color="grey", lw=0.6)
+        ax.set_xlabel("clean-accuracy cost vs SGD (points; right = worse)")
+        ax.set_ylabel("accuracy gain under faults vs SGD (points)")
+        ax.set_title(f"{kind} models; Pareto front in bold", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)
+    return fronts
