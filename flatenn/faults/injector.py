@@ -91,9 +91,11 @@ def _code_dtype(bits: int) -> type:
 
 
 def _channel_scales(scale: np.ndarray, per_channel: int, idx: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """``scale[idx // per_channel]`` for ``idx`` made of segments (one per trial) of sorted flat indices: each
-    segment's channel counts come from a binary search of the channel boundaries, so there is no per-weight
-    division or gather."""
+    """``scale[idx // per_channel]`` for ``idx`` made of segments (one per trial) of sorted flat indices. One
+    segment (a large layer's trial): channel counts from a binary search of the channel boundaries, so there is
+    no per-weight division or gather; several (small blocks of trials): the division, in one call."""
+    if len(sizes) != 1:
+        return scale[idx // per_channel]
     bounds = np.arange(len(scale) + 1, dtype=np.int64) * per_channel
     parts, a = [], 0
     for size in sizes.tolist():

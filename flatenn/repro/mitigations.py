@@ -203,3 +203,103 @@ def pareto_figure(table: pd.DataFrame, path, title: str) -> dict[str, list[str]]
     fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
     return fronts
+
+
+# forward + backward passes per training step, relative to SGD (declared by the methods: a sharpness-aware
+# step and a RandBET step each run two forward/backward passes; clipping adds an elementwise clamp)
+TRAIN_PASSES = {"sgd": 1, "saq": 2, "sam": 2, "asam": 2, "randbet": 2, "clip": 1}
+
+
+def train_seconds(d, training: pd.DataFrame) -> pd.Series:
+    """Seconds per training epoch per model id, from the records of the folder's stored models."""
+    import json
+    from pathlib import Path
+
+    out = {}
+    for mid, key in zip(training["model_id"], training["key"], strict=True):
+        p = Path(d) / "models" / f"{key}.json"
+        if p.is_file():
+            out[mid] = float(json.loads(p.read_text())["record"]["seconds_per_epoch"])
+    return pd.Series(out, dtype=float)
+
+
+def cost_ratio(seconds: pd.Series, variant: str, scale: ScaleConfig) -> dict:
+    """Per seed: seconds per epoch of the variant's model over its SGD baseline's (1 for a protection: the
+    same model); mean and 95% t CI over seeds (wall time on a shared machine: a rough measure)."""
+    kind, _ = method_of(variant)
+    ratios = [
+        seconds[f"{variant}-s{s}"] / seconds[f"{kind}-sgd-s{s}"]
+        for s in scale.seeds
+        if f"{variant}-s{s}" in seconds.index and f"{kind}-sgd-s{s}" in seconds.index
+    ]
+    if scale.protection(variant) != "none" or not ratios:
+        return {
+            "effect": 1.0 if scale.protection(variant) != "none" else float("nan"),
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+        }
+    m, _, lo, hi, _ = mean_ci(np.array(ratios))
+    return {"effect": m, "ci_low": lo, "ci_high": hi}
+
+
+def _ci(row) -> str:
+    return f"{row['effect']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+
+
+def summary_markdown(claims: pd.DataFrame, scale: ScaleConfig, seconds: pd.Series | None = None) -> str:
+    """The family as a Markdown table (rows: methods; per activation type: gain under faults with its Holm
+    verdict, drop view, clean cost, training-time ratio) with the Pareto fronts and the trace correlations."""
+    c = claims[claims["claim"] == "mitigations"].copy()
+    c["measure"] = c["metric"].str.split(":").str[0]
+    c["variant"] = c["metric"].str.split(":").str[1]
+    rows = c[c["measure"].isin(MEASURES)].set_index(["measure", "variant"])
+    methods = list(dict.fromkeys(method_of(v)[1] for v in rows.index.get_level_values(1)))
+    head = "| method | memory overhead | train passes / step |"
+    sep = "|---|---|---|"
+    for kind in KINDS:
+        head += (
+            f" {kind}: gain under faults (verdict) | {kind}: drop view | {kind}: clean cost | {kind}: s/epoch ÷ SGD |"
+        )
+        sep += "---|---|---|---|"
+    lines = [head, sep]
+    for method in methods:
+        base = method.split("+")[0].split("-rho")[0]
+        protection = method.split("+")[1] if "+" in method else "none"
+        over = PROTECTIONS[protection].overhead(scale.w_bits)
+        line = (
+            f"| {method} | {100 * over:.1f}% | {TRAIN_PASSES.get(base, float('nan')) if protection == 'none' else 1} |"
+        )
+        for kind in KINDS:
+            v = f"{kind}-{method}"
+            if ("gain", v) not in rows.index:
+                line += " – | – | – | – |"
+                continue
+            g, dr, cc = rows.loc[("gain", v)], rows.loc[("drop_gain", v)], rows.loc[("clean_cost", v)]
+            ratio = cost_ratio(seconds, v, scale) if seconds is not None else {"effect": np.nan}
+            r = "–" if np.isnan(ratio["effect"]) else f"{ratio['effect']:.2f}"
+            if not np.isnan(ratio.get("ci_low", np.nan)):
+                r += f" [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
+            line += f" {_ci(g)} **{g['verdict']}** | {_ci(dr)} | {_ci(cc)} | {r} |"
+        lines.append(line)
+    points = (
+        c[c["measure"].isin(("gain", "clean_cost"))]
+        .pivot_table(index="variant", columns="measure", values="effect")
+        .reset_index()
+    )
+    points["kind"] = points["variant"].map(lambda v: method_of(v)[0])
+    for kind in KINDS:
+        pts = points[points["kind"] == kind]
+        if len(pts):
+            front = [method_of(v)[1] for v in pareto_front(pts)]
+            lines.append(
+                f"\nPareto front ({kind}; lower clean cost, higher gain; point estimates): {', '.join(front)}."
+            )
+    for kind in KINDS:
+        t = c[c["metric"] == f"spearman_trace_drop:{kind}"]
+        if len(t):
+            t = t.iloc[0]
+            lines.append(
+                f"\nHessian trace vs accuracy drop ({kind} models, every training method): Spearman ρ "
+                f"{_ci(t)} (p {t['p_value']:.2g})."
+            )
+    return "\n".join(lines)

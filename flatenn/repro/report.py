@@ -402,6 +402,31 @@ def headline() -> list[tuple[str, str, str]]:
 
 SUMMARY_START, SUMMARY_END = "<!-- claims-summary:start -->", "<!-- claims-summary:end -->"
 ABLATION_START, ABLATION_END = "<!-- ablation-summary:start -->", "<!-- ablation-summary:end -->"
+MITIGATIONS_START, MITIGATIONS_END = "<!-- mitigations-summary:start -->", "<!-- mitigations-summary:end -->"
+
+
+def mitigations_markdown(root: Path) -> str:
+    """The recorded mitigations family of every mitigations scale folder under ``root`` ('' when none)."""
+    from .mitigations import summary_markdown, train_seconds
+
+    parts = []
+    for name, scale in SCALES.items():
+        d = root / name
+        if not (scale.claims and "mitigations" in scale.claims and (d / "claims.csv").is_file()):
+            continue
+        claims = read_result(d, "claims")
+        seconds = train_seconds(d, read_result(d, "training"))
+        parts += [
+            f"`{name}` ({scale_title(scale)}; {len(scale.seeds)} seeds; effects in accuracy points, mean [95% CI] "
+            "over training seeds, each method against SGD of the same activation type on the same fault-map "
+            "seeds; gain verdicts Holm-adjusted over the 20 gains, `equivalent` = within ±2 points; plan: "
+            "`flatenn/repro/plans/mitigations.md`):",
+            "",
+            summary_markdown(claims, scale, seconds),
+            "",
+            f"![Pareto front]({'results/' if root.name == 'results' else ''}{name}/figures/pareto.png)",
+        ]
+    return "\n".join(parts)
 
 
 def _cell(claims: pd.DataFrame | None, case: str) -> str:
@@ -549,12 +574,17 @@ def write_readme(root: Path) -> Path:
         "",
         "![training curves](ablation/figures/training_curves.png)",
     ]
+    mitigations = mitigations_markdown(root)
+    if mitigations:
+        out += ["", "## Mitigations head-to-head", "", mitigations.replace("](results/", "](")]
     path = root / "README.md"
     path.write_text("\n".join(out) + "\n")
     top = root.parent / "README.md"
     if root.resolve() == (Path(__file__).resolve().parents[2] / "results").resolve() and top.is_file():
         text = replace_summary(top.read_text(), summary_markdown(root))
         text = replace_summary(text, ablation, ABLATION_START, ABLATION_END)
+        if mitigations:
+            text = replace_summary(text, mitigations, MITIGATIONS_START, MITIGATIONS_END)
         top.write_text(text)
     return path
 

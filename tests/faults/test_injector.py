@@ -128,3 +128,5 @@ def test_channel_scales_of_concatenated_trials_equal_scale_by_division():
     idx = np.concatenate(segments).astype(np.int64)
     sizes = np.array([s.size for s in segments])
     assert np.array_equal(_channel_scales(scale, per_channel, idx, sizes), scale[idx // per_channel])
+    for seg in segments:  # one trial's sorted indices: the binary-search path
+        assert np.array_equal(_channel_scales(scale, per_channel, seg, np.array([seg.size])), scale[seg // per_channel])

@@ -157,3 +157,10 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
         assert claims.loc[f"mitigations[gain:{v}]", "effect"] == pytest.approx(np.mean(gains), rel=1e-5)  # %.6g
     assert [p.name for p in scale_figures(d)] == ["pareto.png"]
     assert verify_scale(d) == []
+    from flatenn.repro.report import mitigations_markdown
+
+    text = mitigations_markdown(tmp_path)
+    table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(table) == 1 + 10  # header + one row per method (SAQ x3, SAM, ASAM, RandBET, clip, 3 protections)
+    assert "| sgd+secded | 12.5% | 1 |" in text and "| sgd+sign-bit | 12.5% | 1 |" in text
+    assert text.count("Pareto front (") == 2 and "Hessian trace vs accuracy drop (standard" in text
