@@ -27,7 +27,7 @@ import pandas as pd
 from ..analysis.stats import holm, t_test
 from ..core.intervals import mean_ci
 from ..faults.protection import PROTECTIONS
-from .estimators import _in_window
+from .rate_window import in_window
 from .scales import ScaleConfig
 
 _PAIR = ["fault_model", "n_eval", "rate", "count", "seed", "trial"]
@@ -62,7 +62,7 @@ def point_gains(
         j = a[["accuracy", "clean_accuracy"]].join(base_cols, how="inner")
         if j.empty:
             raise LookupError(f"no shared campaign rows for {variant}-s{s} and {baseline}-s{s}")
-        j = _in_window(j.reset_index(), rates)
+        j = in_window(j.reset_index(), rates)
         if j.empty:
             raise LookupError(f"{variant}-s{s}: no campaign rows in the rate window")
         j = j.assign(
