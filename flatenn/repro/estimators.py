@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.stats import clustered_spearman, mean_ci, t_test, tost
+from .rate_window import in_window
 from .scales import ScaleConfig
 
 
@@ -94,13 +95,6 @@ def _with_drop(camp: pd.DataFrame) -> pd.DataFrame:
     return camp.assign(drop=camp["clean_accuracy"] - camp["accuracy"])
 
 
-def _in_window(per: pd.DataFrame, rates: dict[str, tuple[float, ...]]) -> pd.DataFrame:
-    keep = np.zeros(len(per), bool)
-    for fm, rs in rates.items():
-        keep |= (per["fault_model"] == fm).to_numpy() & np.isin(per["rate"].round(12), np.round(rs, 12))
-    return per[keep]
-
-
 def _seed_level(values: np.ndarray, sesoi: float, note: str = "") -> Result:
     m, _, lo, hi, n = mean_ci(values)
     return Result(m, lo, hi, n, t_test(values), tost(values, sesoi), note, values=np.asarray(values, float))
@@ -115,7 +109,7 @@ def paired_seed_effects(
         per = _paired_by_seed(_with_drop(camp), args["worse"], args["better"], scale.seeds, "drop")
     else:
         per = _paired_by_seed(camp, args["better"], args["worse"], scale.seeds, "accuracy")
-    return _in_window(per, rates).groupby("train_seed")["diff"].mean()
+    return in_window(per, rates).groupby("train_seed")["diff"].mean()
 
 
 def campaign_effect(camp, scale, better: str, worse: str, view: str, rates, sesoi: float) -> Result:
@@ -128,7 +122,7 @@ def campaign_effect(camp, scale, better: str, worse: str, view: str, rates, seso
         per = _paired_by_seed(camp, better, worse, scale.seeds, "accuracy")
     else:
         per = _paired_by_seed(_with_drop(camp), worse, better, scale.seeds, "drop")
-    seed_means = _in_window(per, rates).groupby("train_seed")["diff"].mean()
+    seed_means = in_window(per, rates).groupby("train_seed")["diff"].mean()
     res = _seed_level(seed_means.to_numpy(), sesoi)
     detail = []
     for (fm, r), g in per.groupby(["fault_model", "rate"]):
@@ -152,7 +146,7 @@ def _up_to(detail: pd.DataFrame) -> Result:
 def model_drop(camp: pd.DataFrame, rates, fault_models=None) -> pd.DataFrame:
     """Mean accuracy drop per model over a window's rates (of the given fault models), with its train seed."""
     per = _with_drop(main_rows(camp)).groupby(["model_id", "train_seed", "fault_model", "rate"])["drop"]
-    per = _in_window(per.mean().reset_index(), rates)
+    per = in_window(per.mean().reset_index(), rates)
     if fault_models is not None:
         per = per[per["fault_model"].isin(fault_models)]
     return per.groupby(["model_id", "train_seed"])["drop"].mean().reset_index().set_index("model_id")

@@ -130,6 +130,7 @@ class Experiment:
         self.stages = Stages(f"[{scale.name}]", totals(self.units))
         self._done: set[Unit] = set()
         self._campaigns_done: set[tuple[str, str]] = set()
+        self._ranger: dict[str, Ranger] = {}  # Ranger bounds per model id, profiled once for all fault models
 
     def close(self) -> None:
         """Release the folder lock (also released when the process ends) and restore torch's global settings."""
@@ -226,9 +227,12 @@ class Experiment:
         name = self.scale.protection(variant)
         if name != "ranger":
             return name
-        model, _ = self.model(variant, seed)
-        with frozen(model):
-            return Ranger(profile_bounds(model, self.data().x_train[: self.scale.ranger_examples]))
+        mid = self.scale.model_id(variant, seed)
+        if mid not in self._ranger:
+            model, _ = self.model(variant, seed)
+            with frozen(model):
+                self._ranger[mid] = Ranger(profile_bounds(model, self.data().x_train[: self.scale.ranger_examples]))
+        return self._ranger[mid]
 
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:
         """Run (or resume) the scale's campaign for one model and fault model into campaign.csv."""

@@ -27,6 +27,7 @@ import pandas as pd
 from ..analysis.stats import holm, t_test
 from ..core.intervals import mean_ci
 from ..faults.protection import PROTECTIONS
+from .rate_window import in_window
 from .scales import ScaleConfig
 
 _PAIR = ["fault_model", "n_eval", "rate", "count", "seed", "trial"]
@@ -61,11 +62,7 @@ def point_gains(
         j = a[["accuracy", "clean_accuracy"]].join(base_cols, how="inner")
         if j.empty:
             raise LookupError(f"no shared campaign rows for {variant}-s{s} and {baseline}-s{s}")
-        j = j.reset_index()
-        keep = np.zeros(len(j), bool)
-        for fm, rs in rates.items():
-            keep |= (j["fault_model"] == fm).to_numpy() & np.isin(j["rate"].round(12), np.round(rs, 12))
-        j = j[keep]
+        j = in_window(j.reset_index(), rates)
         if j.empty:
             raise LookupError(f"{variant}-s{s}: no campaign rows in the rate window")
         j = j.assign(
