@@ -440,12 +440,41 @@ def check_eval_examples(a, data) -> int:
     return a.eval_examples or len(data.x_test)
 
 
+def _cli_protection(a, model, data):
+    """``--protection`` as run_campaign takes it; Ranger and FT-ClipAct are built from the training images
+    (never the test images): Ranger's bounds from the first 2048, FT-ClipAct's thresholds chosen on the first
+    512 under bit flips at the campaign's rates, on fault maps of seed 10^9 + --seed (not the scored maps)."""
+    if a.protection == "ranger":
+        from .core.clipping import profile_bounds
+        from .core.quant import frozen
+        from .faults.protection import Ranger
+
+        with frozen(model):
+            return Ranger(profile_bounds(model, data.x_train[:2048]))
+    if a.protection == "ft-clipact":
+        from .faults.ft_clipact import select_thresholds
+
+        rates = [r for r in a.rates if r > 0]
+        n = 512
+        return select_thresholds(model, data.x_train[:n], data.y_train[:n], "bitflip", rates, seed=10**9 + a.seed)
+    return a.protection
+
+
+def check_protection_option(a) -> None:
+    """Refuse ``--protection`` combinations a campaign cannot run, before any model is loaded."""
+    if a.protection == "ft-clipact" and not any(r > 0 for r in a.rates or []):
+        raise ValueError("--protection ft-clipact chooses its thresholds at the campaign's --rates: give a rate > 0")
+    if a.protection == "sign-bit" and a.bits is not None:
+        raise ValueError("--protection sign-bit sets the bit positions itself (bits 0..b-2): drop --bits")
+
+
 def cmd_campaign(a) -> int:
     from .analysis.stats import summarize_campaign
     from .faults.campaign import campaign_points, run_campaign
 
     check_out(a.out, "campaign")
     campaign_points(a.rates, a.counts)  # repeated points are refused before any model is loaded
+    check_protection_option(a)
     if is_foreign(a.model):
         check_bits_option(a, None)
     model, data, cfg = _load_model(a)
@@ -465,6 +494,7 @@ def cmd_campaign(a) -> int:
         batch_size=a.batch_size,
         out=a.out,
         progress=not a.quiet,
+        protection=_cli_protection(a, model, data),
     )
     summ = summarize_campaign(df)
     cols = [
@@ -773,6 +803,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_at_least(1), default=512, help="evaluation batch size (pin it: results depend on it)"
     )
     c.add_argument("--model-id", default=None, help="id written in the rows (default: the zoo key)")
+    c.add_argument(
+        "--protection",
+        choices=("none", "sign-bit", "secded", "ranger", "ft-clipact"),
+        default="none",
+        help="inference-time protection (ranger, ft-clipact: built from training images; default none)",
+    )
     _add_foreign(c)
     c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
     _add_common(c)

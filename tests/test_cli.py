@@ -56,6 +56,17 @@ def test_train_and_campaign_commands(tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "bitflip" in text and out.is_file() and len(out.read_text().splitlines()) == 5
+    for protection in ("ft-clipact", "secded"):  # more rows in the same file, under their protection
+        argv = ["campaign", "--model", key, "--fault", "bitflip", "--rates", "0.05", "--trials", "2"]
+        argv += ["--cache-dir", cache, "--out", str(out), "--quiet", "--protection", protection]
+        assert main([*argv, "--eval-examples", "50"]) == 0
+    from flatenn.core.results import read_table
+
+    assert read_table(out, "campaign").groupby("protection").size().to_dict() == {
+        "none": 4,
+        "ft-clipact": 2,
+        "secded": 2,
+    }
     sharp = tmp_path / "s.csv"
     assert (
         main(
@@ -113,6 +124,9 @@ CAMPAIGN = ["campaign", "--model", "smoke:standard-sgd:0", "--fault", "bitflip",
         (["--rates", "0.1", "--eval-examples", "-5"], "--eval-examples"),
         (["--rates", "0.1", "--device", "tpu9"], "--device"),
         (["--rates", "0.1", "--seed", "-3"], "--seed"),
+        (["--rates", "0.1", "--protection", "tmr"], "--protection"),
+        (["--counts", "3", "--protection", "ft-clipact"], "rate > 0"),
+        (["--rates", "0.1", "--protection", "sign-bit", "--bits", "7"], "drop --bits"),
     ],
 )
 def test_bad_campaign_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, extra, match):

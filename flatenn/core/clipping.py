@@ -1,10 +1,12 @@
-"""Activation clipping as an inference-time transform (Ranger; Chen et al., DSN 2021).
+"""Activation clipping as an inference-time transform (Ranger, Chen et al., DSN 2021; FT-ClipAct, Hoang et al., DATE 2020).
 
 A weight fault can turn an activation into a huge value that then propagates; bounding every activation
 at the largest value seen on clean data cuts that off without retraining. :func:`profile_bounds` records,
 per activation module (ReLU, FATReLU), the largest output on clean inputs (the training data, never the
 test images); :func:`clipped` applies ``min(output, bound)`` to those outputs inside a ``with`` block
-(forward hooks, removed on exit, so the model is left as it was).
+(forward hooks, removed on exit, so the model is left as it was). With ``mode="zero"`` an output above its
+bound is set to 0 instead (FT-ClipAct's clipped ReLU: x for x <= T, else 0), on the reasoning that a value
+that large is a fault's, not the signal's.
 
 In flatenn's quantized models every layer input also passes an unsigned activation quantizer that
 saturates at its calibrated range, so part of this protection is already there; the clipping here acts
@@ -51,9 +53,15 @@ def profile_bounds(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> 
     return bounds
 
 
+CLIP_MODES = ("saturate", "zero")
+
+
 @contextlib.contextmanager
-def clipped(model: nn.Module, bounds: Mapping[str, float]) -> Iterator[nn.Module]:
-    """Inside the block every named activation's output is ``min(output, bound)``; ``inf`` leaves it unchanged."""
+def clipped(model: nn.Module, bounds: Mapping[str, float], mode: str = "saturate") -> Iterator[nn.Module]:
+    """Inside the block every named activation's output is ``min(output, bound)`` (``mode="saturate"``, Ranger)
+    or, with ``mode="zero"`` (FT-ClipAct), 0 where it exceeds the bound; a bound of ``inf`` leaves it unchanged."""
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {mode!r}")
     modules = activation_modules(model)
     unknown = sorted(set(bounds) - set(modules))
     if unknown:
@@ -62,7 +70,11 @@ def clipped(model: nn.Module, bounds: Mapping[str, float]) -> Iterator[nn.Module
         raise ValueError("an activation bound is NaN")
 
     def hook(bound: float):
-        return lambda _module, _inputs, output: output if math.isinf(bound) and bound > 0 else output.clamp(max=bound)
+        if math.isinf(bound) and bound > 0:
+            return lambda _module, _inputs, output: output
+        if mode == "zero":
+            return lambda _module, _inputs, output: output.masked_fill(output > bound, 0.0)
+        return lambda _module, _inputs, output: output.clamp(max=bound)
 
     handles = [modules[n].register_forward_hook(hook(float(b))) for n, b in bounds.items()]
     try:

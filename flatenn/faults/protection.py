@@ -12,6 +12,9 @@ Built in:
 - ``secded``: SECDED over 64-bit words of stored codes (:mod:`flatenn.faults.ecc`; overhead 8/64).
 - ``ranger``: activation outputs clipped at bounds profiled on clean *training* data (Chen et al., DSN
   2021; :mod:`flatenn.core.clipping`); needs those bounds: ``Ranger(profile_bounds(model, x_train))``.
+- ``ft-clipact``: activation outputs above a per-layer threshold set to 0 (Hoang et al., DATE 2020), the
+  thresholds chosen by a fault-injection search on images that are not the test set
+  (:func:`flatenn.faults.ft_clipact.select_thresholds`): ``FTClipAct(thresholds)``.
 
 Adding one takes a subclass with a ``name`` registered with :func:`register_protection`.
 """
@@ -111,6 +114,25 @@ class Ranger(Protection):
             yield model
 
 
+@dataclass
+class FTClipAct(Ranger):
+    """FT-ClipAct's clipped activations: an output above its module's threshold reads as 0 (not as the threshold)."""
+
+    name: ClassVar[str] = "ft-clipact"
+
+    def __post_init__(self) -> None:
+        if not self.bounds:
+            raise ValueError(
+                "FTClipAct needs per-layer thresholds: flatenn.faults.ft_clipact.select_thresholds(model, x, y, ...)"
+            )
+        super().__post_init__()
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[nn.Module]:
+        with clipped(model, self.bounds, mode="zero"):
+            yield model
+
+
 PROTECTIONS: dict[str, type[Protection]] = {}
 
 
@@ -122,7 +144,7 @@ def register_protection(cls: type[Protection]) -> type[Protection]:
     return cls
 
 
-for _cls in (Protection, SignBit, SECDED, Ranger):
+for _cls in (Protection, SignBit, SECDED, Ranger, FTClipAct):
     register_protection(_cls)
 
 
@@ -136,8 +158,11 @@ def get_protection(protection: str | Protection | None) -> Protection:
         raise ValueError(f"unknown protection {protection!r}; registered: {sorted(PROTECTIONS)}")
     cls = PROTECTIONS[protection]
     if cls.needs_data:
+        how = {
+            "ranger": "Ranger(flatenn.core.clipping.profile_bounds(model, x_train))",
+            "ft-clipact": "flatenn.faults.ft_clipact.select_thresholds(model, x_select, y_select)",
+        }.get(protection, f"{cls.__name__}(...)")
         raise ValueError(
-            f"protection {protection!r} is built from clean training data: pass the object, e.g. "
-            "Ranger(flatenn.core.clipping.profile_bounds(model, x_train))"
+            f"protection {protection!r} is built from data (never the test images): pass the object, {how}"
         )
     return cls()

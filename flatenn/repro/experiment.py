@@ -38,6 +38,7 @@ from ..core.quant import frozen
 from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, write_table
 from ..core.zoo import Zoo
 from ..faults.campaign import run_campaign
+from ..faults.ft_clipact import select_thresholds
 from ..faults.protection import Protection, Ranger
 from .executor import Executor, LocalExecutor
 from .folder import ResultsFolder
@@ -130,7 +131,8 @@ class Experiment:
         self.stages = Stages(f"[{scale.name}]", totals(self.units))
         self._done: set[Unit] = set()
         self._campaigns_done: set[tuple[str, str]] = set()
-        self._ranger: dict[str, Ranger] = {}  # Ranger bounds per model id, profiled once for all fault models
+        # data-built protections (Ranger bounds, FT-ClipAct thresholds) per model id, built once for all fault models
+        self._built_protections: dict[str, Protection] = {}
 
     def close(self) -> None:
         """Release the folder lock (also released when the process ends) and restore torch's global settings."""
@@ -222,17 +224,34 @@ class Experiment:
 
     # ---- measurements -----------------------------------------------------------------------
     def protection(self, variant: str, seed: int) -> str | Protection:
-        """The variant's inference-time protection: a name, or for Ranger the bounds profiled on the first
-        ``ranger_examples`` clean training images (never the test images)."""
+        """The variant's inference-time protection: a name, or one built from the first training images
+        (never the test images): Ranger's bounds profiled on ``ranger_examples`` of them, FT-ClipAct's thresholds
+        chosen on ``clipact_examples`` of them under bit flips at the informative window's rates, with fault maps
+        of seed ``scale.selection_seed(seed)`` (not the maps that score the model)."""
         name = self.scale.protection(variant)
-        if name != "ranger":
+        if name not in ("ranger", "ft-clipact"):
             return name
         mid = self.scale.model_id(variant, seed)
-        if mid not in self._ranger:
+        if mid not in self._built_protections:
             model, _ = self.model(variant, seed)
-            with frozen(model):
-                self._ranger[mid] = Ranger(profile_bounds(model, self.data().x_train[: self.scale.ranger_examples]))
-        return self._ranger[mid]
+            data = self.data()
+            if name == "ranger":
+                with frozen(model):
+                    built = Ranger(profile_bounds(model, data.x_train[: self.scale.ranger_examples]))
+            else:
+                n = self.scale.clipact_examples
+                built = select_thresholds(
+                    model,
+                    data.x_train[:n],
+                    data.y_train[:n],
+                    "bitflip",
+                    rates=self.scale.window_rates("bitflip"),
+                    trials=self.scale.clipact_trials,
+                    seed=self.scale.selection_seed(seed),
+                    batch_size=self.scale.eval_batch_size,
+                )
+            self._built_protections[mid] = built
+        return self._built_protections[mid]
 
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:
         """Run (or resume) the scale's campaign for one model and fault model into campaign.csv."""

@@ -416,10 +416,11 @@ def mitigations_markdown(root: Path) -> str:
             continue
         claims = read_result(d, "claims")
         seconds = train_seconds(d, read_result(d, "training"))
+        n_gains = int((claims["direction"] == 1).sum())
         parts += [
             f"`{name}` ({scale_title(scale)}; {len(scale.seeds)} seeds; effects in accuracy points, mean [95% CI] "
             "over training seeds, each method against SGD of the same activation type on the same fault-map "
-            "seeds; gain verdicts Holm-adjusted over the 20 gains, `equivalent` = within ±2 points; plan: "
+            f"seeds; gain verdicts Holm-adjusted over the {n_gains} gains, `equivalent` = within ±2 points; plan: "
             "`flatenn/repro/plans/mitigations.md`):",
             "",
             summary_markdown(claims, scale, seconds),

@@ -39,7 +39,7 @@ METHOD_SETTINGS: dict[str, dict] = {
     "clip": {"w_max": 0.1},  # Stutz et al., MLSys 2021: weight clipping alone
 }
 SAQ_RHO_GRID = (0.02, 0.1)  # beside the scales' rho = 0.05: SAQ at a small grid of radii
-PROTECTION_VARIANTS = ("sign-bit", "secded", "ranger")
+PROTECTION_VARIANTS = ("sign-bit", "secded", "ranger", "ft-clipact")
 
 
 def mitigation_variants() -> dict[str, tuple]:
@@ -100,6 +100,8 @@ class ScaleConfig:
         "bit_sensitivity",
     )
     ranger_examples: int = 2048  # training images (the first ones of the split) Ranger's activation bounds come from
+    clipact_examples: int = 512  # training images (the first ones) FT-ClipAct's thresholds are chosen on
+    clipact_trials: int = 10  # fault maps per candidate threshold and rate in FT-ClipAct's search
     sensitivity_rate: float = 3e-3  # bit-flip rate at which bit_sensitivity predicts the loss increase
     device: str = "auto"
     torch_threads: int | None = None
@@ -187,6 +189,15 @@ class ScaleConfig:
         see different maps, so the CI over seeds contains fault-map variation too (issue 10).
         """
         return self.campaign_seed * 1000 + train_seed
+
+    def selection_seed(self, train_seed: int) -> int:
+        """Fault-map seed of the searches that *choose* a protection (FT-ClipAct's thresholds) for the models of
+        ``train_seed``: disjoint from every :meth:`map_seed`, so no map that scores a model chose its setting."""
+        return 10**9 + self.map_seed(train_seed)
+
+    def window_rates(self, fault_model: str) -> tuple[float, ...]:
+        """The informative window's rates of ``fault_model`` (all of the scale's rates where none is declared)."""
+        return tuple(self.informative_rates.get(fault_model) or self.rates)
 
     def sharpness_seed_for(self, train_seed: int) -> int:
         """Seed of the sharpness subset and probes of the models of ``train_seed`` (one for all under v1)."""
@@ -302,7 +313,7 @@ ABLATION_LEVELS: dict[str, ScaleConfig] = {
 }
 SCALES.update(ABLATION_LEVELS)
 # The mitigations family (issue 23; plan: flatenn/repro/plans/mitigations.md): smoke's setting with every
-# mitigation variant, a fixed design of 18 seeds (80% power at the 2-point SESOI, Holm over 20 cases), the
+# mitigation variant, a fixed design of 18 seeds (82% power at the 2-point SESOI, Holm over 22 cases), the
 # Hessian trace as the only sharpness metric (does it predict a method's gain?).
 SCALES["mitigations_smoke"] = dataclasses.replace(
     SCALES["smoke"],

@@ -71,3 +71,32 @@ def test_bad_bounds_and_inputs(model):
         profile_bounds(model, _x()[:0])
     with pytest.raises(ValueError, match="no activation"):
         profile_bounds(nn.Linear(3, 2), torch.randn(2, 3))
+
+
+@torch.no_grad()
+def test_zero_mode_sets_outputs_above_the_bound_to_zero_and_keeps_the_others(model):
+    """FT-ClipAct's clipped activation: x where x <= bound, 0 where x > bound (Ranger's mode saturates at the bound)."""
+    name, module = next(iter(activation_modules(model).items()))
+    x = _x(2) * 3
+    model.eval()
+    seen: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda m, i, o: seen.append(o.clone()))
+    model(x)
+    handle.remove()
+    raw = seen.pop()
+    bound = float(raw.max()) / 3
+    for mode, expect in (
+        ("zero", torch.where(raw > bound, torch.zeros_like(raw), raw)),
+        ("saturate", raw.clamp(max=bound)),
+    ):
+        with clipped(model, {name: bound}, mode=mode):
+            handle = module.register_forward_hook(lambda m, i, o: seen.append(o.clone()))  # after the clip's hook
+            model(x)
+            handle.remove()
+        assert torch.equal(seen.pop(), expect), mode
+    ref = model(x)
+    with clipped(model, dict.fromkeys(activation_modules(model), math.inf), mode="zero"):
+        assert torch.equal(model(x), ref)
+    with pytest.raises(ValueError, match="clip mode"):
+        with clipped(model, {name: 1.0}, mode="clamp"):
+            pass

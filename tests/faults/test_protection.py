@@ -12,7 +12,7 @@ from flatenn.core.models import ModelSpec, build_model
 from flatenn.core.quant import frozen
 from flatenn.faults.campaign import run_campaign
 from flatenn.faults.injector import FaultInjector
-from flatenn.faults.protection import PROTECTIONS, Protection, Ranger, get_protection
+from flatenn.faults.protection import PROTECTIONS, FTClipAct, Protection, Ranger, get_protection
 from tests.helpers import calibrated
 
 _SAME = ["model_id", "fault_model", "layers", "rate", "count", "seed", "trial", "faulty_bits", "changed_weights"]
@@ -80,6 +80,38 @@ def test_ranger_clean_numbers_are_the_clipped_models(model, data):
     assert loss != evaluate(model, x, y)[1]  # the clipping did change the computation
 
 
+def test_ft_clipact_zeroes_what_exceeds_its_threshold_and_keeps_the_rest(model, data):
+    """FT-ClipAct's clipped ReLU (Hoang et al. 2020): x for x <= T, 0 above; at T = inf it is no protection."""
+    x, y = data
+    open_bounds = FTClipAct(dict.fromkeys(profile_bounds(model, x), math.inf))
+    plain = run_campaign(model, x, y, "bitflip", rates=[0.05], trials=3, progress=False)
+    guarded = run_campaign(model, x, y, "bitflip", rates=[0.05], trials=3, progress=False, protection=open_bounds)
+    cols = _SAME + ["accuracy", "loss", "clean_accuracy"]
+    assert guarded[cols].equals(plain[cols]) and (guarded["protection"] == "ft-clipact").all()
+    from flatenn.core.activations import activation_modules
+
+    name, module = next(iter(activation_modules(model).items()))
+    outputs: list[torch.Tensor] = []
+
+    def observe(_m, _i, o):  # registered after the protection's hook, so it sees the protected output
+        outputs.append(o.clone())
+
+    model.eval()
+    with torch.no_grad():
+        handle = module.register_forward_hook(observe)
+        model(x)
+        handle.remove()
+        raw = outputs.pop()
+        threshold = float(raw[raw > 0].median())
+        with FTClipAct({name: threshold}).applied(model):
+            handle = module.register_forward_hook(observe)
+            model(x)
+            handle.remove()
+    expect = torch.where(raw > threshold, torch.zeros_like(raw), raw)  # x for x <= T, else 0 (not T: not Ranger)
+    assert (expect == 0).sum() > (raw == 0).sum()  # the threshold did cut something
+    assert torch.equal(outputs.pop(), expect)
+
+
 def test_rows_of_one_protection_are_not_reused_for_another(model, data, tmp_path):
     out = tmp_path / "campaign.csv"
     run_campaign(model, *data, "bitflip", rates=[0.05], trials=3, progress=False, out=out)
@@ -95,14 +127,18 @@ def test_rows_of_one_protection_are_not_reused_for_another(model, data, tmp_path
 
 
 def test_registry_and_errors():
-    assert set(PROTECTIONS) >= {"none", "sign-bit", "secded", "ranger"}
+    assert set(PROTECTIONS) >= {"none", "sign-bit", "secded", "ranger", "ft-clipact"}
     assert get_protection(None).name == "none" and get_protection("secded").ecc == "secded"
     assert get_protection("sign-bit").overhead(8) == pytest.approx(1 / 8)
     assert get_protection("secded").overhead(8) == pytest.approx(8 / 64)
     with pytest.raises(ValueError, match="unknown protection"):
         get_protection("tmr")
-    with pytest.raises(ValueError, match="training data"):
+    with pytest.raises(ValueError, match="profile_bounds"):
         get_protection("ranger")
+    with pytest.raises(ValueError, match="select_thresholds"):
+        get_protection("ft-clipact")
+    with pytest.raises(ValueError, match="thresholds"):
+        FTClipAct({})
     with pytest.raises(ValueError, match="bounds"):
         Ranger({})
     assert not Protection().transforms and Ranger({"a": 1.0}).transforms

@@ -105,13 +105,27 @@ def test_an_experiment_restores_torch_settings_when_closed(tmp_path, tiny_scale)
 
 
 def test_protection_variants_share_the_model_and_record_their_protection(tmp_path, tiny_scale):
-    """The three inference-time variants run on the SGD model itself; Ranger's bounds come from training images."""
+    """The inference-time variants run on the SGD model itself; Ranger's bounds and FT-ClipAct's thresholds come
+    from training images, FT-ClipAct's search on fault maps no scoring campaign uses."""
     from flatenn.core.clipping import profile_bounds
     from flatenn.core.quant import frozen
+    from flatenn.faults.ft_clipact import select_thresholds
     from flatenn.repro.scales import MITIGATION_VARIANTS, VARIANTS
 
-    scale = dataclasses.replace(tiny_scale, variants={**VARIANTS, **MITIGATION_VARIANTS}, ranger_examples=64)
-    names = ("standard-sgd", "standard-sgd+sign-bit", "standard-sgd+secded", "standard-sgd+ranger")
+    scale = dataclasses.replace(
+        tiny_scale,
+        variants={**VARIANTS, **MITIGATION_VARIANTS},
+        ranger_examples=64,
+        clipact_examples=48,
+        clipact_trials=2,
+    )
+    names = (
+        "standard-sgd",
+        "standard-sgd+sign-bit",
+        "standard-sgd+secded",
+        "standard-sgd+ranger",
+        "standard-sgd+ft-clipact",
+    )
     zoo = Zoo(tmp_path / "zoo", device="cpu", progress=False)
     with Experiment(scale, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
         exp.ensure(names, campaign=("bitflip",))
@@ -119,6 +133,11 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
         with frozen(model):
             expect = profile_bounds(model, exp.data().x_train[:64])
         assert exp.protection("standard-sgd+ranger", 0).bounds == expect
+        x, y = exp.data().x_train[:48], exp.data().y_train[:48]
+        rates = scale.window_rates("bitflip")
+        chosen = select_thresholds(model, x, y, "bitflip", rates, trials=2, seed=scale.selection_seed(0))
+        assert exp.protection("standard-sgd+ft-clipact", 0) == chosen
+        assert scale.selection_seed(0) not in {scale.map_seed(s) for s in range(10_000)}
     camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
     protections = camp.groupby("variant")["protection"].agg(set).to_dict()
     assert protections == {
@@ -126,6 +145,7 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
         "standard-sgd+sign-bit": {"sign-bit"},
         "standard-sgd+secded": {"secded"},
         "standard-sgd+ranger": {"ranger"},
+        "standard-sgd+ft-clipact": {"ft-clipact"},
     }
-    assert camp["fingerprint"].nunique() == 1 and len(camp) == 4 * 2  # one model under four protections
+    assert camp["fingerprint"].nunique() == 1 and len(camp) == 5 * 2  # one model under five protections
     assert set(camp.loc[camp["variant"] == "standard-sgd+sign-bit", "bits"]) == {"0,1,2,3,4,5,6"}

@@ -113,7 +113,7 @@ def test_pareto_figure_names_the_front_of_each_kind(tmp_path):
 
 
 def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypatch):
-    """End to end on a tiny scale: every mitigation variant trained or protected, its claims (Holm over the 20
+    """End to end on a tiny scale: every mitigation variant trained or protected, its claims (Holm over the 22
     gains) and the Pareto figure from the recorded tables, and `verify` re-deriving all of it."""
     from flatenn.core.results import read_table
     from flatenn.core.zoo import Zoo
@@ -135,6 +135,8 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
         sharpness_examples=32,
         sharpness_probes=2,
         ranger_examples=64,
+        clipact_examples=48,
+        clipact_trials=1,
     )
     monkeypatch.setitem(scales.SCALES, "mitigations_tiny", tiny)
     d = tmp_path / "mitigations_tiny"
@@ -145,7 +147,7 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
         e.finish()
     claims = read_table(d / "claims.csv").set_index("case")
     family = claims[claims["direction"] == 1]
-    assert len(family) == 20 and family["family_complete"].all()
+    assert len(family) == 22 and family["family_complete"].all()
     camp = read_table(d / "campaign.csv", "campaign")
     for v in ("standard-randbet", "sparse-sgd+secded"):  # the recorded gain is the definition's, from the rows
         kind = v.split("-")[0]
@@ -161,6 +163,6 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
 
     text = mitigations_markdown(tmp_path)
     table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(table) == 1 + 10  # header + one row per method (SAQ x3, SAM, ASAM, RandBET, clip, 3 protections)
+    assert len(table) == 1 + 11  # header + one row per method (SAQ x3, SAM, ASAM, RandBET, clip, 4 protections)
     assert "| sgd+secded | 12.5% | 1 |" in text and "| sgd+sign-bit | 12.5% | 1 |" in text
     assert text.count("Pareto front (") == 2 and "Hessian trace vs accuracy drop (standard" in text
