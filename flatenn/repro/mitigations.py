@@ -299,3 +299,34 @@ def summary_markdown(claims: pd.DataFrame, scale: ScaleConfig, seconds: pd.Serie
                 f"{_ci(t)} (p {t['p_value']:.2g})."
             )
     return "\n".join(lines)
+
+
+SHARPNESS_AWARE = ("saq-rho0.02", "saq", "saq-rho0.1", "sam", "asam")
+
+
+def sharpness_aware_markdown(detail: pd.DataFrame, scale: ScaleConfig) -> str:
+    """Does sharpness-aware training help against bit errors? Per sharpness-aware method and activation type,
+    the accuracy gain over SGD at the lowest and the highest rate of each fault model's window (points, mean
+    [95% CI] over seeds, from ``claims_detail.csv``)."""
+    d = detail[(detail["claim"] == "mitigations") & detail["metric"].str.startswith("gain:")].copy()
+    d["variant"] = d["metric"].str.split(":").str[1]
+    d["rate_key"] = d["rate"].round(12)
+    fms = [fm for fm in scale.fault_models if fm in scale.informative_rates]
+    head, sep = "| method | kind |", "|---|---|"
+    for fm in fms:
+        lo, hi = min(scale.informative_rates[fm]), max(scale.informative_rates[fm])
+        head += f" {fm} @ {lo:g} | {fm} @ {hi:g} |"
+        sep += "---|---|"
+    lines = [head, sep]
+    for method in SHARPNESS_AWARE:
+        for kind in KINDS:
+            rows = d[d["variant"] == f"{kind}-{method}"].set_index(["fault_model", "rate_key"])
+            if not len(rows):
+                continue
+            line = f"| {method} | {kind} |"
+            for fm in fms:
+                for r in (min(scale.informative_rates[fm]), max(scale.informative_rates[fm])):
+                    key = (fm, round(r, 12))
+                    line += f" {_ci(rows.loc[key])} |" if key in rows.index else " – |"
+            lines.append(line)
+    return "\n".join(lines)
