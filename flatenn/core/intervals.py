@@ -1,4 +1,5 @@
-"""Student-t confidence intervals of a mean (scipy's), used by campaigns, maps and the statistics."""
+"""Confidence intervals (scipy's): Student-t of a mean, used by campaigns, maps and the statistics, and the
+distribution-free interval of a median, for quantities with outliers (wall times on a shared machine)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ def bounded_mean_ci(values, low: float = 0.0, high: float = 100.0) -> tuple[floa
     """:func:`mean_ci` with the interval clipped to the quantity's range (accuracy: 0..100)."""
     m, sd, lo, hi, n = mean_ci(values)
     return m, sd, max(lo, low), min(hi, high), n
+
+
+def median_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float, int]:
+    """(median, CI low, CI high, n): the order-statistic interval of the median (sign test; scipy's
+    ``quantile_test``), valid for any continuous distribution, so one outlier does not move it; NaN bounds
+    when n is too small for the level (n <= 5 at 95%)."""
+    v = drop_nan(values)
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    med = float(np.median(v))
+    ci = stats.quantile_test(v, q=med, p=0.5).confidence_interval(level)
+    return med, float(ci.low), float(ci.high), n

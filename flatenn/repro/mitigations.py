@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.stats import holm, t_test
-from ..core.intervals import mean_ci
+from ..core.intervals import mean_ci, median_ci
 from ..faults.protection import PROTECTIONS
 from .rate_window import in_window
 from .scales import ScaleConfig
@@ -222,7 +222,8 @@ def train_seconds(d, training: pd.DataFrame) -> pd.Series:
 
 def cost_ratio(seconds: pd.Series, variant: str, scale: ScaleConfig) -> dict:
     """Per seed: seconds per epoch of the variant's model over its SGD baseline's (1 for a protection: the
-    same model); mean and 95% t CI over seeds (wall time on a shared machine: a rough measure)."""
+    same model); the median over seeds with its distribution-free 95% CI (wall times on a shared machine have
+    outliers, a model trained while the machine was busy, which a mean and t interval would follow)."""
     kind, _ = method_of(variant)
     ratios = [
         seconds[f"{variant}-s{s}"] / seconds[f"{kind}-sgd-s{s}"]
@@ -235,7 +236,7 @@ def cost_ratio(seconds: pd.Series, variant: str, scale: ScaleConfig) -> dict:
             "ci_low": np.nan,
             "ci_high": np.nan,
         }
-    m, _, lo, hi, _ = mean_ci(np.array(ratios))
+    m, lo, hi, _ = median_ci(np.array(ratios))
     return {"effect": m, "ci_low": lo, "ci_high": hi}
 
 
@@ -254,9 +255,7 @@ def summary_markdown(claims: pd.DataFrame, scale: ScaleConfig, seconds: pd.Serie
     head = "| method | memory overhead | train passes / step |"
     sep = "|---|---|---|"
     for kind in KINDS:
-        head += (
-            f" {kind}: gain under faults (verdict) | {kind}: drop view | {kind}: clean cost | {kind}: s/epoch ÷ SGD |"
-        )
+        head += f" {kind}: gain under faults (verdict) | {kind}: drop view | {kind}: clean cost | {kind}: s/epoch ÷ SGD (median) |"
         sep += "---|---|---|---|"
     lines = [head, sep]
     for method in methods:
@@ -299,4 +298,35 @@ def summary_markdown(claims: pd.DataFrame, scale: ScaleConfig, seconds: pd.Serie
                 f"\nHessian trace vs accuracy drop ({kind} models, every training method): Spearman ρ "
                 f"{_ci(t)} (p {t['p_value']:.2g})."
             )
+    return "\n".join(lines)
+
+
+SHARPNESS_AWARE = ("saq-rho0.02", "saq", "saq-rho0.1", "sam", "asam")
+
+
+def sharpness_aware_markdown(detail: pd.DataFrame, scale: ScaleConfig) -> str:
+    """Does sharpness-aware training help against bit errors? Per sharpness-aware method and activation type,
+    the accuracy gain over SGD at the lowest and the highest rate of each fault model's window (points, mean
+    [95% CI] over seeds, from ``claims_detail.csv``)."""
+    d = detail[(detail["claim"] == "mitigations") & detail["metric"].str.startswith("gain:")].copy()
+    d["variant"] = d["metric"].str.split(":").str[1]
+    d["rate_key"] = d["rate"].round(12)
+    fms = [fm for fm in scale.fault_models if fm in scale.informative_rates]
+    head, sep = "| method | kind |", "|---|---|"
+    for fm in fms:
+        lo, hi = min(scale.informative_rates[fm]), max(scale.informative_rates[fm])
+        head += f" {fm} @ {lo:g} | {fm} @ {hi:g} |"
+        sep += "---|---|"
+    lines = [head, sep]
+    for method in SHARPNESS_AWARE:
+        for kind in KINDS:
+            rows = d[d["variant"] == f"{kind}-{method}"].set_index(["fault_model", "rate_key"])
+            if not len(rows):
+                continue
+            line = f"| {method} | {kind} |"
+            for fm in fms:
+                for r in (min(scale.informative_rates[fm]), max(scale.informative_rates[fm])):
+                    key = (fm, round(r, 12))
+                    line += f" {_ci(rows.loc[key])} |" if key in rows.index else " – |"
+            lines.append(line)
     return "\n".join(lines)

@@ -95,6 +95,34 @@ def test_pareto_front_by_dominance():
     assert pareto_front(pts) == ["a", "b", "d"]
 
 
+def test_sharpness_aware_table_reads_the_window_ends_of_each_fault_model():
+    from flatenn.repro.mitigations import sharpness_aware_markdown
+
+    rows = []
+    for fm, window in SCALE.informative_rates.items():
+        for k, rate in enumerate(window):
+            for v, shift in (("standard-sam", 0.0), ("sparse-sam", 100.0), ("standard-clip", 50.0)):
+                e = shift + 10 * k + len(fm)
+                rows.append(["mitigations", f"gain:{v}", fm, rate, e, e - 1, e + 1, 5])
+    rows.append(
+        ["mitigations", "clean_cost:standard-sam", "bitflip", SCALE.informative_rates["bitflip"][0], 9, 8, 10, 5]
+    )
+    detail = pd.DataFrame(
+        rows, columns=["claim", "metric", "fault_model", "rate", "effect", "ci_low", "ci_high", "n_seeds"]
+    )
+    table = sharpness_aware_markdown(detail, SCALE).splitlines()
+    assert len(table) == 2 + 2  # header, rule, sam standard and sparse (clip is not sharpness-aware)
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[:2] == ["sam", "standard"]
+    expect = []
+    for fm in SCALE.fault_models:
+        n = len(SCALE.informative_rates[fm])
+        expect += [f"+{len(fm):.2f} [+{len(fm) - 1:.2f}, +{len(fm) + 1:.2f}]"]
+        e = 10 * (n - 1) + len(fm)
+        expect += [f"+{e:.2f} [+{e - 1:.2f}, +{e + 1:.2f}]"]
+    assert cells[2:] == expect
+
+
 def test_variant_names():
     assert method_of("sparse-sgd+secded") == ("sparse", "sgd+secded")
     assert method_of("standard-saq-rho0.1") == ("standard", "saq-rho0.1")
