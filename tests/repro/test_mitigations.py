@@ -190,7 +190,10 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
     from flatenn.repro.report import mitigations_markdown
 
     text = mitigations_markdown(tmp_path)
-    table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(table) == 1 + 11  # header + one row per method (SAQ x3, SAM, ASAM, RandBET, clip, 4 protections)
+    tables = [b.splitlines() for b in text.split("\n\n") if b.startswith("| ")]
+    assert [len(t) for t in tables] == [
+        2 + 11,  # header, rule, one row per method (SAQ x3, SAM, ASAM, RandBET, clip, 4 protections)
+        2 + 10,  # the sharpness-aware table: SAQ x3, SAM, ASAM for each activation type
+    ]
     assert "| sgd+secded | 12.5% | 1 |" in text and "| sgd+sign-bit | 12.5% | 1 |" in text
     assert text.count("Pareto front (") == 2 and "Hessian trace vs accuracy drop (standard" in text
