@@ -441,23 +441,12 @@ def check_eval_examples(a, data) -> int:
 
 
 def _cli_protection(a, model, data):
-    """``--protection`` as run_campaign takes it; Ranger and FT-ClipAct are built from the training images
-    (never the test images): Ranger's bounds from the first 2048, FT-ClipAct's thresholds chosen on the first
-    512 under bit flips at the campaign's rates, on fault maps of seed 10^9 + --seed (not the scored maps)."""
-    if a.protection == "ranger":
-        from .core.clipping import profile_bounds
-        from .core.quant import frozen
-        from .faults.protection import Ranger
+    """``--protection`` as run_campaign takes it; Ranger and FT-ClipAct are fitted on the training images (never
+    the test images; FT-ClipAct under bit flips at the campaign's rates > 0, on maps the campaign does not use)."""
+    from .faults.protection_builder import build_protection
 
-        with frozen(model):
-            return Ranger(profile_bounds(model, data.x_train[:2048]))
-    if a.protection == "ft-clipact":
-        from .faults.ft_clipact import select_thresholds
-
-        rates = [r for r in a.rates if r > 0]
-        n = 512
-        return select_thresholds(model, data.x_train[:n], data.y_train[:n], "bitflip", rates, seed=10**9 + a.seed)
-    return a.protection
+    rates = [r for r in a.rates or [] if r > 0]
+    return build_protection(a.protection, model, data.x_train, data.y_train, campaign_seed=a.seed, rates=rates)
 
 
 def check_protection_option(a) -> None:

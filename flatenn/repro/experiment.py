@@ -29,17 +29,15 @@ import torch
 
 from ..analysis.sharpness import measure
 from ..core.activations import measure_sparsity
-from ..core.clipping import profile_bounds
 from ..core.data import DataSplit
 from ..core.determinism import resolve_device, torch_state
 from ..core.fingerprint import model_fingerprint
 from ..core.progress import Stages
-from ..core.quant import frozen
 from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, write_table
 from ..core.zoo import Zoo
 from ..faults.campaign import run_campaign
-from ..faults.ft_clipact import select_thresholds
-from ..faults.protection import Protection, Ranger
+from ..faults.protection import Protection
+from ..faults.protection_builder import build_protection
 from .executor import Executor, LocalExecutor
 from .folder import ResultsFolder
 from .inputs import eval_inputs, measure_options, sharpness_inputs
@@ -224,10 +222,10 @@ class Experiment:
 
     # ---- measurements -----------------------------------------------------------------------
     def protection(self, variant: str, seed: int) -> str | Protection:
-        """The variant's inference-time protection: a name, or one built from the first training images
-        (never the test images): Ranger's bounds profiled on ``ranger_examples`` of them, FT-ClipAct's thresholds
-        chosen on ``clipact_examples`` of them under bit flips at the informative window's rates, with fault maps
-        of seed ``scale.selection_seed(seed)`` (not the maps that score the model)."""
+        """The variant's inference-time protection: a name, or one fitted on the first training images (never the
+        test images; :func:`~flatenn.faults.protection_builder.build_protection`): Ranger's bounds on
+        ``ranger_examples`` of them, FT-ClipAct's thresholds on ``clipact_examples`` under bit flips at the
+        informative window's rates, with fault maps that score no model."""
         name = self.scale.protection(variant)
         if name not in ("ranger", "ft-clipact"):
             return name
@@ -235,22 +233,18 @@ class Experiment:
         if mid not in self._built_protections:
             model, _ = self.model(variant, seed)
             data = self.data()
-            if name == "ranger":
-                with frozen(model):
-                    built = Ranger(profile_bounds(model, data.x_train[: self.scale.ranger_examples]))
-            else:
-                n = self.scale.clipact_examples
-                built = select_thresholds(
-                    model,
-                    data.x_train[:n],
-                    data.y_train[:n],
-                    "bitflip",
-                    rates=self.scale.window_rates("bitflip"),
-                    trials=self.scale.clipact_trials,
-                    seed=self.scale.selection_seed(seed),
-                    batch_size=self.scale.eval_batch_size,
-                )
-            self._built_protections[mid] = built
+            self._built_protections[mid] = build_protection(
+                name,
+                model,
+                data.x_train,
+                data.y_train,
+                campaign_seed=self.scale.map_seed(seed),
+                rates=self.scale.informative_rates.get("bitflip") or self.scale.rates,
+                ranger_examples=self.scale.ranger_examples,
+                clipact_examples=self.scale.clipact_examples,
+                clipact_trials=self.scale.clipact_trials,
+                batch_size=self.scale.eval_batch_size,
+            )
         return self._built_protections[mid]
 
     def campaign(self, variant: str, seed: int, fault_model: str) -> None:

@@ -190,15 +190,6 @@ class ScaleConfig:
         """
         return self.campaign_seed * 1000 + train_seed
 
-    def selection_seed(self, train_seed: int) -> int:
-        """Fault-map seed of the searches that *choose* a protection (FT-ClipAct's thresholds) for the models of
-        ``train_seed``: disjoint from every :meth:`map_seed`, so no map that scores a model chose its setting."""
-        return 10**9 + self.map_seed(train_seed)
-
-    def window_rates(self, fault_model: str) -> tuple[float, ...]:
-        """The informative window's rates of ``fault_model`` (all of the scale's rates where none is declared)."""
-        return tuple(self.informative_rates.get(fault_model) or self.rates)
-
     def sharpness_seed_for(self, train_seed: int) -> int:
         """Seed of the sharpness subset and probes of the models of ``train_seed`` (one for all under v1)."""
         return self.sharpness_seed * 1000 + train_seed if self.inputs_per_seed else self.sharpness_seed

@@ -110,6 +110,7 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
     from flatenn.core.clipping import profile_bounds
     from flatenn.core.quant import frozen
     from flatenn.faults.ft_clipact import select_thresholds
+    from flatenn.faults.protection_builder import selection_seed
     from flatenn.repro.scales import MITIGATION_VARIANTS, VARIANTS
 
     scale = dataclasses.replace(
@@ -134,10 +135,10 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
             expect = profile_bounds(model, exp.data().x_train[:64])
         assert exp.protection("standard-sgd+ranger", 0).bounds == expect
         x, y = exp.data().x_train[:48], exp.data().y_train[:48]
-        rates = scale.window_rates("bitflip")
-        chosen = select_thresholds(model, x, y, "bitflip", rates, trials=2, seed=scale.selection_seed(0))
+        rates = scale.informative_rates["bitflip"]
+        chosen = select_thresholds(model, x, y, "bitflip", rates, trials=2, seed=selection_seed(scale.map_seed(0)))
         assert exp.protection("standard-sgd+ft-clipact", 0) == chosen
-        assert scale.selection_seed(0) not in {scale.map_seed(s) for s in range(10_000)}
+        assert selection_seed(scale.map_seed(0)) not in {scale.map_seed(s) for s in range(10_000)}
     camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
     protections = camp.groupby("variant")["protection"].agg(set).to_dict()
     assert protections == {
