@@ -39,6 +39,7 @@ class Protection:
     name: ClassVar[str] = "none"
     ecc: ClassVar[str | None] = None  # the FaultInjector's error correction
     needs_data: ClassVar[bool] = False  # built from clean training data (e.g. activation bounds)
+    built_by: ClassVar[str] = ""  # for one that needs data: what it needs and the call that builds it
 
     @classmethod
     def overhead(cls, bits: int) -> float:
@@ -94,13 +95,13 @@ class Ranger(Protection):
     bounds: Mapping[str, float] = field(default_factory=dict)
     name: ClassVar[str] = "ranger"
     needs_data: ClassVar[bool] = True
+    built_by: ClassVar[str] = (
+        "activation bounds profiled on clean training data: Ranger(flatenn.core.clipping.profile_bounds(model, x_train))"
+    )
 
     def __post_init__(self) -> None:
         if not self.bounds:
-            raise ValueError(
-                "Ranger needs activation bounds profiled on clean training data: "
-                "Ranger(flatenn.core.clipping.profile_bounds(model, x_train))"
-            )
+            raise ValueError(f"{type(self).__name__} needs {self.built_by}")
         if any(math.isnan(float(b)) for b in self.bounds.values()):
             raise ValueError("an activation bound is NaN")
 
@@ -119,13 +120,10 @@ class FTClipAct(Ranger):
     """FT-ClipAct's clipped activations: an output above its module's threshold reads as 0 (not as the threshold)."""
 
     name: ClassVar[str] = "ft-clipact"
-
-    def __post_init__(self) -> None:
-        if not self.bounds:
-            raise ValueError(
-                "FTClipAct needs per-layer thresholds: flatenn.faults.ft_clipact.select_thresholds(model, x, y, ...)"
-            )
-        super().__post_init__()
+    built_by: ClassVar[str] = (
+        "per-layer thresholds chosen on images that are not the test set: "
+        "flatenn.faults.ft_clipact.select_thresholds(model, x_select, y_select)"
+    )
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:
@@ -158,11 +156,8 @@ def get_protection(protection: str | Protection | None) -> Protection:
         raise ValueError(f"unknown protection {protection!r}; registered: {sorted(PROTECTIONS)}")
     cls = PROTECTIONS[protection]
     if cls.needs_data:
-        how = {
-            "ranger": "Ranger(flatenn.core.clipping.profile_bounds(model, x_train))",
-            "ft-clipact": "flatenn.faults.ft_clipact.select_thresholds(model, x_select, y_select)",
-        }.get(protection, f"{cls.__name__}(...)")
         raise ValueError(
-            f"protection {protection!r} is built from data (never the test images): pass the object, {how}"
+            f"protection {protection!r} is built from data (never the test images): pass the object; it needs "
+            f"{cls.built_by or cls.__name__ + '(...)'}"
         )
     return cls()
