@@ -6,7 +6,16 @@ import re
 from pathlib import Path
 
 from flatenn.repro.ablation import ablation_markdown
-from flatenn.repro.report import ABLATION_END, ABLATION_START, SUMMARY_END, SUMMARY_START, summary_markdown
+from flatenn.repro.report import (
+    ABLATION_END,
+    ABLATION_START,
+    MITIGATIONS_END,
+    MITIGATIONS_START,
+    SUMMARY_END,
+    SUMMARY_START,
+    mitigations_markdown,
+    summary_markdown,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -30,3 +39,8 @@ def test_summary_block_matches_the_tracked_results():
 def test_ablation_block_matches_the_tracked_results():
     block = README.split(ABLATION_START, 1)[1].split(ABLATION_END, 1)[0].strip()
     assert block == ablation_markdown(ROOT / "results").strip(), "run `nox -s figures` to refresh the README summary"
+
+
+def test_mitigations_block_matches_the_tracked_results():
+    block = README.split(MITIGATIONS_START, 1)[1].split(MITIGATIONS_END, 1)[0].strip()
+    assert block == mitigations_markdown(ROOT / "results").strip(), "run `nox -s figures` to refresh the README"

@@ -41,6 +41,7 @@ class TrainingMethod:
     name: ClassVar[str] = ""
     hyper_parameters: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    passes_per_step: ClassVar[int] = 1  # forward + backward passes of one step (the declared training cost vs SGD)
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config, loss_fn: LossFn = F.cross_entropy):
         self.model, self.optimizer, self.config, self.loss_fn = model, optimizer, config, loss_fn
@@ -98,6 +99,7 @@ class SGDMethod(TrainingMethod):
 
 class _SharpnessAwareMethod(TrainingMethod):
     hyper_parameters = ("rho",)
+    passes_per_step = 2  # the ascent to the perturbed weights, then the descent from there
     wrapper_class: ClassVar[type] = SAQ
 
     @classmethod

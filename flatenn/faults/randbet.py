@@ -60,6 +60,7 @@ class RandBETMethod(TrainingMethod):
     """Random bit error training: gradients averaged over the clean and a bit-error-perturbed quantized model."""
 
     name = "randbet"
+    passes_per_step = 2  # the clean weights and their bit-flipped copy
     hyper_parameters = ("p_train", "w_max")
     description = "random bit error training at p_train with weight clipping to w_max (Stutz et al. 2021)"
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..analysis.stats import holm, t_test
 from ..core.intervals import mean_ci, median_ci
+from ..core.methods import get_method
 from ..faults.protection import PROTECTIONS
 from .rate_window import in_window
 from .scales import ScaleConfig
@@ -202,11 +203,6 @@ def pareto_figure(table: pd.DataFrame, path, title: str) -> dict[str, list[str]]
     return fronts
 
 
-# forward + backward passes per training step, relative to SGD (declared by the methods: a sharpness-aware
-# step and a RandBET step each run two forward/backward passes; clipping adds an elementwise clamp)
-TRAIN_PASSES = {"sgd": 1, "saq": 2, "sam": 2, "asam": 2, "randbet": 2, "clip": 1}
-
-
 def train_seconds(d, training: pd.DataFrame) -> pd.Series:
     """Seconds per training epoch per model id, from the records of the folder's stored models."""
     import json
@@ -259,12 +255,10 @@ def summary_markdown(claims: pd.DataFrame, scale: ScaleConfig, seconds: pd.Serie
         sep += "---|---|---|---|"
     lines = [head, sep]
     for method in methods:
-        base = method.split("+")[0].split("-rho")[0]
-        protection = method.split("+")[1] if "+" in method else "none"
+        variant = next(f"{k}-{method}" for k in KINDS if f"{k}-{method}" in scale.variants)
+        _, base, _, protection = scale.variant_spec(variant)
         over = PROTECTIONS[protection].overhead(scale.w_bits)
-        line = (
-            f"| {method} | {100 * over:.1f}% | {TRAIN_PASSES.get(base, float('nan')) if protection == 'none' else 1} |"
-        )
+        line = f"| {method} | {100 * over:.1f}% | {get_method(base).passes_per_step} |"
         for kind in KINDS:
             v = f"{kind}-{method}"
             if ("gain", v) not in rows.index:
