@@ -220,18 +220,16 @@ def cost_ratio(seconds: pd.Series, variant: str, scale: ScaleConfig) -> dict:
     """Per seed: seconds per epoch of the variant's model over its SGD baseline's (1 for a protection: the
     same model); the median over seeds with its distribution-free 95% CI (wall times on a shared machine have
     outliers, a model trained while the machine was busy, which a mean and t interval would follow)."""
+    if scale.protection(variant) != "none":
+        return {"effect": 1.0, "ci_low": np.nan, "ci_high": np.nan}
     kind, _ = method_of(variant)
     ratios = [
         seconds[f"{variant}-s{s}"] / seconds[f"{kind}-sgd-s{s}"]
         for s in scale.seeds
         if f"{variant}-s{s}" in seconds.index and f"{kind}-sgd-s{s}" in seconds.index
     ]
-    if scale.protection(variant) != "none" or not ratios:
-        return {
-            "effect": 1.0 if scale.protection(variant) != "none" else float("nan"),
-            "ci_low": np.nan,
-            "ci_high": np.nan,
-        }
+    if not ratios:
+        return {"effect": np.nan, "ci_low": np.nan, "ci_high": np.nan}
     m, lo, hi, _ = median_ci(np.array(ratios))
     return {"effect": m, "ci_low": lo, "ci_high": hi}
 
@@ -305,11 +303,11 @@ def sharpness_aware_markdown(detail: pd.DataFrame, scale: ScaleConfig) -> str:
     d = detail[(detail["claim"] == "mitigations") & detail["metric"].str.startswith("gain:")].copy()
     d["variant"] = d["metric"].str.split(":").str[1]
     d["rate_key"] = d["rate"].round(12)
-    fms = [fm for fm in scale.fault_models if fm in scale.informative_rates]
+    ends = {fm: (min(rs), max(rs)) for fm, rs in scale.informative_rates.items()}
+    fms = [fm for fm in scale.fault_models if fm in ends]
     head, sep = "| method | kind |", "|---|---|"
     for fm in fms:
-        lo, hi = min(scale.informative_rates[fm]), max(scale.informative_rates[fm])
-        head += f" {fm} @ {lo:g} | {fm} @ {hi:g} |"
+        head += f" {fm} @ {ends[fm][0]:g} | {fm} @ {ends[fm][1]:g} |"
         sep += "---|---|"
     lines = [head, sep]
     for method in SHARPNESS_AWARE:
@@ -319,7 +317,7 @@ def sharpness_aware_markdown(detail: pd.DataFrame, scale: ScaleConfig) -> str:
                 continue
             line = f"| {method} | {kind} |"
             for fm in fms:
-                for r in (min(scale.informative_rates[fm]), max(scale.informative_rates[fm])):
+                for r in ends[fm]:
                     key = (fm, round(r, 12))
                     line += f" {_ci(rows.loc[key])} |" if key in rows.index else " – |"
             lines.append(line)
