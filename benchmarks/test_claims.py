@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flatenn.repro.claims import CLAIMS, cases, cases_in_scope, load_bands, scale_claims
+from flatenn.repro.claims import CLAIMS, cases_in_scope, load_bands
 from flatenn.repro.scales import get_scale
 from flatenn.repro.verify import compatibility
 
@@ -76,10 +76,7 @@ def _params(scales: list[str], retrain: bool, all_seeds: bool = False):
             out += _params_v2(scale, retrain, all_seeds)
             continue
         bands = load_bands(scale)
-        scoped = scale_claims(get_scale(scale).claims)
-        for case in cases():
-            if case.claim not in scoped:
-                continue
+        for case in cases_in_scope(get_scale(scale).claims, get_scale(scale)):
             claim = CLAIMS[case.claim]
             marks = [pytest.mark.claim] + [getattr(pytest.mark, m) for m in claim.marks]  # claims.toml
             if claim.campaign or claim.sweep:
@@ -183,7 +180,9 @@ def test_claim(scale, case, experiments, benchmark):
         f"{case.id} at {scale}: effect {row.effect:.4g} {case.unit}, 95% CI [{row.ci_low:.4g}, "
         f"{row.ci_high:.4g}], verdict {row.verdict}" + (f", {row.magnitude}" if row.magnitude else "")
     )
-    problems = compatibility(ref, row, retrained=exp.retrain, n_cases=len(cases_in_scope(get_scale(scale).claims)))
+    problems = compatibility(
+        ref, row, retrained=exp.retrain, n_cases=len(cases_in_scope(get_scale(scale).claims, get_scale(scale)))
+    )
     assert not problems, f"{measured}; " + "; ".join(problems)
     expected = ref.get("expected_verdict", "supported" if case.direction else "reported")
     paper = f"published {row.paper_values}" if row.paper_values else "no published number"

@@ -180,16 +180,34 @@ def scale_claims(claims: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(claims) if claims is not None else tuple(cid for cid, c in CLAIMS.items() if not c.opt_in)
 
 
-def cases_in_scope(claims: tuple[str, ...] | None = None) -> list[Case]:
-    """The cases of the claims a scale evaluates (see :func:`scale_claims`)."""
-    scope = scale_claims(claims)
-    return [c for c in cases() if c.claim in scope]
+def claim_variants(claim_id: str, scale: ScaleConfig | None = None) -> tuple[str, ...]:
+    """The variants a claim needs at ``scale``. An opt-in family (the mitigations) is evaluated on the methods
+    the scale lists (a larger scale may afford only some); every other claim needs all of its variants."""
+    c = CLAIMS[claim_id]
+    if scale is None or not c.opt_in:
+        return c.variants
+    return tuple(v for v in c.variants if v in scale.variants)
 
 
-def hypothesis_family(claims: tuple[str, ...] | None = None) -> list[str]:
-    """The multiplicity family: every hypothesis case of a scale (of the scale's claims when it names them)."""
+def case_in_scale(case: Case, scale: ScaleConfig | None) -> bool:
+    """Whether ``scale`` measures a case: not when the case is about a variant of an opt-in family the scale
+    leaves out (``gain:standard-sam`` at a scale without ``standard-sam``)."""
+    c = CLAIMS[case.claim]
+    target = case.metric.partition(":")[2]
+    return not (scale is not None and c.opt_in and target in c.variants and target not in scale.variants)
+
+
+def cases_in_scope(claims: tuple[str, ...] | None = None, scale: ScaleConfig | None = None) -> list[Case]:
+    """The cases of the claims a scale evaluates (see :func:`scale_claims`), less those about variants it
+    leaves out (:func:`case_in_scale`)."""
     scope = scale_claims(claims)
-    return [c.id for c in cases() if c.direction and c.claim in scope]
+    return [c for c in cases() if c.claim in scope and case_in_scale(c, scale)]
+
+
+def hypothesis_family(claims: tuple[str, ...] | None = None, scale: ScaleConfig | None = None) -> list[str]:
+    """The multiplicity family: every hypothesis case of a scale (of the scale's claims when it names them;
+    of the variants it measures, :func:`case_in_scale`)."""
+    return [c.id for c in cases_in_scope(claims, scale) if c.direction]
 
 
 def direction_verdict(direction: int, effect: float, p_adj: float, p_eq_adj: float) -> str:
@@ -337,13 +355,11 @@ def _verdicts(
 def evaluate_all(tables: dict[str, pd.DataFrame], scale: ScaleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every case whose inputs exist, under every window: (claims, per-point details)."""
     by_id = {c.id: c for c in cases()}
-    family = hypothesis_family(scale.claims)
+    family = hypothesis_family(scale.claims, scale)
     per_window: dict[str, dict[str, Result]] = {}
     for w in WINDOWS:
         res = {}
-        for case in cases():
-            if case.claim not in scale_claims(scale.claims):
-                continue
+        for case in cases_in_scope(scale.claims, scale):
             try:
                 res[case.id] = evaluate_case(case, tables, scale, w)
             except LookupError:

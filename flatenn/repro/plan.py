@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .claims import CLAIMS, scale_claims
+from .claims import CLAIMS, claim_variants, scale_claims
 from .scales import ScaleConfig
 
 KINDS = ("models", "campaigns", "sharpness", "sparsity")
@@ -37,7 +37,9 @@ def claim_units(scale: ScaleConfig, claim_id: str, seeds: Iterable[int] | None =
     c = CLAIMS[claim_id]
     groups: list[tuple[tuple[str, ...], tuple[str, ...], bool, bool]] = []
     if c.variants:
-        groups.append((c.variants, scale.fault_models if c.campaign else (), c.sharpness, c.sparsity))
+        groups.append(
+            (claim_variants(claim_id, scale), scale.fault_models if c.campaign else (), c.sharpness, c.sparsity)
+        )
     if c.sweep:
         groups.append((tuple(scale.sweep_variants()), (scale.sweep_fault_model,), False, True))
     out: list[Unit] = []

@@ -36,7 +36,10 @@ def primary_cases(scale: ScaleConfig) -> list:
 def power_table(tables: dict[str, pd.DataFrame], scale: ScaleConfig, power: float = 0.8) -> pd.DataFrame:
     """One row per (primary case, family): seeds needed for ``power`` at the SESOI (see the module docstring)."""
     primary = primary_cases(scale)
-    families = {"v1: all hypothesis cases": len(hypothesis_family(scale.claims)), "v2: primary cases": len(primary)}
+    families = {
+        "v1: all hypothesis cases": len(hypothesis_family(scale.claims, scale)),
+        "v2: primary cases": len(primary),
+    }
     rows = []
     from .plan import is_sequential, seeds_recorded
 

@@ -318,10 +318,10 @@ def scale_figures(d: Path) -> list[Path]:
 
 def mitigation_figures(camp: pd.DataFrame, scale, fig_dir: Path) -> list[Path]:
     """The mitigations family's Pareto figure (clean cost against gain under faults, per activation type)."""
-    from .claims import CLAIMS
+    from .claims import claim_variants
     from .mitigations import family_table, pareto_figure
 
-    methods = [v for v in CLAIMS["mitigations"].variants if not v.endswith("-sgd")]
+    methods = [v for v in claim_variants("mitigations", scale) if not v.endswith("-sgd")]
     try:
         table = family_table(camp, scale, methods)
     except LookupError:  # not every seed recorded yet
@@ -405,6 +405,12 @@ ABLATION_START, ABLATION_END = "<!-- ablation-summary:start -->", "<!-- ablation
 MITIGATIONS_START, MITIGATIONS_END = "<!-- mitigations-summary:start -->", "<!-- mitigations-summary:end -->"
 
 
+def plan_name(scale_name: str) -> str:
+    """The analysis plan of a mitigations scale: its own (``plans/<scale>.md``), else the smoke family's."""
+    own = f"{scale_name}.md"
+    return own if (Path(__file__).parent / "plans" / own).is_file() else "mitigations.md"
+
+
 def mitigations_markdown(root: Path) -> str:
     """The recorded mitigations family of every mitigations scale folder under ``root`` ('' when none)."""
     from .mitigations import sharpness_aware_markdown, summary_markdown, train_seconds
@@ -421,7 +427,7 @@ def mitigations_markdown(root: Path) -> str:
             f"`{name}` ({scale_title(scale)}; {len(scale.seeds)} seeds; effects in accuracy points, mean [95% CI] "
             "over training seeds, each method against SGD of the same activation type on the same fault-map "
             f"seeds; gain verdicts Holm-adjusted over the {n_gains} gains, `equivalent` = within ±2 points; plan: "
-            "`flatenn/repro/plans/mitigations.md`):",
+            f"`flatenn/repro/plans/{plan_name(name)}`):",
             "",
             summary_markdown(claims, scale, seconds),
             "",

@@ -315,10 +315,27 @@ SCALES["mitigations_smoke"] = dataclasses.replace(
     sharpness_metrics=("trace_fn",),
     plan_version=1,
 )
+# The family at cpu (plan: flatenn/repro/plans/mitigations_cpu.md): the methods the budget allows. cpu's SGD and
+# SAQ models are the cpu scale's own (same training configs, so the same cached models); the inference-time and
+# hardware protections need no training and weight clipping one cheap SGD run; 20 trials per point.
+CPU_MITIGATION_METHODS = ("clip", *(f"sgd+{p}" for p in PROTECTION_VARIANTS))
+SCALES["mitigations_cpu"] = dataclasses.replace(
+    SCALES["cpu"],
+    name="mitigations_cpu",
+    seeds=tuple(range(10)),
+    trials=20,
+    variants={
+        **VARIANTS,
+        **{v: spec for v, spec in MITIGATION_VARIANTS.items() if v.split("-", 1)[1] in CPU_MITIGATION_METHODS},
+    },
+    claims=("mitigations",),
+    sharpness_metrics=("trace_fn",),
+    plan_version=1,
+)
 SCALE_GROUPS: dict[str, tuple[str, ...]] = {
     "paper": ("paper_resnet20", "paper_resnet18"),
     "ablation": tuple(ABLATION_LEVELS),
-    "mitigations": ("mitigations_smoke",),
+    "mitigations": ("mitigations_smoke", "mitigations_cpu"),
 }
 DEFAULT_SCALE = "smoke"
 

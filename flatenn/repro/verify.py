@@ -499,7 +499,11 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
         for r in read_table(tracked / "claims.csv").itertuples()
     }
     named = {c.split("[")[0] for c in ref}
-    n_cases = len(cases_in_scope(tuple(named) if any(CLAIMS[c].opt_in for c in named if c in CLAIMS) else None))
+    n_cases = len(
+        cases_in_scope(
+            tuple(named) if any(CLAIMS[c].opt_in for c in named if c in CLAIMS) else None, SCALES.get(tracked.name)
+        )
+    )
     fc = read_table(fresh / "claims.csv").set_index("case")
     for case, rv in ref.items():
         if case not in fc.index:

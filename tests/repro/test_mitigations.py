@@ -197,3 +197,31 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
     ]
     assert "| sgd+secded | 12.5% | 1 |" in text and "| sgd+sign-bit | 12.5% | 1 |" in text
     assert text.count("Pareto front (") == 2 and "Hessian trace vs accuracy drop (standard" in text
+
+
+def test_a_scale_with_part_of_the_family_adjusts_over_its_part():
+    """A scale that lists only some methods (``mitigations_cpu``) evaluates their gains, Holm over those alone."""
+    from flatenn.analysis.stats import holm
+    from flatenn.repro.claims import claim_variants, evaluate_all, hypothesis_family
+    from flatenn.repro.plan import plan
+
+    part = dataclasses.replace(
+        SCALE, claims=("mitigations",), variants={v: SCALE.variants[v] for v in ("standard-sgd", *GAIN)}
+    )
+    camp = _camp()
+    sharp = pd.DataFrame(
+        {"model_id": camp["model_id"].unique(), "metric": "trace_fn", "value": 1.0, "variant": "", "train_seed": 0}
+    )
+    claims = evaluate_all({"campaign": camp, "sharpness": sharp}, part)[0].set_index("case")
+    gains = claims[claims["direction"] == 1]
+    assert sorted(gains.index) == sorted(f"mitigations[gain:{v}]" for v in GAIN)
+    assert gains["family_complete"].all()
+    assert list(gains["p_holm"]) == pytest.approx(holm(list(gains["p_value"])))
+    assert claim_variants("mitigations", part) == ("standard-sgd", *GAIN)
+    assert {u.variant for u in plan(part)} == {"standard-sgd", *GAIN}
+    assert len(hypothesis_family(("mitigations",), SCALES["mitigations_smoke"])) == 22  # the whole family there
+    cpu = SCALES["mitigations_cpu"]
+    assert len(hypothesis_family(cpu.claims, cpu)) == 12
+    # the cpu family's SGD and SAQ models are the cpu scale's own (the same cache keys)
+    for v in VARIANTS:
+        assert cpu.train_config(v, 3).key() == SCALES["cpu"].train_config(v, 3).key()
