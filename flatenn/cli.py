@@ -250,7 +250,7 @@ TRAIN_HELP = {
     "test_subset": "use a seeded subset of the test data",
     "eta": "ASAM's offset in T = |w| + eta (asam only; default 0.01, the paper's)",
     "w_max": "weight clipping bound: latent weights kept in [-w_max, w_max] (clip, randbet; Stutz et al.: 0.1)",
-    "p_train": "bit error rate injected during training (randbet only; Stutz et al.: 0.01)",
+    "p_train": "bit error rate: injected during training (randbet; Stutz et al.: 0.01) or weighting the trace (hessian)",
 }
 
 

@@ -22,6 +22,7 @@ Adding one takes a class::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from .quant import quantized_layers
 from .saq import ASAM, SAM, SAQ, sharpness_aware_step
+from .trace_penalty import bit_error_weights, composite_batchnorm, hutchinson_penalty, rademacher
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -191,3 +193,62 @@ class WeightClipMethod(SGDMethod):
         out = super().step(x, y)
         clip_weights(self.model, self.config.w_max)
         return out
+
+
+def trace_seed(training_seed: int) -> int:
+    """The probe seed of a Hessian-trace run: a hash of the training seed and the method's name."""
+    digest = hashlib.sha256(f"hessian:{int(training_seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@register_method
+class HessianTraceMethod(TrainingMethod):
+    """Hessian-trace regularization (Pranto et al., arXiv 2504.01933): the loss plus a one-probe Hutchinson
+    estimate of the Hessian trace over the stored weights, each weight's diagonal entry weighted by half its
+    error variance under random bit flips at ``p_train`` (so the penalty is the second-order expected loss
+    increase of those faults; :mod:`flatenn.core.trace_penalty`), minimized with its exact gradient.
+
+    The probes come from a generator seeded by :func:`trace_seed` and checkpointed with the method, so a resumed
+    run draws the same probes."""
+
+    name = "hessian"
+    hyper_parameters = ("p_train",)
+    description = "Hessian-trace regularization (Hutchinson, bit-error-weighted at rate p_train)"
+    # the loss's forward and backward, then the Hessian-vector product and the penalty's gradient through it
+    # (a second and a third derivative), each about a forward/backward pair with the graph kept
+    passes_per_step = 4
+    probes = 1
+
+    @classmethod
+    def check(cls, config) -> None:
+        if not 0 < config.p_train <= 1:
+            raise ValueError(
+                f"hessian: p_train must be in (0, 1], the bit error rate that weights the trace, got {config.p_train}"
+            )
+        if config.w_bits is None:
+            raise ValueError("hessian weights the trace by bit-flip error variances: it needs quantized weights")
+
+    def __init__(self, model, optimizer, config, loss_fn: LossFn = F.cross_entropy):
+        super().__init__(model, optimizer, config, loss_fn)
+        self.generator = torch.Generator().manual_seed(trace_seed(config.seed))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        layers = list(quantized_layers(self.model).values())
+        params = [layer.weight for layer in layers]
+        with composite_batchnorm(self.model):
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+            weights = bit_error_weights(params, [layer.w_bits for layer in layers], self.config.p_train)
+            probes = [rademacher(params, self.generator) for _ in range(self.probes)]
+            penalty = hutchinson_penalty(loss, params, probes, weights)
+            (loss + penalty).backward()
+        self.optimizer.step()
+        return float(loss.detach()), logits
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
