@@ -110,6 +110,9 @@ class RayExecutor:
                 experiment.run_unit(u)
                 continue
             pending[self._submit(ray, task)] = u
+            # record what finished while this task was built (a data-fitted protection, e.g. FT-ClipAct's search,
+            # is built on the driver): rows land as they come, so an interrupted run keeps them
+            self._collect(ray, pending, experiment, failed, wait=False)
         self._collect(ray, pending, experiment, failed)
         if failed:
             raise UnitsFailedError(
@@ -159,9 +162,12 @@ class RayExecutor:
                     continue
                 experiment.adopt_trained(cfg, result)
 
-    def _collect(self, ray, pending: dict, experiment, failed: list[str]) -> None:
+    def _collect(self, ray, pending: dict, experiment, failed: list[str], wait: bool = True) -> None:
+        """Record finished tasks: every pending one (``wait``), or only those already done."""
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=None if wait else 0)
+            if not done:
+                return
             unit = pending.pop(done[0])
             try:
                 result: TaskResult = ray.get(done[0])

@@ -172,3 +172,41 @@ def test_units_are_independent_of_the_executor_order(tiny, tmp_path):
     for i, u in enumerate(units):
         if u.kind != "models":
             assert Unit("models", u.variant, u.seed) in units[:i]
+
+
+def test_rows_are_recorded_while_later_tasks_are_still_being_built(
+    ray_instance, tiny, local_run, tmp_path, monkeypatch
+):
+    """A slow task build on the driver (FT-ClipAct's search) does not hold back the rows of finished tasks."""
+    import time
+
+    events: list[str] = []
+    refs: list = []  # every submitted task, training first
+    first_measurement = {}
+    real_task, real_record, real_submit = Experiment.task, Experiment.record, RayExecutor._submit
+
+    def slow_task(self, unit):
+        first_measurement.setdefault("at", len(refs))  # refs before the first measurement task are trainings
+        measuring = refs[first_measurement["at"] :]
+        if len(measuring) == 3:  # three measurement tasks are out: wait (as a slow build would) until one is done
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not ray.wait(measuring, timeout=0.5)[0]:
+                pass
+        events.append("task")
+        return real_task(self, unit)
+
+    def spy_record(self, unit, result):
+        events.append("record")
+        return real_record(self, unit, result)
+
+    def submit(self, ray_mod, task):
+        refs.append(real_submit(self, ray_mod, task))
+        return refs[-1]
+
+    monkeypatch.setattr(Experiment, "task", slow_task)
+    monkeypatch.setattr(Experiment, "record", spy_record)
+    monkeypatch.setattr(RayExecutor, "_submit", submit)
+    _run(tiny, tmp_path, RayExecutor())
+    last_task = len(events) - 1 - events[::-1].index("task")
+    assert "record" in events[:last_task]  # rows were recorded before the last task was built
+    _same_tables(local_run, tmp_path / "smoke")  # and they are the same rows
