@@ -195,10 +195,15 @@ class WeightClipMethod(SGDMethod):
         return out
 
 
-def trace_seed(training_seed: int) -> int:
-    """The probe seed of a Hessian-trace run: a hash of the training seed and the method's name."""
-    digest = hashlib.sha256(f"hessian:{int(training_seed)}".encode()).digest()
+def method_seed(method: str, training_seed: int) -> int:
+    """A method's own random stream for a training seed: a hash of its name and the seed (never a campaign's)."""
+    digest = hashlib.sha256(f"{method}:{int(training_seed)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def trace_seed(training_seed: int) -> int:
+    """The probe seed of a Hessian-trace run."""
+    return method_seed("hessian", training_seed)
 
 
 @register_method

@@ -15,21 +15,18 @@ the method's checkpointed state, so a resumed run injects the same errors.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.methods import LossFn, TrainingMethod, check_w_max, clip_weights, register_method
+from ..core.methods import LossFn, TrainingMethod, check_w_max, clip_weights, method_seed, register_method
 from ..core.quant import frozen_ranges, quantize_weight, quantized_layers
 from .sampling import check_rate, faulty_codes, sample_rate_maps
 
 
 def randbet_seed(training_seed: int) -> int:
     """The map seed of a RandBET run: a hash of the training seed and the method's name (never a campaign's)."""
-    digest = hashlib.sha256(f"randbet:{int(training_seed)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return method_seed("randbet", training_seed)
 
 
 def bit_error_perturbations(model: torch.nn.Module, seed: int, step: int, rate: float) -> dict[str, torch.Tensor]:
