@@ -30,6 +30,7 @@ from torch import nn
 
 from ..core.determinism import model_device
 from ..core.quant import QuantizedWeightMixin, frozen
+from ..core.trace_penalty import rademacher
 from ..faults.sampling import check_bit_positions, check_fault_model, check_rate
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -298,7 +299,7 @@ def hessian_trace(
     gen = _generator(seed)
     samples = []
     for _ in range(probes):
-        z = [(torch.randint(0, 2, w.shape, generator=gen) * 2 - 1).to(ws.device, w.dtype) for w in ws.weights]
+        z = rademacher(ws.weights, gen)
         zs = _scale(z, s)
         samples.append(_dot(zs, ws.hvp(zs)))
     arr = np.asarray(samples)
