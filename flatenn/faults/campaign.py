@@ -34,7 +34,7 @@ from ..core.quant import frozen
 from ..core.results import SCHEMAS, read_table, write_schema_table
 from .injector import FaultInjector, LayerFilter
 from .prefix import faulty_evaluator
-from .protection import Protection, get_protection
+from .protection import PROTECTIONS, Protection, get_protection
 from .sampling import bits_label, check_fault_model, check_rate, check_seed
 
 COLUMNS = list(SCHEMAS["campaign"][0])
@@ -239,6 +239,95 @@ def _protected_bits(model: nn.Module, guard: Protection, bit_positions, layer_fi
     return positions
 
 
+def _recorded_rows(
+    recorded: pd.DataFrame,
+    model_id: str,
+    fingerprint: str,
+    fault_model: str,
+    label: str,
+    layers: str,
+    protection: str,
+    n_eval: int,
+    eval_data: str,
+    seed: int,
+    points: list[tuple[float, int]],
+    trials: int,
+) -> tuple[pd.DataFrame, set]:
+    """The recorded rows a campaign reuses (every ``KEY`` option and the model fingerprint match, and the
+    (point, trial) is one of this call's) and their point keys."""
+    mine = recorded[recorded["model_id"] == model_id]  # first the model's rows: a large table is filtered once
+    sel = (
+        (mine["fingerprint"] == fingerprint)
+        & (mine["fault_model"] == fault_model)
+        & (mine["bits"] == label)
+        & (mine["layers"] == layers)
+        & (mine["protection"].fillna("none") == protection)
+        & (mine["n_eval"] == n_eval)
+        & (mine["eval_data"] == eval_data)
+        & (mine["seed"] == seed)
+    )
+    old = mine[sel].reset_index(drop=True)
+    wanted = {_point_key(r, c, t) for r, c in points for t in range(trials)}
+    keys = [_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)]
+    old = old.loc[np.array([k in wanted for k in keys], dtype=bool)].reset_index(drop=True)  # this call's points
+    return old, {k for k in keys if k in wanted}
+
+
+def pending_trials(
+    model: nn.Module,
+    x,
+    y: torch.Tensor | None,
+    fault_model: str,
+    recorded: pd.DataFrame,
+    rates: Sequence[float] | float | None = None,
+    trials: int = 50,
+    seed: int = 0,
+    model_id: str = "model",
+    counts: Sequence[int] | None = None,
+    bit_positions: Sequence[int] | None = None,
+    layer_filter: LayerFilter = None,
+    batch_size: int = 512,
+    protection: str | Protection | None = None,
+) -> int:
+    """How many (point, trial) rows ``run_campaign`` with these arguments (fixed trials) would compute, given
+    the rows ``recorded`` (0: it would only resume them). ``protection`` may be the registered name of one
+    built from data (``"ft-clipact"``, ``"ranger"``): rows are keyed by the name, so it need not be built to
+    know, which makes resuming a large results folder cheap."""
+    check_fault_model(fault_model)
+    points = campaign_points(rates, counts)
+    trials = _whole(trials, "trials", 1)
+    if isinstance(protection, str) and protection in PROTECTIONS:
+        guard = PROTECTIONS[protection]  # its class: the name and the protected bits, without building it
+        if guard.label is not Protection.label:
+            raise ValueError(f"protection {protection!r} labels its rows itself: pass the built protection")
+        label = guard.name
+    else:
+        guard = get_protection(protection)
+        label = guard.label
+    positions = _protected_bits(model, guard, bit_positions, layer_filter)
+    if not len(recorded):  # nothing recorded yet (a new folder's table has no columns either)
+        return len(points) * trials
+    from .injector import select_layers
+
+    batches = as_batches(x, y, _whole(batch_size, "batch_size", 1), model_device(model), model_dtype(model))
+    layers = layers_label(layer_filter, list(select_layers(model, layer_filter)))
+    _, done = _recorded_rows(
+        recorded,
+        check_model_id(model_id),
+        model_fingerprint(model),
+        fault_model,
+        bits_label(positions),
+        layers,
+        label,
+        sum(len(yb) for _, yb in batches),
+        batches_fingerprint(batches),
+        check_seed(seed),
+        points,
+        trials,
+    )
+    return len(points) * trials - len(done)
+
+
 def _run(
     model,
     batches,
@@ -273,22 +362,20 @@ def _run(
         # the forward reads only the values: write those alone
         injector = FaultInjector(model, layer_filter, ecc=guard.ecc, write_codes=False)
         layers = layers_label(layer_filter, list(injector.layers))
-        sel = (
-            (recorded["model_id"] == model_id)
-            & (recorded["fingerprint"] == fingerprint)
-            & (recorded["fault_model"] == fault_model)
-            & (recorded["bits"] == label)
-            & (recorded["layers"] == layers)
-            & (recorded["protection"].fillna("none") == guard.label)
-            & (recorded["n_eval"] == n_eval)
-            & (recorded["eval_data"] == eval_data)
-            & (recorded["seed"] == seed)
+        old, done = _recorded_rows(
+            recorded,
+            model_id,
+            fingerprint,
+            fault_model,
+            label,
+            layers,
+            guard.label,
+            n_eval,
+            eval_data,
+            seed,
+            points,
+            trials,
         )
-        old = recorded[sel].reset_index(drop=True)
-        wanted = {_point_key(r, c, t) for r, c in points for t in range(trials)}
-        keys = [_point_key(r, c, t) for r, c, t in zip(old["rate"], old["count"], old["trial"], strict=True)]
-        old = old.loc[np.array([k in wanted for k in keys], dtype=bool)].reset_index(drop=True)  # this call's points
-        done = {k for k in keys if k in wanted}
         eligible = injector.eligible_bits(bit_positions)
         if any(c > eligible for _, c in points):
             raise ValueError(f"a fault count exceeds the {eligible} eligible bits of the selected layers")

@@ -35,7 +35,7 @@ from ..core.fingerprint import model_fingerprint
 from ..core.progress import Stages
 from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, write_table
 from ..core.zoo import Zoo
-from ..faults.campaign import run_campaign
+from ..faults.campaign import pending_trials, run_campaign
 from ..faults.protection import Protection
 from ..faults.protection_builder import build_protection
 from .executor import Executor, LocalExecutor
@@ -252,7 +252,7 @@ class Experiment:
         model, _ = self.model(variant, seed)
         x, y = self.eval_set(seed)
         mid = self.scale.model_id(variant, seed)
-        if (mid, fault_model) in self._campaigns_done:
+        if (mid, fault_model) in self._campaigns_done or self._campaign_recorded(variant, seed, fault_model):
             return
         t0 = time.perf_counter()
         self.begin()
@@ -277,6 +277,33 @@ class Experiment:
         if df.attrs.get("computed_rows"):
             self.computed = True
             self.timings[f"campaign/{mid}/{fault_model}"] = time.perf_counter() - t0
+
+    def _campaign_recorded(self, variant: str, seed: int, fault_model: str) -> bool:
+        """Whether campaign.csv holds every row of this campaign (then marked done). Checked on the table in
+        memory, before a data-fitted protection (FT-ClipAct's search) is built: a resumed run walks a large
+        folder without re-reading the file or rebuilding protections."""
+        model, _ = self.model(variant, seed)
+        x, y = self.eval_set(seed)
+        mid = self.scale.model_id(variant, seed)
+        s = self.scale
+        pending = pending_trials(
+            model,
+            x,
+            y,
+            fault_model,
+            self.folder.table("campaign"),
+            rates=s.rates,
+            trials=s.trials,
+            seed=s.map_seed(seed),
+            model_id=mid,
+            batch_size=s.eval_batch_size,
+            protection=s.protection(variant),
+        )
+        if pending:
+            return False
+        self._campaigns_done.add((mid, fault_model))
+        self.stages.step("campaigns", f"{mid} {fault_model}", resumed=True)
+        return True
 
     def _sharpness_recorded(self, mid: str) -> bool:
         recorded = self.folder.table("sharpness")
@@ -417,7 +444,9 @@ class Experiment:
         model, record = self.model(unit.variant, unit.seed)
         s = self.scale
         if unit.kind == "campaigns":
-            if (mid, unit.fault_model) in self._campaigns_done:
+            if (mid, unit.fault_model) in self._campaigns_done or self._campaign_recorded(
+                unit.variant, unit.seed, unit.fault_model
+            ):
                 return None
             camp = self.folder.table("campaign")
             mine = camp[(camp["model_id"] == mid) & (camp["fault_model"] == unit.fault_model)] if len(camp) else None

@@ -5,9 +5,10 @@ import torch
 
 from flatenn.core.evaluate import evaluate
 from flatenn.core.models import ModelSpec, build_model
-from flatenn.core.quant import model_codes
+from flatenn.core.quant import frozen, model_codes
 from flatenn.core.results import read_table
 from flatenn.faults.campaign import run_campaign
+from flatenn.faults.protection import Ranger
 
 
 def _model(seed):
@@ -367,3 +368,48 @@ def test_trials_do_not_switch_modes_and_evaluators_need_eval_mode(data, monkeypa
     m.train()
     with pytest.raises(RuntimeError, match="eval mode"):
         faulty_evaluator(m, [(data[0], data[1])], {"classifier"})
+
+
+def test_pending_trials_counts_the_rows_a_campaign_would_compute(tmp_path, data):
+    """``pending_trials`` is the number of rows ``run_campaign`` then computes, for every resume-key change; a
+    data-fitted protection is matched by its name, so it need not be built to know."""
+    import shutil
+
+    from flatenn.core.clipping import profile_bounds
+    from flatenn.faults.campaign import pending_trials
+    from flatenn.faults.protection import FTClipAct
+
+    m, out = _model(0), tmp_path / "c.csv"
+    with frozen(m):
+        clipact = FTClipAct(profile_bounds(m, data[0][:32]))
+    run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=3, out=out, progress=False, model_id="m")
+    run_campaign(m, *data, "stuck0", rates=[0.01], trials=2, out=out, progress=False, model_id="m", protection=clipact)
+    recorded = read_table(out, "campaign")
+    both = {"rates": [0.01, 0.03], "trials": 3}
+    cases = [
+        ("bitflip", both, 0),
+        ("bitflip", {**both, "trials": 4}, 2),  # one more trial per point
+        ("bitflip", {**both, "rates": [0.01, 0.03, 0.05]}, 3),  # one more point
+        ("bitflip", {"rates": [0.01], "trials": 2}, 0),  # a part of what is recorded
+        ("bitflip", {**both, "seed": 1}, 6),  # other maps
+        ("stuck1", both, 6),
+        ("bitflip", {**both, "protection": "sign-bit"}, 6),
+        ("bitflip", {**both, "bit_positions": [7]}, 6),
+        ("bitflip", {**both, "layer_filter": "classifier"}, 6),
+        ("stuck0", {"rates": [0.01], "trials": 2, "protection": "ft-clipact"}, 0),  # matched by its name
+        ("stuck0", {"rates": [0.01], "trials": 2}, 2),  # unprotected: not those rows
+        ("stuck0", {"rates": [0.01], "trials": 2, "protection": "ranger"}, 2),
+    ]
+    for fault_model, kwargs, expect in cases:
+        assert pending_trials(m, *data, fault_model, recorded, model_id="m", **kwargs) == expect, (fault_model, kwargs)
+        if kwargs.get("protection") in ("ft-clipact", "ranger"):  # the campaign itself needs the built one
+            kwargs = {
+                **kwargs,
+                "protection": clipact if kwargs["protection"] == "ft-clipact" else Ranger(clipact.bounds),
+            }
+        shutil.copy(out, tmp_path / "copy.csv")
+        ran = run_campaign(m, *data, fault_model, out=tmp_path / "copy.csv", progress=False, model_id="m", **kwargs)
+        assert ran.attrs["computed_rows"] == expect, (fault_model, kwargs)
+    assert pending_trials(_model(1), *data, "bitflip", recorded, rates=[0.01], trials=3, model_id="m") == 3
+    assert pending_trials(m, data[0][:50], data[1][:50], "bitflip", recorded, rates=[0.01], trials=3, model_id="m") == 3
+    assert pending_trials(m, *data, "bitflip", recorded.iloc[:0], rates=[0.01], trials=3, model_id="m") == 3

@@ -150,3 +150,28 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
     }
     assert camp["fingerprint"].nunique() == 1 and len(camp) == 5 * 2  # one model under five protections
     assert set(camp.loc[camp["variant"] == "standard-sgd+sign-bit", "bits"]) == {"0,1,2,3,4,5,6"}
+    # resuming the folder rebuilds no protection (FT-ClipAct's search is the costly part of a resumed walk)
+    # and does not re-read campaign.csv per campaign: completeness is checked on the table in memory
+    import flatenn.faults.campaign as campaign_module
+    import flatenn.repro.experiment as experiment_module
+
+    def refuse(*a, **k):
+        raise AssertionError("a resumed campaign rebuilt a protection or re-ran a campaign")
+
+    before = (tmp_path / "smoke" / "campaign.csv").read_bytes()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiment_module, "build_protection", refuse)
+        mp.setattr(experiment_module, "run_campaign", refuse)
+        mp.setattr(campaign_module, "read_table", refuse)
+        with Experiment(scale, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
+            exp.ensure(names, campaign=("bitflip",))
+            assert not any(k.startswith("campaign/") for k in exp.timings)
+    assert (tmp_path / "smoke" / "campaign.csv").read_bytes() == before
+    # one more trial per point: only the missing rows are computed, under the rebuilt protections
+    more = dataclasses.replace(scale, trials=3)
+    with Experiment(more, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
+        exp.ensure(names, campaign=("bitflip",))
+    grown = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    assert len(grown) == 5 * 3 and grown.groupby("variant")["protection"].agg(set).to_dict() == protections
+    kept = grown.merge(camp, on=["model_id", "protection", "trial"], suffixes=("", "_old"))
+    assert len(kept) == 10 and (kept["accuracy"] == kept["accuracy_old"]).all()  # recorded rows untouched
