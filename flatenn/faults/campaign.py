@@ -3,8 +3,9 @@
 ``run_campaign`` freezes the model at its integer codes, evaluates it clean, then for every
 (rate or count, trial) samples a fault map (:mod:`flatenn.faults.sampling`), writes it into the weight memory
 (:class:`~flatenn.faults.injector.FaultInjector`), evaluates and restores. Results are tidy rows (schema
-``campaign`` in :mod:`flatenn.core.results`). With ``out=`` the rows are written after every rate and
-rows already in that file for the same model fingerprint and options are not recomputed (resume).
+``campaign`` in :mod:`flatenn.core.results`). With ``out=`` the rows are written at the end, every
+``CHECKPOINT_SECONDS`` in between and when the campaign is interrupted, and rows already in that file
+for the same model fingerprint and options are not recomputed (resume).
 
 The maps of a block of trials are sampled and their writes prepared together (maps depend only on
 (seed, layer, trial, rate), so this changes no map); trials are then evaluated one after another over the
@@ -17,6 +18,7 @@ is one forward (see ``benchmarks/speed_report.py`` for the measured ratios).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +50,7 @@ def _whole(value, what: str, minimum: int) -> int:
     return int(value)
 
 
+CHECKPOINT_SECONDS = 60.0  # with ``out``: finished rows are written at least this often (and at the end)
 MAX_TRIAL_EVALUATIONS = 10_000_000  # points x trials of one call: beyond this a campaign is a typo, not a plan
 LABEL_NAMES_MAX = 120  # a layer-name list longer than this is recorded by its hash
 
@@ -384,71 +387,86 @@ def _run(
         faulty_eval = faulty_evaluator(model, batches, set(injector.layers), reuse)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
-        for r, c in points:
-            accs = old.loc[
-                [
-                    _point_key(rr, cc, tt)[:2] == _point_key(r, c, 0)[:2]
-                    for rr, cc, tt in zip(old["rate"], old["count"], old["trial"], strict=True)
-                ],
-                "accuracy",
-            ].tolist()
-            ahead: dict = {}  # trial -> its prepared writes, sampled a block at a time
-            skip = {tt for tt in range(trials) if _point_key(r, c, tt) in done}
-            for t in range(trials):
-                if (
-                    adaptive is not None
-                    and t >= adaptive[1]
-                    and len(accs) >= adaptive[1]
-                    and _halfwidth(accs) <= adaptive[0]
-                ):
-                    bar.update(sum(1 for tt in range(t, trials) if _point_key(r, c, tt) not in done), "adaptive stop")
-                    break
-                if _point_key(r, c, t) in done:
-                    continue
-                if t not in ahead:
-                    block = _trial_block(t, trials, r, c, eligible, adaptive, skip)
-                    maps = injector.sample_trials(
-                        seed,
-                        block,
-                        rate=None if c >= 0 else r,
-                        count=c if c >= 0 else None,
-                        bit_positions=bit_positions,
+        saved = [0, time.monotonic()]  # rows written to ``out`` so far, and when
+
+        def save(final: bool) -> None:
+            """Write the rows to ``out`` at the end and at most every CHECKPOINT_SECONDS in between (a write
+            rewrites the whole table, seconds for a large one); every row is one finished trial, so rows
+            written before an interruption are resumed as they are."""
+            if out is None or len(rows) == saved[0] or not (final or time.monotonic() - saved[1] >= CHECKPOINT_SECONDS):
+                return
+            # new rows never repeat a recorded key (done points are skipped), so appending is a merge
+            write_schema_table(
+                pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True), out, "campaign"
+            )
+            saved[:] = [len(rows), time.monotonic()]
+
+        try:
+            for r, c in points:
+                accs = old.loc[
+                    [
+                        _point_key(rr, cc, tt)[:2] == _point_key(r, c, 0)[:2]
+                        for rr, cc, tt in zip(old["rate"], old["count"], old["trial"], strict=True)
+                    ],
+                    "accuracy",
+                ].tolist()
+                ahead: dict = {}  # trial -> its prepared writes, sampled a block at a time
+                skip = {tt for tt in range(trials) if _point_key(r, c, tt) in done}
+                for t in range(trials):
+                    if (
+                        adaptive is not None
+                        and t >= adaptive[1]
+                        and len(accs) >= adaptive[1]
+                        and _halfwidth(accs) <= adaptive[0]
+                    ):
+                        bar.update(
+                            sum(1 for tt in range(t, trials) if _point_key(r, c, tt) not in done), "adaptive stop"
+                        )
+                        break
+                    if _point_key(r, c, t) in done:
+                        continue
+                    if t not in ahead:
+                        block = _trial_block(t, trials, r, c, eligible, adaptive, skip)
+                        maps = injector.sample_trials(
+                            seed,
+                            block,
+                            rate=None if c >= 0 else r,
+                            count=c if c >= 0 else None,
+                            bit_positions=bit_positions,
+                        )
+                        ahead = dict(zip(block, injector.prepare_trials(maps, fault_model), strict=True))
+                    with injector.applied(ahead.pop(t)) as (nbits, changed):
+                        # no weight value changed (e.g. stuck-at on bits already at that value): the clean model
+                        acc, loss = faulty_eval() if changed else (clean_acc, clean_loss)
+                    accs.append(acc)
+                    rate = r if c < 0 else c / eligible
+                    rows.append(
+                        {
+                            **extra,
+                            "model_id": model_id,
+                            "fingerprint": fingerprint,
+                            "fault_model": fault_model,
+                            "bits": label,
+                            "layers": layers,
+                            "protection": guard.label,
+                            "n_eval": n_eval,
+                            "eval_data": eval_data,
+                            "rate": rate,
+                            "count": c,
+                            "seed": seed,
+                            "trial": t,
+                            "faulty_bits": nbits,
+                            "changed_weights": changed,
+                            "accuracy": acc,
+                            "loss": loss,
+                            "clean_accuracy": clean_acc,
+                            "clean_loss": clean_loss,
+                        }
                     )
-                    ahead = dict(zip(block, injector.prepare_trials(maps, fault_model), strict=True))
-                with injector.applied(ahead.pop(t)) as (nbits, changed):
-                    # no weight value changed (e.g. stuck-at on bits already at that value): the clean model
-                    acc, loss = faulty_eval() if changed else (clean_acc, clean_loss)
-                accs.append(acc)
-                rate = r if c < 0 else c / eligible
-                rows.append(
-                    {
-                        **extra,
-                        "model_id": model_id,
-                        "fingerprint": fingerprint,
-                        "fault_model": fault_model,
-                        "bits": label,
-                        "layers": layers,
-                        "protection": guard.label,
-                        "n_eval": n_eval,
-                        "eval_data": eval_data,
-                        "rate": rate,
-                        "count": c,
-                        "seed": seed,
-                        "trial": t,
-                        "faulty_bits": nbits,
-                        "changed_weights": changed,
-                        "accuracy": acc,
-                        "loss": loss,
-                        "clean_accuracy": clean_acc,
-                        "clean_loss": clean_loss,
-                    }
-                )
-                bar.update(1, f"rate {rate:.2g}")
-            if out is not None and rows:
-                # new rows never repeat a recorded key (done points are skipped), so appending is a merge
-                write_schema_table(
-                    pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True), out, "campaign"
-                )
+                    bar.update(1, f"rate {rate:.2g}")
+                save(final=False)
+        finally:  # also when interrupted: the finished trials are kept
+            save(final=True)
     new = pd.DataFrame(rows, columns=COLUMNS)
     out_df = pd.concat([old, new], ignore_index=True) if len(old) else new
     out_df.attrs["computed_rows"] = len(new)  # rows computed by this call (the rest were resumed)

@@ -413,3 +413,46 @@ def test_pending_trials_counts_the_rows_a_campaign_would_compute(tmp_path, data)
     assert pending_trials(_model(1), *data, "bitflip", recorded, rates=[0.01], trials=3, model_id="m") == 3
     assert pending_trials(m, data[0][:50], data[1][:50], "bitflip", recorded, rates=[0.01], trials=3, model_id="m") == 3
     assert pending_trials(m, *data, "bitflip", recorded.iloc[:0], rates=[0.01], trials=3, model_id="m") == 3
+
+
+def test_an_interrupted_campaign_keeps_its_finished_trials_and_resumes_to_the_same_rows(tmp_path, data, monkeypatch):
+    """Rows are written at the end and at most every CHECKPOINT_SECONDS (a write rewrites the whole table), and
+    when a campaign is interrupted its finished trials are written: resuming gives the uninterrupted rows."""
+    import flatenn.faults.campaign as camp
+
+    m = _model(0)
+    run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=4, out=tmp_path / "whole.csv", progress=False)
+    writes = []
+    write = camp.write_schema_table
+    monkeypatch.setattr(camp, "write_schema_table", lambda *a, **k: writes.append(1) or write(*a, **k))
+    run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=4, out=tmp_path / "once.csv", progress=False)
+    assert len(writes) == 1  # no checkpoint within CHECKPOINT_SECONDS: one write, at the end
+    monkeypatch.setattr(camp, "CHECKPOINT_SECONDS", 0.0)
+    run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=4, out=tmp_path / "each.csv", progress=False)
+    assert len(writes) == 1 + 2  # a checkpoint after each point
+    assert (
+        (tmp_path / "once.csv").read_bytes()
+        == (tmp_path / "each.csv").read_bytes()
+        == (tmp_path / "whole.csv").read_bytes()
+    )
+
+    monkeypatch.setattr(camp, "CHECKPOINT_SECONDS", 60.0)
+    import flatenn.faults.prefix as prefix
+
+    score, seen = prefix.score_batches, []
+
+    def interrupted(*a, **k):
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+        seen.append(1)
+        return score(*a, **k)
+
+    out = tmp_path / "cut.csv"
+    with monkeypatch.context() as mp:
+        mp.setattr(prefix, "score_batches", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=4, out=out, progress=False)
+    assert len(read_table(out, "campaign")) == 5  # the five finished trials, written on the way out
+    resumed = run_campaign(m, *data, "bitflip", rates=[0.01, 0.03], trials=4, out=out, progress=False)
+    assert resumed.attrs["computed_rows"] == 3
+    assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
