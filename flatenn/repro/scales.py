@@ -37,6 +37,9 @@ METHOD_SETTINGS: dict[str, dict] = {
     "asam": {"rho": 0.5, "eta": 0.01},  # Kwon et al., ICML 2021 (their CIFAR setting)
     "randbet": {"p_train": 0.01, "w_max": 0.1},  # Stutz et al., MLSys 2021: RandBET at p = 1% with clipping 0.1
     "clip": {"w_max": 0.1},  # Stutz et al., MLSys 2021: weight clipping alone
+    # Pranto et al. (arXiv 2504.01933): Hutchinson trace penalty; its weight is the bit-flip error variance at
+    # RandBET's training rate (plans/mitigations.md, amendment 2), not a tuned coefficient
+    "hessian": {"p_train": 0.01},
 }
 SAQ_RHO_GRID = (0.02, 0.1)  # beside the scales' rho = 0.05: SAQ at a small grid of radii
 PROTECTION_VARIANTS = ("sign-bit", "secded", "ranger", "ft-clipact")

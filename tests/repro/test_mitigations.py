@@ -141,7 +141,7 @@ def test_pareto_figure_names_the_front_of_each_kind(tmp_path):
 
 
 def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypatch):
-    """End to end on a tiny scale: every mitigation variant trained or protected, its claims (Holm over the 22
+    """End to end on a tiny scale: every mitigation variant trained or protected, its claims (Holm over the 24
     gains) and the Pareto figure from the recorded tables, and `verify` re-deriving all of it."""
     from flatenn.core.results import read_table
     from flatenn.core.zoo import Zoo
@@ -175,7 +175,7 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
         e.finish()
     claims = read_table(d / "claims.csv").set_index("case")
     family = claims[claims["direction"] == 1]
-    assert len(family) == 22 and family["family_complete"].all()
+    assert len(family) == 24 and family["family_complete"].all()
     camp = read_table(d / "campaign.csv", "campaign")
     for v in ("standard-randbet", "sparse-sgd+secded"):  # the recorded gain is the definition's, from the rows
         kind = v.split("-")[0]
@@ -192,7 +192,7 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
     text = mitigations_markdown(tmp_path)
     tables = [b.splitlines() for b in text.split("\n\n") if b.startswith("| ")]
     assert [len(t) for t in tables] == [
-        2 + 11,  # header, rule, one row per method (SAQ x3, SAM, ASAM, RandBET, clip, 4 protections)
+        2 + 12,  # header, rule, one row per method (SAQ x3, SAM, ASAM, RandBET, clip, Hessian trace, 4 protections)
         2 + 10,  # the sharpness-aware table: SAQ x3, SAM, ASAM for each activation type
     ]
     assert "| sgd+secded | 12.5% | 1 |" in text and "| sgd+sign-bit | 12.5% | 1 |" in text
@@ -219,7 +219,7 @@ def test_a_scale_with_part_of_the_family_adjusts_over_its_part():
     assert list(gains["p_holm"]) == pytest.approx(holm(list(gains["p_value"])))
     assert claim_variants("mitigations", part) == ("standard-sgd", *GAIN)
     assert {u.variant for u in plan(part)} == {"standard-sgd", *GAIN}
-    assert len(hypothesis_family(("mitigations",), SCALES["mitigations_smoke"])) == 22  # the whole family there
+    assert len(hypothesis_family(("mitigations",), SCALES["mitigations_smoke"])) == 24  # the whole family there
     cpu = SCALES["mitigations_cpu"]
     assert len(hypothesis_family(cpu.claims, cpu)) == 12
     # the cpu family's SGD and SAQ models are the cpu scale's own (the same cache keys)
