@@ -3,7 +3,7 @@
 Every ratio compares operations measured round-robin in one loop (so drifting machine load hits all
 alike), wall time and CPU time (process_time) side by side, medians over repeats.
 
-1. SAQ epoch cost relative to SGD.
+1. Epoch cost of SAQ and of every training method of the mitigations family relative to SGD.
 2. Per-trial campaign overhead (sample + write + restore, no forward) for the digits CNN, ResNet-20 and
    an 11M-weight ResNet-18 at rates 1e-5 … 1e-2, split into a per-layer and a per-faulty-bit term
    (least squares over the rates).
@@ -16,6 +16,7 @@ alike), wall time and CPU time (process_time) side by side, medians over repeats
 5. Adaptive trial counts on a shipped smoke model: trials needed for the CI half-width of the fixed design.
 
     python benchmarks/speed_report.py [--repeats N] [--out results/speed]
+    python benchmarks/speed_report.py --only method-costs [--repeats N] [--out DIR]   (section 1 alone)
 
 With ``--out`` the report is also written to ``DIR/report.txt`` with ``DIR/provenance.json`` (commit,
 dirty flag, versions, CPU, threads, load average before and after: the machine's load is part of what
@@ -362,18 +363,28 @@ def adaptive_savings() -> None:
     )
 
 
-def bench_saq_cost(repeats: int = 3) -> None:
+def bench_method_costs(repeats: int = 3) -> None:
+    """Seconds per epoch of SGD, SAQ and every training method of the mitigations family (the scales' settings,
+    ``METHOD_SETTINGS``) on the digits CNN width 8, interleaved in one run: the training-cost ratio that models
+    trained in different recordings (other sittings, other thread layouts) cannot give."""
     from flatenn.core.data import load_digits
     from flatenn.core.train import TrainConfig, fit
+    from flatenn.repro.scales import METHOD_SETTINGS
 
     data = load_digits()
-    times = {"sgd": [], "saq": []}
+    methods = {"sgd": {}, "saq": {}, **METHOD_SETTINGS}
+    times: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(repeats):  # interleaved
-        for opt in times:
-            _, rec = fit(TrainConfig(width=8, epochs=1, optimizer=opt), data, progress=False)
-            times[opt].append(rec.seconds_per_epoch)
-    sgd, saq = statistics.median(times["sgd"]), statistics.median(times["saq"])
-    print(f"SAQ cost (digits CNN width 8): SGD {sgd:.3f} s/epoch, SAQ {saq:.3f} s/epoch, ratio {saq / sgd:.2f}x")
+        for method, settings in methods.items():
+            _, rec = fit(TrainConfig(width=8, epochs=1, optimizer=method, **settings), data, progress=False)
+            times[method].append(rec.seconds_per_epoch)
+    sgd = statistics.median(times["sgd"])
+    print(
+        f"Training cost per method (digits CNN width 8, one epoch, median of {repeats}; ratio to SGD): "
+        + ", ".join(
+            f"{m} {statistics.median(t):.3f} s/epoch ({statistics.median(t) / sgd:.2f}x)" for m, t in times.items()
+        )
+    )
 
 
 class _Tee:
@@ -432,6 +443,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None, help="also write DIR/report.txt and DIR/provenance.json")
+    ap.add_argument("--only", choices=("method-costs",), default=None, help="run one section alone")
     a = ap.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load_before, t0 = os.getloadavg(), time.perf_counter()
@@ -439,7 +451,7 @@ def main() -> None:
     tee = _Tee(sys.stdout)
     sys.stdout = tee
     try:
-        run(a.repeats)
+        bench_method_costs(a.repeats) if a.only == "method-costs" else run(a.repeats)
     finally:
         sys.stdout = tee.stream
     if a.out is not None:
@@ -453,7 +465,7 @@ def main() -> None:
 def run(repeats: int) -> None:
     """Every section of the report, in order (see the module docstring)."""
     torch.set_num_threads(1)
-    bench_saq_cost()
+    bench_method_costs()
     rates = [1e-5, 1e-4, 1e-3, 1e-2]
     digits = calibrated("cnn_digits", 8, 1, 8)
     x_digits, y_digits = eval_set(1, 8, 360)

@@ -293,11 +293,13 @@ def summary_markdown(claims: pd.DataFrame, scale: ScaleConfig, seconds: pd.Serie
     return "\n".join(lines)
 
 
-SHARPNESS_AWARE = ("saq-rho0.02", "saq", "saq-rho0.1", "sam", "asam")
+# the methods that seek flat minima: sharpness-aware training, and Hessian-trace regularization (the direct test
+# of "flatter is more tolerant")
+FLATNESS_SEEKING = ("saq-rho0.02", "saq", "saq-rho0.1", "sam", "asam", "hessian")
 
 
 def sharpness_aware_markdown(detail: pd.DataFrame, scale: ScaleConfig) -> str:
-    """Does sharpness-aware training help against bit errors? Per sharpness-aware method and activation type,
+    """Does sharpness-aware training help against bit errors? Per flatness-seeking method and activation type,
     the accuracy gain over SGD at the lowest and the highest rate of each fault model's window (points, mean
     [95% CI] over seeds, from ``claims_detail.csv``)."""
     d = detail[(detail["claim"] == "mitigations") & detail["metric"].str.startswith("gain:")].copy()
@@ -310,7 +312,7 @@ def sharpness_aware_markdown(detail: pd.DataFrame, scale: ScaleConfig) -> str:
         head += f" {fm} @ {ends[fm][0]:g} | {fm} @ {ends[fm][1]:g} |"
         sep += "---|---|"
     lines = [head, sep]
-    for method in SHARPNESS_AWARE:
+    for method in FLATNESS_SEEKING:
         for kind in KINDS:
             rows = d[d["variant"] == f"{kind}-{method}"].set_index(["fault_model", "rate_key"])
             if not len(rows):

@@ -431,7 +431,8 @@ def mitigations_markdown(root: Path) -> str:
             "",
             summary_markdown(claims, scale, seconds),
             "",
-            "Sharpness-aware training against SGD at the low and the high end of each fault model's window "
+            "Sharpness-aware training and Hessian-trace regularization against SGD at the low and the high end "
+            "of each fault model's window "
             "(accuracy gain under faults, points, mean [95% CI] over seeds):",
             "",
             sharpness_aware_markdown(read_result(d, "claims_detail"), scale),

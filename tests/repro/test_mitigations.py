@@ -101,7 +101,12 @@ def test_sharpness_aware_table_reads_the_window_ends_of_each_fault_model():
     rows = []
     for fm, window in SCALE.informative_rates.items():
         for k, rate in enumerate(window):
-            for v, shift in (("standard-sam", 0.0), ("sparse-sam", 100.0), ("standard-clip", 50.0)):
+            for v, shift in (
+                ("standard-sam", 0.0),
+                ("sparse-sam", 100.0),
+                ("standard-clip", 50.0),
+                ("sparse-hessian", 7.0),
+            ):
                 e = shift + 10 * k + len(fm)
                 rows.append(["mitigations", f"gain:{v}", fm, rate, e, e - 1, e + 1, 5])
     rows.append(
@@ -111,7 +116,8 @@ def test_sharpness_aware_table_reads_the_window_ends_of_each_fault_model():
         rows, columns=["claim", "metric", "fault_model", "rate", "effect", "ci_low", "ci_high", "n_seeds"]
     )
     table = sharpness_aware_markdown(detail, SCALE).splitlines()
-    assert len(table) == 2 + 2  # header, rule, sam standard and sparse (clip is not sharpness-aware)
+    assert len(table) == 2 + 3  # header, rule, sam standard and sparse, hessian sparse (clip seeks no flat minimum)
+    assert table[-1].startswith("| hessian | sparse |")
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert cells[:2] == ["sam", "standard"]
     expect = []
@@ -193,7 +199,7 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
     tables = [b.splitlines() for b in text.split("\n\n") if b.startswith("| ")]
     assert [len(t) for t in tables] == [
         2 + 12,  # header, rule, one row per method (SAQ x3, SAM, ASAM, RandBET, clip, Hessian trace, 4 protections)
-        2 + 10,  # the sharpness-aware table: SAQ x3, SAM, ASAM for each activation type
+        2 + 12,  # the flatness-seeking table: SAQ x3, SAM, ASAM, Hessian trace for each activation type
     ]
     assert "| sgd+secded | 12.5% | 1 |" in text and "| sgd+sign-bit | 12.5% | 1 |" in text
     assert text.count("Pareto front (") == 2 and "Hessian trace vs accuracy drop (standard" in text
