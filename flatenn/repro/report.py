@@ -355,6 +355,9 @@ FILES = {
     "(`training_curves.csv`, from the shipped models' records), and their figures",
     "speed/": "(top level) the last `benchmarks/speed_report.py --out results/speed` run (`report.txt`) with its "
     "commit, CPU, thread count and load average (`provenance.json`)",
+    "method_costs/": "(top level) the last `benchmarks/speed_report.py --only method-costs --out "
+    "results/method_costs` run: seconds per epoch of every training method against SGD, interleaved in one "
+    "sitting (`report.txt`, `provenance.json`)",
 }
 
 
