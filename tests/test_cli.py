@@ -471,6 +471,7 @@ def test_a_full_disk_is_one_line_and_keeps_finished_rows(tmp_path, capsys, monke
         return real(src, dst)
 
     monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr("flatenn.faults.campaign.CHECKPOINT_SECONDS", 0.0)  # rows written after each rate
     code, err = _cli_error(argv, capsys)
     assert code == 28 and "the disk is full" in err and str(out) in err and len(err.strip().splitlines()) == 1
     assert len(out.read_text().splitlines()) == 3  # the first rate's rows are kept whole

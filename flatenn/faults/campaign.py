@@ -387,19 +387,22 @@ def _run(
         faulty_eval = faulty_evaluator(model, batches, set(injector.layers), reuse)
         todo = [(r, c, t) for r, c in points for t in range(trials) if _point_key(r, c, t) not in done]
         bar = Progress(len(todo), f"campaign {model_id} {fault_model}", progress)
-        saved = [0, time.monotonic()]  # rows written to ``out`` so far, and when
+        saved = {"rows": 0, "time": time.monotonic(), "failed": False}  # what ``out`` holds, and since when
 
         def save(final: bool) -> None:
             """Write the rows to ``out`` at the end and at most every CHECKPOINT_SECONDS in between (a write
             rewrites the whole table, seconds for a large one); every row is one finished trial, so rows
-            written before an interruption are resumed as they are."""
-            if out is None or len(rows) == saved[0] or not (final or time.monotonic() - saved[1] >= CHECKPOINT_SECONDS):
+            written before an interruption are resumed as they are. A write that failed (a full disk) is not
+            retried on the way out."""
+            due = final or time.monotonic() - saved["time"] >= CHECKPOINT_SECONDS
+            if out is None or saved["failed"] or len(rows) == saved["rows"] or not due:
                 return
+            saved["failed"] = True  # until this write has landed
             # new rows never repeat a recorded key (done points are skipped), so appending is a merge
             write_schema_table(
                 pd.concat([recorded, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True), out, "campaign"
             )
-            saved[:] = [len(rows), time.monotonic()]
+            saved.update(rows=len(rows), time=time.monotonic(), failed=False)
 
         try:
             for r, c in points:
