@@ -472,6 +472,8 @@ def sample_rate_maps_trials(
     weights: list[np.ndarray] = [_EMPTY] * n_streams
     masks: list[np.ndarray] = [_EMPTY] * n_streams
     for s, p, _ in _first_distinct(nb, k, stream_keys(seed, names, list(trials), "positions")):
+        if not p.size:  # a group none of whose streams was complete yet (near rate 1): they come again, longer
+            continue
         if shift >= 0:  # every layer has 2^shift eligible bits per weight (8-bit codes, all bits)
             w, b = p >> shift, p & (common - 1)
         else:

@@ -5,7 +5,7 @@ import torch
 from flatenn.core.models import ModelSpec, build_model
 from flatenn.core.quant import dequantize, frozen, model_codes
 from flatenn.faults.injector import FaultInjector
-from flatenn.faults.sampling import apply_fault_to_codes
+from flatenn.faults.sampling import FaultMap, apply_fault_to_codes
 from tests.helpers import calibrated
 
 
@@ -130,3 +130,49 @@ def test_channel_scales_of_concatenated_trials_equal_scale_by_division():
     assert np.array_equal(_channel_scales(scale, per_channel, idx, sizes), scale[idx // per_channel])
     for seg in segments:  # one trial's sorted indices: the binary-search path
         assert np.array_equal(_channel_scales(scale, per_channel, seg, np.array([seg.size])), scale[seg // per_channel])
+
+
+def _one_layer(model):
+    inj = FaultInjector(model)
+    return inj, next(iter(inj.memory))
+
+
+@pytest.mark.parametrize(
+    "weight_index,mask,faulty_bits,match",
+    [
+        ([0, 1], [1 << 8, 1 << 9], 2, "masks in 1..255"),  # bits at and above the 8-bit code width
+        ([0], [0], 0, "masks in 1..255"),  # a mask that names no bit
+        ([3, 1], [1, 1], 2, "sorted, unique"),
+        ([1, 1], [1, 2], 2, "sorted, unique"),
+        ([10**7], [1], 1, "sorted, unique"),
+        ([1], [3], 1, "faulty_bits is 1, its masks set 2"),
+        ([], [], 3, "no weight index"),
+    ],
+)
+def test_a_map_the_memory_cannot_hold_is_refused(model, weight_index, mask, faulty_bits, match):
+    """A mask bit beyond the code would be counted as a faulty bit and a changed weight though nothing changed."""
+    with frozen(model):
+        inj, name = _one_layer(model)
+        fmap = FaultMap(np.array(weight_index, dtype=np.int64), np.array(mask, dtype=np.int64), faulty_bits)
+        with pytest.raises(ValueError, match=match):
+            inj.apply({name: fmap}, "bitflip")
+        assert not inj._touched  # nothing was written
+
+
+def test_a_map_of_a_layer_the_injector_does_not_hold_is_refused(model):
+    with frozen(model):
+        inj = FaultInjector(model, layer_filter="classifier")
+        fmap = FaultMap(np.array([0]), np.array([1]), 1)
+        with pytest.raises(ValueError, match="not one of the injector's quantized layers"):
+            inj.apply({"features.0": fmap}, "bitflip")
+
+
+def test_four_bit_codes_refuse_bits_four_and_nine_but_take_bit_three():
+    torch.manual_seed(0)
+    m = calibrated(build_model(ModelSpec("cnn_digits", width=4, w_bits=4), 8), (32, 1, 8, 8))
+    with frozen(m):
+        inj, name = _one_layer(m)
+        with pytest.raises(ValueError, match="masks in 1..15"):
+            inj.apply({name: FaultMap(np.array([0, 1]), np.array([1 << 4, 1 << 9]), 2)}, "bitflip")
+        assert inj.apply({name: FaultMap(np.array([0]), np.array([1 << 3]), 1)}, "bitflip") == (1, 1)
+        inj.restore()

@@ -317,3 +317,26 @@ def test_faulty_codes_exhaustive_against_twos_complement(bits, fault_model):
     expected = [_read_back_by_definition(int(a), int(b), fault_model, bits) for a, b in zip(c, m, strict=True)]
     assert faulty_codes(c, m, fault_model, bits).tolist() == expected
     assert apply_fault_to_codes(c, m | (1 << bits), fault_model, bits).tolist() == expected  # high bits ignored
+
+
+@pytest.mark.parametrize("rate", [0.9, 0.95, 0.99, 1.0])
+def test_rates_up_to_one_give_binomial_counts_of_distinct_bits(rate):
+    """Near rate 1 a stream can run out of draws before it holds k distinct bits; it is redrawn longer, never a
+    crash, and the count stays Binomial(n, p) (rate 1: every bit)."""
+    n = 300
+    maps = [sample_layer_map("L", n, 1, seed=1, trial=t, rate=rate) for t in range(1000)]
+    counts = np.array([m.faulty_bits for m in maps])
+    for m in maps:  # one bit per weight: the faulty weights are the faulty bits, all distinct
+        assert len(np.unique(m.weight_index)) == m.faulty_bits == len(m.weight_index)
+    if rate == 1.0:
+        assert (counts == n).all()
+    else:
+        sd = np.sqrt(n * rate * (1 - rate) / len(counts))
+        assert abs(counts.mean() - n * rate) < 5 * sd
+
+
+def test_the_trial_that_crashed_the_sampler_near_rate_one():
+    m = sample_layer_map("L", 300, 1, seed=1, trial=89, rate=0.95)
+    assert m.faulty_bits == len(m.weight_index) and m.faulty_bits > 250
+    lower = sample_layer_map("L", 300, 1, seed=1, trial=89, rate=0.9)
+    assert set(lower.weight_index) <= set(m.weight_index)  # still nested in rate
