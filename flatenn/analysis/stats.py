@@ -136,6 +136,29 @@ def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(stats.rankdata(x), stats.rankdata(y))[0, 1])
 
 
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`spearman_rho` of every row pair of two (rows, n) arrays at once (NaN where a row is constant).
+
+    The Pearson correlation of the rows' average ranks, computed as :func:`numpy.corrcoef` does (centred
+    ranks, covariance over n - 1, divided by each standard deviation in turn, clipped to [-1, 1]).
+    """
+    x, y = np.atleast_2d(x), np.atleast_2d(y)
+    out = np.full(len(x), np.nan)
+    if x.shape[1] < 3:
+        return out
+    ok = ~(np.all(x == x[:, :1], axis=1) | np.all(y == y[:, :1], axis=1))
+    if not ok.any():
+        return out
+    rx, ry = stats.rankdata(x[ok], axis=1), stats.rankdata(y[ok], axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    dof = x.shape[1] - 1
+    cov = np.einsum("ij,ij->i", rx, ry) / dof
+    sx, sy = np.sqrt(np.einsum("ij,ij->i", rx, rx) / dof), np.sqrt(np.einsum("ij,ij->i", ry, ry) / dof)
+    out[ok] = np.clip(cov / sx / sy, -1.0, 1.0)
+    return out
+
+
 @dataclass(frozen=True)
 class ClusteredCorrelation:
     rho: float
@@ -166,24 +189,39 @@ def clustered_spearman(
         return ClusteredCorrelation(rho, nan, nan, nan, nan, len(x), len(labels))
     members = [np.flatnonzero(c == lab) for lab in labels]
     rng = np.random.default_rng(seed)
-
-    def stat(idx: np.ndarray) -> float:
-        rows = np.concatenate([members[int(i)] for i in idx])
-        return spearman_rho(x[rows], y[rows])
-
-    boot = np.array([stat(rng.integers(0, len(labels), len(labels))) for _ in range(resamples)])
+    picks = [rng.integers(0, len(labels), len(labels)) for _ in range(resamples)]
+    boot = _bootstrap_rhos(x, y, members, picks)
     boot = boot[~np.isnan(boot)]
     lo, hi = np.quantile(boot, [0.025, 0.975]) if len(boot) else (nan, nan)
-    perm = np.empty(resamples)
-    for b in range(resamples):
-        xp = x.copy()
+    shuffled = np.empty((resamples, len(x)))
+    for b in range(resamples):  # the draws in the order they were always made: the same p-values for a seed
+        shuffled[b] = x
         for m in members:
-            xp[m] = x[rng.permutation(m)]
-        perm[b] = spearman_rho(xp, y)
+            shuffled[b, m] = x[rng.permutation(m)]
+    perm = spearman_rows(shuffled, np.broadcast_to(y, shuffled.shape))
     perm = perm[~np.isnan(perm)]
     p = float((1 + np.sum(np.abs(perm) >= abs(rho) - 1e-12)) / (1 + len(perm)))
     p_eq = float(max(np.mean(boot <= -sesoi), np.mean(boot >= sesoi))) if sesoi > 0 and len(boot) else nan
     return ClusteredCorrelation(rho, float(lo), float(hi), p, p_eq, len(x), len(labels))
+
+
+def spearman_subsets(x: np.ndarray, y: np.ndarray, subsets: Sequence[np.ndarray]) -> np.ndarray:
+    """``spearman_rho(x[s], y[s])`` for every index array ``s`` of ``subsets``; subsets of one length are ranked
+    together in one vectorized pass (:func:`spearman_rows`)."""
+    out = np.full(len(subsets), np.nan)
+    lengths = np.array([len(s) for s in subsets], dtype=np.int64)
+    for n in np.unique(lengths):
+        if n < 3:
+            continue
+        which = np.flatnonzero(lengths == n)
+        block = np.stack([subsets[i] for i in which])
+        out[which] = spearman_rows(x[block], y[block])
+    return out
+
+
+def _bootstrap_rhos(x: np.ndarray, y: np.ndarray, members: list[np.ndarray], picks: list[np.ndarray]) -> np.ndarray:
+    """Spearman rho of each cluster bootstrap sample (the clusters ``picks[b]``, concatenated in that order)."""
+    return spearman_subsets(x, y, [np.concatenate([members[int(i)] for i in idx]) for idx in picks])
 
 
 def summarize_campaign(df: pd.DataFrame) -> pd.DataFrame:

@@ -354,6 +354,7 @@ def _verdicts(
 
 def evaluate_all(tables: dict[str, pd.DataFrame], scale: ScaleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every case whose inputs exist, under every window: (claims, per-point details)."""
+    tables = dict(tables)  # this evaluation's own dict: estimators keep what they derive from the tables in it
     by_id = {c.id: c for c in cases()}
     family = hypothesis_family(scale.claims, scale)
     per_window: dict[str, dict[str, Result]] = {}

@@ -16,6 +16,7 @@ The plan's text is the contract; this module implements it from the recorded tab
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,17 @@ import pandas as pd
 
 from ..analysis.power import seeds_for_power
 from ..analysis.sequential import nominal_p
-from ..analysis.stats import holm, mean_ci, sign_flip_p, simultaneous_t_limits, spearman_rho, t_test, tost
+from ..analysis.stats import (
+    holm,
+    mean_ci,
+    sign_flip_p,
+    simultaneous_t_limits,
+    spearman_rho,
+    spearman_rows,
+    spearman_subsets,
+    t_test,
+    tost,
+)
 from .claims import CLAIMS, Case, evaluate_case, window_rates
 from .estimators import main_rows, model_drop, paired_points, paired_seed_effects, per_point_accuracy
 from .scales import ScaleConfig
@@ -509,19 +520,30 @@ def within_strata_spearman(
     x, y = sharp[ids].to_numpy(float), drop[ids].to_numpy(float)
     acts, seeds = act_of[ids].to_numpy(), seed_of[ids].to_numpy()
     types = sorted(set(acts))
-
-    def stat(xv: np.ndarray) -> float:
-        return float(np.nanmean([spearman_rho(xv[acts == a], y[acts == a]) for a in types]))
-
-    obs = stat(x)
+    obs = float(np.nanmean([spearman_rho(x[acts == a], y[acts == a]) for a in types]))
     strata = [np.flatnonzero((acts == a) & (seeds == s)) for a in types for s in sorted(set(seeds))]
     rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(permutations):
-        xp = x.copy()
+    shuffled = np.empty((permutations, len(x)))
+    for b in range(permutations):  # the draws in the order they were always made: the same p for a seed
+        shuffled[b] = x
         for idx in strata:
-            xp[idx] = x[rng.permutation(idx)]
-        hits += abs(stat(xp)) >= abs(obs) - 1e-12
+            shuffled[b, idx] = x[rng.permutation(idx)]
+    per_type = (
+        np.column_stack(
+            [
+                spearman_rows(
+                    shuffled[:, acts == a], np.broadcast_to(y[acts == a], (permutations, int((acts == a).sum())))
+                )
+                for a in types
+            ]
+        )
+        if permutations
+        else np.empty((0, len(types)))
+    )
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a permutation with every type's rho undefined: NaN
+        stats_ = np.nanmean(per_type, axis=1)
+    hits = int(np.sum(np.abs(stats_) >= abs(obs) - 1e-12))
     return obs, (1 + hits) / (1 + permutations), len(ids)
 
 
@@ -612,14 +634,15 @@ def _cluster_bootstrap(sharp, drop, seed_of, act_of, resamples: int = 2000) -> t
     ids = sharp.index.intersection(drop.index)
     seeds = seed_of[ids]
     labels = np.array(sorted(set(seeds)))
-    members = {s: list(seeds.index[seeds == s]) for s in labels}
+    x, y, a = sharp[ids].to_numpy(float), drop[ids].to_numpy(float), act_of[ids].to_numpy()
+    members = {s: np.flatnonzero(seeds.to_numpy() == s) for s in labels}
     rng = np.random.default_rng(0)
-    vals = []
-    for _ in range(resamples):
-        pick = rng.choice(labels, len(labels))
-        rows = [i for s in pick for i in members[s]]
-        x, y, a = sharp[rows].to_numpy(float), drop[rows].to_numpy(float), act_of[rows].to_numpy()
-        vals.append(np.nanmean([spearman_rho(x[a == t], y[a == t]) for t in sorted(set(a))]))
+    samples = [np.concatenate([members[s] for s in rng.choice(labels, len(labels))]) for _ in range(resamples)]
+    types = sorted(set(a))
+    per_type = np.column_stack([spearman_subsets(x, y, [r[a[r] == t] for r in samples]) for t in types])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a sample with every type's rho undefined: NaN
+        vals = np.nanmean(per_type, axis=1)
     lo, hi = np.nanquantile(vals, [0.025, 0.975])
     return float(lo), float(hi)
 

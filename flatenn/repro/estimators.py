@@ -78,15 +78,28 @@ def paired_points(camp: pd.DataFrame, better: str, worse: str, seeds) -> pd.Data
 
 
 def _paired_by_seed(camp: pd.DataFrame, a: str, b: str, seeds, value: str) -> pd.DataFrame:
-    """Per (train seed, fault model, rate): mean over shared fault maps of value(a) - value(b)."""
+    """Per (train seed, fault model, rate): mean over shared fault maps of value(a) - value(b).
+
+    Rows pair on the fault map (``_PAIR``); the differences are taken in ``a``'s row order and averaged per
+    (fault model, rate). The table is grouped once per call (model rows, pairing codes), not once per seed.
+    """
+    where = camp.groupby("model_id", sort=False).indices if len(camp) else {}
+    pair = camp.groupby(_PAIR, sort=True).ngroup().to_numpy() if len(camp) else np.empty(0, np.int64)
+    vals = camp[value].to_numpy(dtype=float) if len(camp) else np.empty(0)
     frames = []
     for s in seeds:
-        ra = camp[camp["model_id"] == f"{a}-s{s}"].set_index(_PAIR)[value]
-        rb = camp[camp["model_id"] == f"{b}-s{s}"].set_index(_PAIR)[value]
-        j = pd.concat({"a": ra, "b": rb}, axis=1, join="inner").dropna()
-        if j.empty:
+        pa, pb = (np.asarray(where.get(f"{m}-s{s}", []), dtype=np.int64) for m in (a, b))
+        ca, cb = pair[pa], pair[pb]
+        order = np.argsort(cb, kind="stable")
+        at = np.minimum(np.searchsorted(cb[order], ca), max(len(cb) - 1, 0))
+        hit = (cb[order][at] == ca) if len(cb) else np.zeros(len(ca), dtype=bool)
+        ia, ib = pa[hit], pb[order[at[hit]]]
+        diff = vals[ia] - vals[ib]
+        ok = ~np.isnan(diff)
+        if not ok.any():
             raise LookupError(f"no shared campaign rows for {a}-s{s} and {b}-s{s}")
-        d = (j["a"] - j["b"]).groupby(level=["fault_model", "rate"]).mean().reset_index(name="diff")
+        rows = camp.iloc[ia[ok]][["fault_model", "rate"]].assign(diff=diff[ok])
+        d = rows.groupby(["fault_model", "rate"])["diff"].mean().reset_index()
         frames.append(d.assign(train_seed=s))
     return pd.concat(frames, ignore_index=True)
 
@@ -257,7 +270,7 @@ def mitigation_contrast(metric, args, tables, scale, rates, sesoi) -> Result:
     fault model and then over the fault models; ``spearman_trace_drop:<kind>``: seed-clustered Spearman rank
     correlation of the Hessian trace of each trained model of that kind (every training method, no
     inference-time protection) with its accuracy drop in the window."""
-    from .mitigations import MEASURES, method_of, point_gains
+    from .mitigations import MEASURES, design_rows, method_of, point_gains
 
     measure, _, target = metric.partition(":")
     camp = tables["campaign"]
@@ -277,7 +290,7 @@ def mitigation_contrast(metric, args, tables, scale, rates, sesoi) -> Result:
     if measure not in MEASURES:
         raise ValueError(f"mitigations metric {metric!r}: measure must be one of {MEASURES} or spearman_trace_drop")
     kind, _ = method_of(target)
-    per = point_gains(camp, target, f"{kind}-sgd", scale.seeds, rates)
+    per = point_gains(design_rows(tables), target, f"{kind}-sgd", scale.seeds, rates)
     seed_values = per.groupby(["train_seed", "fault_model"])[measure].mean().groupby("train_seed").mean()
     res = _seed_level(seed_values.to_numpy(), sesoi)
     detail = []

@@ -48,39 +48,96 @@ def _design_rows(camp: pd.DataFrame) -> pd.DataFrame:
     return camp[camp["layers"] == "all"]
 
 
+class DesignRows:
+    """A campaign table's whole-network rows grouped once: each model's row positions, and a pairing code per
+    row naming its fault map (fault model, evaluation set size, rate or count, map seed, trial). Built once per
+    table and shared by every gain computed from it (the family has hundreds)."""
+
+    def __init__(self, camp: pd.DataFrame) -> None:
+        c = _design_rows(camp)
+        self.source = camp
+        self.rows = c.groupby("model_id", sort=False).indices if len(c) else {}
+        self.pair = c.groupby(_PAIR, sort=True).ngroup().to_numpy() if len(c) else np.empty(0, np.int64)
+        self.fault_model = c["fault_model"].to_numpy(dtype=object)
+        self.rate, self.accuracy, self.clean = (
+            c[k].to_numpy(dtype=float) for k in ("rate", "accuracy", "clean_accuracy")
+        )
+
+    def shared(self, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the rows of model ``a`` and of model ``b`` on the same fault maps, in ``a``'s row order."""
+        pa, pb = (np.asarray(self.rows.get(m, []), dtype=np.int64) for m in (a, b))
+        ca, cb = self.pair[pa], self.pair[pb]
+        order = np.argsort(cb, kind="stable")
+        at = np.minimum(np.searchsorted(cb[order], ca), max(len(cb) - 1, 0))
+        hit = (cb[order][at] == ca) if len(cb) else np.zeros(len(ca), dtype=bool)
+        return pa[hit], pb[order[at[hit]]]
+
+
+def design_rows(tables: dict[str, pd.DataFrame]) -> DesignRows:
+    """The :class:`DesignRows` of ``tables["campaign"]``, built once per tables dict (an evaluation's)."""
+    held = tables.get("_design_rows")
+    if not isinstance(held, DesignRows) or held.source is not tables["campaign"]:
+        held = tables["_design_rows"] = DesignRows(tables["campaign"])
+    return held
+
+
 def point_gains(
-    camp: pd.DataFrame, variant: str, baseline: str, seeds: Iterable[int], rates: dict[str, tuple[float, ...]]
+    camp: pd.DataFrame | DesignRows,
+    variant: str,
+    baseline: str,
+    seeds: Iterable[int],
+    rates: dict[str, tuple[float, ...]],
 ) -> pd.DataFrame:
     """Per (train seed, fault model, rate) of the window: the mean over the shared trials of accuracy(variant) -
     accuracy(baseline) (``gain``), drop(baseline) - drop(variant) (``drop_gain``) and clean accuracy(baseline) -
-    clean accuracy(variant) (``clean_cost``), in accuracy points."""
-    c = _design_rows(camp)
-    out = []
+    clean accuracy(variant) (``clean_cost``), in accuracy points. ``camp``: the campaign table or its
+    :class:`DesignRows`."""
+    d = camp if isinstance(camp, DesignRows) else DesignRows(camp)
+    parts = []
     for s in seeds:
-        a = c[c["model_id"] == f"{variant}-s{s}"].set_index(_PAIR)
-        b = c[c["model_id"] == f"{baseline}-s{s}"].set_index(_PAIR)
-        base_cols = b[["accuracy", "clean_accuracy"]].add_suffix("_base")
-        j = a[["accuracy", "clean_accuracy"]].join(base_cols, how="inner")
-        if j.empty:
+        ia, ib = d.shared(f"{variant}-s{s}", f"{baseline}-s{s}")
+        if not len(ia):
             raise LookupError(f"no shared campaign rows for {variant}-s{s} and {baseline}-s{s}")
-        j = in_window(j.reset_index(), rates)
-        if j.empty:
-            raise LookupError(f"{variant}-s{s}: no campaign rows in the rate window")
-        j = j.assign(
-            gain=j["accuracy"] - j["accuracy_base"],
-            drop_gain=(j["clean_accuracy_base"] - j["accuracy_base"]) - (j["clean_accuracy"] - j["accuracy"]),
-            clean_cost=j["clean_accuracy_base"] - j["clean_accuracy"],
-        )
-        per_rate = j.groupby(["fault_model", "rate"])[list(MEASURES)].mean().reset_index()
-        out.append(per_rate.assign(train_seed=s))
-    return pd.concat(out, ignore_index=True)
+        parts.append((s, ia, ib))
+    ia, ib = (np.concatenate([p[k] for p in parts]) for k in (1, 2))
+    j = pd.DataFrame(
+        {
+            "train_seed": np.repeat([p[0] for p in parts], [len(p[1]) for p in parts]),
+            "fault_model": d.fault_model[ia],
+            "rate": d.rate[ia],
+            "accuracy": d.accuracy[ia],
+            "clean_accuracy": d.clean[ia],
+            "accuracy_base": d.accuracy[ib],
+            "clean_accuracy_base": d.clean[ib],
+        }
+    )
+    j = in_window(j, rates)
+    empty = sorted(set(p[0] for p in parts) - set(j["train_seed"]))
+    if empty:
+        raise LookupError(f"{variant}-s{empty[0]}: no campaign rows in the rate window")
+    j = j.assign(
+        gain=j["accuracy"] - j["accuracy_base"],
+        drop_gain=(j["clean_accuracy_base"] - j["accuracy_base"]) - (j["clean_accuracy"] - j["accuracy"]),
+        clean_cost=j["clean_accuracy_base"] - j["clean_accuracy"],
+    )
+    # one groupby for every seed: each (seed, fault model, rate) mean sums its rows in the variant's row order
+    per_rate = j.groupby(["train_seed", "fault_model", "rate"], sort=False)[list(MEASURES)].mean().reset_index()
+    order = {s: i for i, (s, _, _) in enumerate(parts)}
+    per_rate = per_rate.sort_values(
+        ["train_seed", "fault_model", "rate"], key=lambda c: c.map(order) if c.name == "train_seed" else c
+    )
+    return per_rate[["fault_model", "rate", *MEASURES, "train_seed"]].reset_index(drop=True)
 
 
 MEASURES = ("gain", "drop_gain", "clean_cost")
 
 
 def seed_gains(
-    camp: pd.DataFrame, variant: str, baseline: str, seeds: Iterable[int], rates: dict[str, tuple[float, ...]]
+    camp: pd.DataFrame | DesignRows,
+    variant: str,
+    baseline: str,
+    seeds: Iterable[int],
+    rates: dict[str, tuple[float, ...]],
 ) -> pd.DataFrame:
     """:func:`point_gains` averaged over the window's rates: one row per (train seed, fault model)."""
     per = point_gains(camp, variant, baseline, seeds, rates)
@@ -107,9 +164,10 @@ def family_table(
     for the family of pooled accuracy gains, raw otherwise), and the memory overhead of the variant."""
     seeds = list(scale.seeds if seeds is None else seeds)
     rows = []
+    design = DesignRows(camp)
     for v in variants:
         kind, method = method_of(v)
-        per = seed_gains(camp, v, f"{kind}-sgd", seeds, scale.informative_rates)
+        per = seed_gains(design, v, f"{kind}-sgd", seeds, scale.informative_rates)
         pooled = per.groupby("train_seed")[list(MEASURES)].mean()
         protection = scale.protection(v)
         overhead = PROTECTIONS[protection].overhead(scale.w_bits)
