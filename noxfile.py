@@ -2,7 +2,9 @@
 and reused, so torch is installed once. Set FLATENN_TORCH to change the torch pin
 (default: torch==2.14.1 torchvision==0.29.1, the builds this project is tested with).
 
-  nox -s tests                      unit tests (tests/)
+  nox -s tests                      the fast tier of tests/ (unit tests of every module), on every core
+  nox -s tests-slow                 the slow tier (end-to-end, subprocess command lines, Ray, tracked folders)
+  nox -s tests -- --slow            both tiers
   nox -s reproduce                  every claim at the default `smoke` scale from the shipped models -> runs/<time>/
   nox -s reproduce -- --retrain     ... retraining every model (statistical comparison with results/)
   nox -s reproduce -- --scale cpu   ... at another scale; args after -- go to pytest
@@ -49,11 +51,23 @@ def _python(session: nox.Session) -> str:
     return str(py)
 
 
+# pytest-xdist on every core; a test file stays on one worker (its module fixtures are built once, and one Ray
+# instance serves the Ray tests). "-n 0" after -- runs in this process.
+PARALLEL = ["-n", "auto", "--dist", "loadfile"]
+
+
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Unit tests (tests/), including a re-derivation of the tracked results."""
+    """The fast tier of tests/: the unit tests of every module (`-- --slow` adds the slow tier)."""
     py = _python(session)
-    session.run(py, "-m", "pytest", "tests", "-q", *session.posargs, external=True)
+    session.run(py, "-m", "pytest", "tests", "-q", *PARALLEL, *session.posargs, external=True)
+
+
+@nox.session(name="tests-slow", venv_backend="none")
+def tests_slow(session: nox.Session) -> None:
+    """The slow tier of tests/: end-to-end runs, subprocess command lines, Ray, whole tracked-folder checks."""
+    py = _python(session)
+    session.run(py, "-m", "pytest", "tests", "-q", "-m", "slow", *PARALLEL, *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")
@@ -88,7 +102,7 @@ def record(session: nox.Session) -> None:
 def verify(session: nox.Session) -> None:
     """Re-derive every tracked table from its CSVs and check fingerprints, completeness, checksums and verdicts."""
     py = _python(session)
-    session.run(py, "-m", "flatenn", "verify", *(session.posargs or ["--remeasure", "1"]), external=True)
+    session.run(py, "-m", "flatenn", "verify", *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")

@@ -14,7 +14,7 @@ Reusable parts: :mod:`flatenn.core.quant` (quantized layers, integer weight code
 from ``claims.toml``).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from .core.convert import import_torch_ao, quantize_model
 from .core.quant import calibrate_activations

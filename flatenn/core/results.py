@@ -1,18 +1,25 @@
-"""Tidy CSV tables with a stable schema: fixed column order, sorted rows, fixed float format.
+"""Tidy tables with a stable schema: fixed column order, sorted rows, fixed float format.
 
 Floats are written with ``%.6g`` (not ``%.4f`` as first planned: fault rates such as 3e-5 would
 print as 0.0000; not ``%.17g``, which diffs noisily). Reading casts every known column back to its
 declared type, so whole-number floats do not come back as ints and ``bits`` labels stay text.
+
+Summaries, claims and verdicts are plain CSV that a person can diff. The per-trial campaign rows of a
+results folder (hundreds of thousands of rows) are a zstd-compressed Parquet file, ``campaign.parquet``:
+the same columns, order and sort, and every float is stored as the value its ``%.6g`` text reads back, so a
+table holds the same numbers in either format (:func:`table_file` names where a table lives; a folder
+written before keeps its ``campaign.csv``). The format follows the file name: ``.parquet`` or ``.csv``.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_text
 
 FLOAT_FORMAT = "%.6g"
 
@@ -145,13 +152,51 @@ def write_table(
     atomic_write_text(path, df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
 
 
+COLUMNAR_TABLES = {"campaign": "campaign.parquet"}  # per-trial rows: a columnar file inside a results folder
+
+
+def table_file(folder: str | Path, name: str) -> Path:
+    """Where table ``name`` lives in a results folder: ``campaign.parquet`` for the per-trial rows (or the
+    ``campaign.csv`` of a folder written before, which stays CSV), ``<name>.csv`` for every other table."""
+    folder = Path(folder)
+    legacy = folder / f"{name}.csv"
+    if name not in COLUMNAR_TABLES:
+        return legacy
+    columnar = folder / COLUMNAR_TABLES[name]
+    return legacy if legacy.is_file() and not columnar.is_file() else columnar
+
+
+def is_columnar(path: str | Path) -> bool:
+    return Path(path).suffix == ".parquet"
+
+
+def _as_written(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The float columns as their ``%.6g`` text reads back (what a CSV of the table would hold)."""
+    floats = [c for c in columns if pd.api.types.is_float_dtype(df[c])]
+    if not floats or not len(df):
+        return df
+    text = df[floats].to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    back = pd.read_csv(io.StringIO(text), dtype={c: "float64" for c in floats})
+    return df.assign(**{c: back[c].to_numpy() for c in floats})
+
+
 def write_schema_table(df: pd.DataFrame, path: str | Path, table: str) -> None:
-    """Write a table with a declared schema (see ``SCHEMAS``)."""
+    """Write a table with a declared schema (see ``SCHEMAS``): CSV, or Parquet for a ``.parquet`` path."""
     cols, sort = SCHEMAS[table]
     missing = {c: v for c, v in OPTIONAL_COLUMNS.get(table, {}).items() if c not in df.columns}
     if missing:
         df = df.assign(**missing)
-    write_table(df.astype({c: t for c, t in cols.items() if c in df.columns}), path, list(cols), sort)
+    df = df.astype({c: t for c, t in cols.items() if c in df.columns})
+    if not is_columnar(path):
+        write_table(df, path, list(cols), sort)
+        return
+    lacking = [c for c in cols if c not in df.columns]
+    if lacking:
+        raise KeyError(f"table for {Path(path).name} lacks columns {lacking}")
+    df = _as_written(df[list(cols)].sort_values(sort, kind="mergesort"), list(cols)).reset_index(drop=True)
+    buf = io.BytesIO()
+    df.to_parquet(buf, engine="pyarrow", compression="zstd", index=False)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 class ResultsTableError(ValueError):
@@ -195,16 +240,25 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
     path = Path(path)
     if table is None and (path.stem in SCHEMAS or path.stem in KEYED_TABLES):
         table = path.stem
+    where = "row" if is_columnar(path) else "line"  # a Parquet file has rows, numbered from 1 after no header
     try:
-        if table is None:
-            return pd.read_csv(path, keep_default_na=True)
-        if table in KEYED_TABLES:
+        if is_columnar(path):
+            df = _read_columnar(path)
+            if table is None:
+                return df
+            if table in KEYED_TABLES:
+                return _check_keyed(df, path, *KEYED_TABLES[table])
+            cols, key = SCHEMAS[table]
+        else:
+            if table is None:
+                return pd.read_csv(path, keep_default_na=True)
+            if table in KEYED_TABLES:
+                _check_rows_complete(path)
+                return _check_keyed(pd.read_csv(path, keep_default_na=True), path, *KEYED_TABLES[table])
+            cols, key = SCHEMAS[table]
             _check_rows_complete(path)
-            return _check_keyed(pd.read_csv(path, keep_default_na=True), path, *KEYED_TABLES[table])
-        cols, key = SCHEMAS[table]
-        _check_rows_complete(path)
-        text_cols = {c: str for c, t in cols.items() if t == "str"}
-        df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""])
+            text_cols = {c: str for c, t in cols.items() if t == "str"}
+            df = pd.read_csv(path, dtype=text_cols, keep_default_na=False, na_values=[""])
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ResultsTableError(f"{path}: not a readable CSV table ({str(e).strip()}); delete or restore it") from None
     for c, default in OPTIONAL_COLUMNS.get(table, {}).items():
@@ -217,8 +271,11 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
         raise ResultsTableError(
             f"{path}: columns {missing} are missing (header: {list(df.columns)}); delete or restore the file"
         )
+    first = 2 if where == "line" else 1  # line 1 of a CSV is its header
     for c, t in cols.items():
         if t == "str":
+            if where == "row" and not (pd.api.types.is_string_dtype(df[c]) or df[c].dtype == object):
+                raise ResultsTableError(f"{path}: column {c} holds {df[c].dtype} values, expected text")
             continue
         conv = pd.to_numeric(df[c], errors="coerce")
         bad = conv.isna() | ~np.isfinite(conv.astype(float))
@@ -229,7 +286,7 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise ResultsTableError(
-                f"{path}, line {i + 2}: column {c} is {df[c].iloc[i]!r}, expected a finite "
+                f"{path}, {where} {i + first}: column {c} is {df[c].iloc[i]!r}, expected a finite "
                 f"{'whole number' if t == 'int64' else 'number'} in [{lo:g}, {hi:g}]"
             )
         df[c] = conv.astype(t)
@@ -237,13 +294,29 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
     return df
 
 
+def _read_columnar(path: Path) -> pd.DataFrame:
+    """A Parquet table; a file that is not one (cut off, overwritten) is a :class:`ResultsTableError`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ResultsTableError(
+            f"{path}: not a readable Parquet table ({str(e).strip()[:200]}); delete or restore it"
+        ) from None
+
+
 def _duplicate_keys(df: pd.DataFrame, path: Path, key: list[str]) -> None:
     dup = df.duplicated(key, keep=False)
     if dup.any():
-        lines = (np.flatnonzero(dup.to_numpy())[:4] + 2).tolist()
+        where, first_line = ("rows", 1) if is_columnar(path) else ("lines", 2)
+        lines = (np.flatnonzero(dup.to_numpy())[:4] + first_line).tolist()
         first = df.loc[dup, key].iloc[0].tolist()
         raise ResultsTableError(
-            f"{path}, lines {lines}: the same row key {key} = {first} appears more than once "
+            f"{path}, {where} {lines}: the same row key {key} = {first} appears more than once "
             "(a duplicated row); delete the extra row or restore the file"
         )
 
@@ -267,8 +340,9 @@ RESULT_TABLES = ("training", "sharpness", "sparsity", "landscape", "campaign")
 
 
 def read_result(folder: str | Path, name: str) -> pd.DataFrame:
-    """``<folder>/<name>.csv`` (declared types for known schemas), or an empty frame when absent."""
-    path = Path(folder) / f"{name}.csv"
+    """Table ``name`` of a results folder (:func:`table_file`; declared types for known schemas), or an empty
+    frame when absent."""
+    path = table_file(folder, name)
     if not path.is_file():
         return pd.DataFrame()
     return read_table(path, name if name in SCHEMAS or name in KEYED_TABLES else None)
@@ -280,10 +354,12 @@ def read_results(folder: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def table_checksums(folder: str | Path) -> dict[str, str]:
-    """SHA-256 of every CSV of a results folder (recorded in provenance.json; verify re-checks them)."""
+    """SHA-256 of every table file (CSV, Parquet) of a results folder (recorded in provenance.json; verify
+    re-checks them)."""
     import hashlib
 
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob("*.csv"))}
+    files = sorted([*Path(folder).glob("*.csv"), *Path(folder).glob("*.parquet")])
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def text_or_empty(v) -> str:

@@ -26,6 +26,7 @@ from ..core.results import (
     SCHEMAS,
     read_result,
     table_checksums,
+    table_file,
     write_schema_table,
     write_table,
 )
@@ -82,7 +83,7 @@ class ResultsFolder:
     def drop_model_rows(self, model_id: str, fingerprint: str) -> None:
         """Remove rows of ``model_id`` measured on another model (another fingerprint) from every measured table."""
         for name in MEASURED_TABLES:
-            path = self.path / f"{name}.csv"
+            path = table_file(self.path, name)
             if not path.is_file():
                 continue
             t = self.table(name)
@@ -108,6 +109,43 @@ class ResultsFolder:
         for f in (self.path / "models").glob("*"):
             if f.suffix in (".pt", ".json") and f.stem not in keep:
                 f.unlink()
+
+    def convert_to_columnar(self, commit: str) -> dict | None:
+        """Move a ``campaign.csv`` of a folder written before 0.4 to ``campaign.parquet`` (the same rows and
+        numbers: the file is read as the table, written, read back and compared value for value before the CSV
+        goes); provenance.json records the conversion (both files' SHA-256 and ``commit``) beside the runs,
+        which stay as they are. Returns that record, or None when there is nothing to convert."""
+        import hashlib
+
+        from ..core.results import COLUMNAR_TABLES, read_table
+
+        csv = self.path / "campaign.csv"
+        if not csv.is_file():
+            return None
+        target = self.path / COLUMNAR_TABLES["campaign"]
+        before = read_table(csv, "campaign")
+        write_schema_table(before, target, "campaign")
+        after = read_table(target, "campaign")
+        if set(after.columns) != set(before.columns) or not after.equals(before[list(after.columns)]):
+            target.unlink()
+            raise ValueError(f"{csv}: the Parquet copy differs from the CSV; nothing converted")
+        record = {
+            "from": csv.name,
+            "to": target.name,
+            "from_sha256": hashlib.sha256(csv.read_bytes()).hexdigest(),
+            "to_sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+            "rows": len(after),
+            "commit": commit,
+            "note": "the same rows and numbers in a columnar file (read, written, read back and compared)",
+        }
+        prov = self.read_provenance()
+        csv.unlink()
+        self._tables.pop("campaign", None)
+        if prov is not None:
+            prov.setdefault("conversions", []).append(record)
+            prov["tables_sha256"] = table_checksums(self.path)
+            atomic_write_text(self.path / "provenance.json", json.dumps(prov, indent=1, sort_keys=True) + "\n")
+        return record
 
     # ---- provenance -------------------------------------------------------------------------
     def read_provenance(self) -> dict | None:
@@ -178,4 +216,6 @@ class ResultsFolder:
             "seconds of that run and are not asserted; status 'interrupted': the run was killed and a "
             "later run completed the folder",
         }
+        if old.get("conversions"):  # format conversions of the folder's files stay on record
+            prov["conversions"] = old["conversions"]
         atomic_write_text(self.path / "provenance.json", json.dumps(prov, indent=1, sort_keys=True) + "\n")
