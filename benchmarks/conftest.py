@@ -97,6 +97,16 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [i for i in items if not i.get_closest_marker("speed")]
 
 
+def pytest_collection_finish(session):
+    """The claims the selected cases need, per scale (a ``-k`` run measures and counts only their units)."""
+    selected: dict[str, set[str]] = {}
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "scale" in params and "case" in params:
+            selected.setdefault(params["scale"], set()).add(params["case"].claim)
+    session.config._flatenn_selected = selected
+
+
 def scales_of(config) -> list[str]:
     return expand_scales(config.getoption("--scale"))
 
@@ -132,6 +142,9 @@ def experiments(request):
                 executor=executor,
                 all_seeds=opt("--all-seeds"),
             )
+            claims = getattr(request.config, "_flatenn_selected", {}).get(name)
+            if claims:
+                cache[name].limit_to(claims)
             try:
                 cache[name].data()  # a missing data set stops the session once, with the instruction
             except DatasetNotFoundError as e:
@@ -164,10 +177,12 @@ def pytest_sessionfinish(session, exitstatus):
 
     exps: dict[str, Experiment] = getattr(session.config, "_flatenn_experiments", {})
     done = {n: e for n, e in exps.items() if e.computed or (e.dir / "claims.csv").is_file()}
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    session.config._flatenn_interrupted = interrupted
     try:
         for exp in exps.values():  # also completes a folder whose earlier run was killed before its provenance
-            exp.finish()
-        if done and not session.config.getoption("--no-report"):
+            exp.finish(interrupted=interrupted)
+        if done and not interrupted and not session.config.getoption("--no-report"):
             from flatenn.repro.report import build_report
 
             build_report(results_root(session.config))
@@ -182,10 +197,39 @@ def pytest_sessionfinish(session, exitstatus):
             exp.close()
 
 
+# what `nox -s reproduce` passes to pytest before the arguments given after `--` (noxfile.py)
+NOX_REPRODUCE_ARGS = ["-m", "not speed", "-p", "no:cacheprovider", "-ra", "--benchmark-disable-gc"]
+
+
+def resume_command(config) -> str:
+    """The command that resumes this run: its own arguments, with its --results-dir (a plain rerun would start
+    a new runs/<time>/ folder)."""
+    import shlex
+
+    args = list(config.invocation_params.args)
+    if args[:1] and Path(args[0]).resolve() == ROOT / "benchmarks":
+        args = args[1:]
+    if args[: len(NOX_REPRODUCE_ARGS)] == NOX_REPRODUCE_ARGS:
+        args = [a for a in args[len(NOX_REPRODUCE_ARGS) :] if a != "--benchmark-columns=min"]
+    if not any(a == "--results-dir" or a.startswith("--results-dir=") for a in args):
+        args += ["--results-dir", str(results_root(config))]
+    return "nox -s reproduce -- " + shlex.join(args)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from flatenn.repro.verify import summary_lines
 
     exps: dict[str, Experiment] = getattr(config, "_flatenn_experiments", {})
+    if getattr(config, "_flatenn_interrupted", False):
+        terminalreporter.section("flatenn: interrupted")
+        for name, exp in exps.items():
+            done, planned = exp.progress_counts()
+            terminalreporter.write_line(
+                f"{name}: {done} of {planned} work units finished and kept in {exp.dir}; no claims were derived "
+                "from the partial tables, and this run is listed as 'interrupted' in its provenance.json"
+            )
+        terminalreporter.write_line(f"resume (finished units are not recomputed): {resume_command(config)}")
+        return
     for name, exp in exps.items():
         if not (exp.dir / "claims.csv").is_file():
             continue

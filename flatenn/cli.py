@@ -37,9 +37,23 @@ def _items(text: str, option: str) -> list[str]:
     return items
 
 
+MAX_POINTS = 1000  # rates or counts of one campaign; more is a typo (each is a full set of trials)
+MAX_SEED = 2**32 - 1  # training seeds: what every seeded generator the training uses accepts
+MAX_EPOCHS = 10_000
+MAX_WIDTH = 1024  # channels of the first stage: a wider model of the built-in kinds does not fit this kind of machine
+MAX_PROBES = 10_000  # Hutchinson probes / random directions of a sharpness measurement
+
+
+def _bounded_items(text: str, option: str) -> list[str]:
+    items = _items(text, option)
+    if len(items) > MAX_POINTS:
+        raise argparse.ArgumentTypeError(f"{option} takes at most {MAX_POINTS} values, got {len(items)}")
+    return items
+
+
 def _rates(text: str) -> list[float]:
     out = []
-    for t in _items(text, "--rates"):
+    for t in _bounded_items(text, "--rates"):
         try:
             r = float(t)
         except ValueError:
@@ -54,7 +68,7 @@ def _rates(text: str) -> list[float]:
 
 def _whole_numbers(text: str, what: str, allow_ranges: bool) -> list[int]:
     out = []
-    for t in _items(text, what):
+    for t in _bounded_items(text, what):
         a, sep, b = t.partition("-") if allow_ranges and not t.startswith("-") else (t, "", "")
         try:
             vals = list(range(int(a), int(b) + 1)) if sep else [int(a)]
@@ -67,6 +81,8 @@ def _whole_numbers(text: str, what: str, allow_ranges: bool) -> list[int]:
         if any(v < 0 for v in vals):
             raise argparse.ArgumentTypeError(f"{what} must be >= 0, got {t!r}")
         out += vals
+        if len(out) > MAX_POINTS:
+            raise argparse.ArgumentTypeError(f"{what}: at most {MAX_POINTS} values, got a range of {len(vals)}")
     return out
 
 
@@ -115,6 +131,14 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _fraction(text: str) -> float:
+    """A probability strictly between 0 and 1 (a power, a level)."""
+    v = _positive_float(text)
+    if not v < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1) like 0.8, got {text}")
+    return v
+
+
 def _nonneg_float(text: str) -> float:
     try:
         v = float(text)
@@ -147,9 +171,13 @@ def resolve_config(spec: str, cache_dir: str | None = None):
 
     if spec.count(":") == 2:
         scale, variant, seed = spec.split(":")
-        if not seed.isdigit():
-            raise ValueError(f"--model {spec!r}: the training seed must be a whole number >= 0, got {seed!r}")
+        if not seed.isdigit() or int(seed) > MAX_SEED:
+            raise ValueError(f"--model {spec!r}: the training seed must be a whole number in 0..{MAX_SEED}, got {seed}")
         return get_scale(scale).train_config(variant, int(seed))
+    if _names_a_scale(spec):
+        raise ValueError(
+            f"--model {spec!r}: a scale's model is SCALE:VARIANT:SEED, e.g. {spec}:0 (the seed is missing)"
+        )
     p = Path(spec)
     if p.is_file():
         try:
@@ -271,12 +299,12 @@ def _train_options(t: argparse.ArgumentParser) -> None:
         "optimizer": sorted(METHODS),
     }
     parse = {
-        "width": _at_least(1),
+        "width": _at_least(1, MAX_WIDTH),
         "w_bits": _at_least(2, 16),
         "a_bits": _at_least(2, 16),
-        "epochs": _at_least(0),
+        "epochs": _at_least(1, MAX_EPOCHS),
         "batch_size": _at_least(1),
-        "seed": _at_least(0),
+        "seed": _at_least(0, MAX_SEED),
         "train_subset": _at_least(1),
         "test_subset": _at_least(1),
         "lr": _positive_float,
@@ -313,10 +341,25 @@ def cmd_train(a) -> int:
             )
         cfg = resolve_config(a.model_spec, a.cache_dir)
     else:
+        check_method_fields(given)
         cfg = TrainConfig(**given)
     _, record = Zoo(a.cache_dir, device=a.device, progress=not a.quiet).get(cfg)
     print(json.dumps(record.to_dict(), indent=1) if a.json else record.summary())
     return 0
+
+
+def check_method_fields(given: dict) -> None:
+    """A training method's hyper-parameter given to a method that does not read it is refused: it would be
+    ignored, yet change the model's cache key (two keys for one model)."""
+    from .core.methods import METHODS, get_method
+
+    method = get_method(given.get("optimizer", "sgd"))
+    known = {f for m in METHODS.values() for f in m.hyper_parameters}
+    stray = [f for f in given if f in known and f not in method.hyper_parameters]
+    if stray:
+        opts = ", ".join("--" + f.replace("_", "-") for f in stray)
+        reads = ", ".join("--" + f.replace("_", "-") for f in method.hyper_parameters) or "no hyper-parameter"
+        raise ValueError(f"{opts}: training method {method.name!r} does not read it (it reads {reads}); drop {opts}")
 
 
 def check_device(name: str | None) -> None:
@@ -352,18 +395,34 @@ def check_out(path: str | None, table: str | None = None) -> None:
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ValueError(f"--out {path}: not writable")
     if table and p.is_file():
-        from .core.results import SCHEMAS
+        from .core.results import SCHEMAS, is_columnar
 
-        header = p.read_text().split("\n", 1)[0].split(",")
+        if is_columnar(p):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                header = pq.read_schema(p).names
+            except (pa.ArrowException, OSError):
+                header = []
+        else:
+            header = p.read_bytes()[:4096].decode(errors="replace").split("\n", 1)[0].split(",")
         if header != list(SCHEMAS[table][0]):
             raise ValueError(
                 f"--out {path} exists but is not a {table} table of this flatenn version; choose another file"
             )
 
 
+def _names_a_scale(spec: str) -> bool:
+    from .repro.scales import SCALES
+
+    return spec.split(":")[0] in SCALES
+
+
 def is_foreign(spec: str) -> bool:
-    """``torchvision:NAME`` or ``package.module:factory`` (one colon), not ``SCALE:VARIANT:SEED``."""
-    return spec.count(":") == 1
+    """``torchvision:NAME`` or ``package.module:factory`` (one colon), not ``SCALE:VARIANT:SEED`` (nor that spec
+    with its seed missing)."""
+    return spec.count(":") == 1 and not _names_a_scale(spec)
 
 
 def _load_foreign(a):
@@ -546,6 +605,7 @@ def cmd_sharpness(a) -> int:
     from .core.results import write_table
 
     check_out(a.out)
+    check_sharpness_examples(a)
     model, data, cfg = _load_model(a)
     x, y = data.x_train[: a.examples], data.y_train[: a.examples]
     rows, land = measure(
@@ -563,6 +623,22 @@ def cmd_sharpness(a) -> int:
         if len(land):
             write_table(land, Path(a.out).with_name(Path(a.out).stem + "_landscape.csv"))
     return 0
+
+
+def check_sharpness_examples(a) -> None:
+    """``--examples`` must fit the model's training split, known before any model is loaded or trained."""
+    from .core.data import load_dataset
+
+    if is_foreign(a.model):
+        if not a.data:
+            return  # _load_foreign says that --data is needed
+        name, sub = a.data, None
+    else:
+        cfg = resolve_config(a.model, a.cache_dir)
+        name, sub = cfg.dataset, cfg.train_subset
+    n = sub or len(load_dataset(name).x_train)
+    if a.examples > n:
+        raise ValueError(f"--examples {a.examples}: the training split of {name} has only {n} examples")
 
 
 def check_results_dir(path: str, must_exist: bool) -> Path:
@@ -670,12 +746,26 @@ def cmd_report(a) -> int:
     return 0
 
 
+DEFAULT_REMEASURE = 3  # models per folder whose sharpness rows verify re-measures by default
+
+
 def cmd_verify(a) -> int:
+    import secrets
+
     from .repro.verify import verify_all
 
     root = check_results_dir(a.results_dir, must_exist=True)
+    if a.no_remeasure and (a.remeasure != DEFAULT_REMEASURE or a.remeasure_seed is not None):
+        raise ValueError("--no-remeasure re-measures nothing: drop --remeasure and --remeasure-seed")
+    seed = secrets.randbits(32) if a.remeasure_seed is None else a.remeasure_seed
     notes: list[str] = []
-    problems = verify_all(root, remeasure=a.remeasure, notes=notes)
+    problems = verify_all(
+        root,
+        remeasure=0 if a.no_remeasure else a.remeasure,
+        notes=notes,
+        measured_tables=not a.no_remeasure,
+        sample_seed=seed,
+    )
     for p in problems:
         print(p)
     for n in notes:
@@ -683,9 +773,15 @@ def cmd_verify(a) -> int:
     scales = sorted(d.name for d in root.iterdir() if (d / "claims.csv").is_file())
     print(
         f"checked {len(scales)} folder(s) ({', '.join(scales)}): every derived table re-derived from the raw "
-        "CSVs, every shipped model (checksums, key, fingerprint, record) against training.csv and provenance, "
+        "tables, every shipped model (checksums, key, fingerprint, record) against training.csv and provenance, "
         "faulty bits and changed weights of every campaign row from the fault sampler, completeness of every "
-        "table against the scale's plan, checksums in provenance.json, recorded verdicts"
+        "table against the scale's plan, checksums and run records in provenance.json, recorded verdicts"
+        + (
+            ""
+            if a.no_remeasure
+            else "; re-measured from the shipped models where the data set is here: every landscape and sparsity "
+            f"row, and every sharpness row of {a.remeasure} model(s) per folder (seed {seed})"
+        )
     )
     print("verify: OK" if not problems else f"verify: {len(problems)} problem(s)")
     return 1 if problems else 0
@@ -799,7 +895,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="inference-time protection (ranger, ft-clipact: built from training images; default none)",
     )
     _add_foreign(c)
-    c.add_argument("--out", default=None, help="CSV to write; rows already there are not recomputed (resume)")
+    c.add_argument(
+        "--out",
+        default=None,
+        help="table to write: CSV, or Parquet for a .parquet name; rows already there are not recomputed (resume)",
+    )
     _add_common(c)
 
     v = sub.add_parser("vulnerability", help="accuracy drop per (layer, bit position): which bits to protect")
@@ -830,9 +930,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=["lambda_max_fn", "trace_fn", "avg_sharpness"],
         help=f"comma list from {','.join(METRICS)}",
     )
-    s.add_argument("--examples", type=_at_least(2), default=512, help="training examples used (default 512)")
-    s.add_argument("--probes", type=_at_least(2), default=20, help="Hutchinson probes (default 20)")
-    s.add_argument("--directions", type=_at_least(2), default=20, help="directions for average sharpness (default 20)")
+    s.add_argument(
+        "--examples",
+        type=_at_least(2),
+        default=512,
+        help="training examples used, at most the training set (default 512)",
+    )
+    s.add_argument("--probes", type=_at_least(2, MAX_PROBES), default=20, help="Hutchinson probes (default 20)")
+    s.add_argument(
+        "--directions", type=_at_least(2, MAX_PROBES), default=20, help="directions for average sharpness (default 20)"
+    )
     s.add_argument("--sigma", type=_positive_float, default=0.05, help="relative perturbation size (default 0.05)")
     s.add_argument("--seed", type=_at_least(0), default=0)
     s.add_argument("--model-id", default=None)
@@ -865,16 +972,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--remeasure",
         type=_remeasure_count,
-        default=0,
-        help="also re-measure the sharpness, landscape "
-        "and sparsity rows of N models per folder (a seeded choice; 'all' for every model) from the shipped "
-        "models, where the data set is here (default 0)",
+        default=DEFAULT_REMEASURE,
+        help="re-measure every sharpness row of N models per folder from the shipped models, drawn at random "
+        f"('all' for every model; default {DEFAULT_REMEASURE}); every landscape and sparsity row is re-measured "
+        "too. Needs each folder's data set (a folder without it is re-derived only, and says so)",
+    )
+    q.add_argument(
+        "--remeasure-seed",
+        type=_at_least(0, 2**32 - 1),
+        default=None,
+        help="draw the re-measured models with this seed (default: a fresh one, printed, so a run can be replayed)",
+    )
+    q.add_argument(
+        "--no-remeasure",
+        action="store_true",
+        help="re-derive and check the tables only; re-measure nothing (no data set needed)",
     )
 
     pw = sub.add_parser("power", help="seeds each primary claim needs for a decisive verdict (from recorded SDs)")
     pw.add_argument("--scale", required=True, help="a recorded scale (smoke, cpu)")
     pw.add_argument("--results-dir", default=str(ROOT / "results"))
-    pw.add_argument("--power", type=_positive_float, default=0.8, help="target power (default 0.8)")
+    pw.add_argument("--power", type=_fraction, default=0.8, help="target power, in (0, 1) (default 0.8)")
 
     vd = sub.add_parser("verdicts", help="a recorded scale's verdicts under analysis plan v1 or v2 (from the CSVs)")
     vd.add_argument("--scale", required=True, help="a recorded scale (smoke, cpu)")

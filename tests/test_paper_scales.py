@@ -64,6 +64,7 @@ def tiny(name: str) -> scales_mod.ScaleConfig:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["paper_resnet20", "paper_resnet18"])
 def test_paper_scale_pipeline_end_to_end(tmp_path, monkeypatch, name, device):

@@ -33,7 +33,7 @@ from ..core.data import DataSplit
 from ..core.determinism import resolve_device, torch_state
 from ..core.fingerprint import model_fingerprint
 from ..core.progress import Stages
-from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, write_table
+from ..core.results import SUMMARY_COLUMNS, SUMMARY_KEY, table_file, write_table
 from ..core.zoo import Zoo
 from ..faults.campaign import pending_trials, run_campaign
 from ..faults.protection import Protection
@@ -266,7 +266,7 @@ class Experiment:
             seed=self.scale.map_seed(seed),
             model_id=mid,
             batch_size=self.scale.eval_batch_size,
-            out=self.dir / "campaign.csv",
+            out=table_file(self.dir, "campaign"),
             progress=self.progress,
             extra={"variant": variant, "train_seed": seed, "run_id": self.run_id},
             protection=self.protection(variant, seed),
@@ -508,7 +508,7 @@ class Experiment:
                 self.begin()
                 write_schema_table(
                     pd.concat([self.folder.table("campaign"), result.rows], ignore_index=True),
-                    self.dir / "campaign.csv",
+                    table_file(self.dir, "campaign"),
                     "campaign",
                 )
                 self.folder.changed("campaign")
@@ -653,6 +653,19 @@ class Experiment:
             mine = [u for u in mine if u.seed in keep]
         return mine
 
+    def limit_to(self, claim_ids: set[str]) -> None:
+        """Plan (and count in the progress lines) only the units these claims need: a ``-k`` selection."""
+        units: dict[Unit, None] = {}
+        for cid in sorted(claim_ids):
+            for u in self.reproduce_units(cid) if self.sequential else claim_units(self.scale, cid):
+                units.setdefault(u, None)
+        self.units = list(units)
+        self.stages.totals = totals(self.units)
+
+    def progress_counts(self) -> tuple[int, int]:
+        """(units finished, units planned) of this run."""
+        return sum(u in self._done for u in self.units), len(self.units)
+
     def ensure_for(self, claim_id: str) -> None:
         """Compute everything one claim needs at this scale (and nothing else)."""
         if self.sequential:
@@ -691,12 +704,18 @@ class Experiment:
                 return
             self.run(todo)
 
-    def finish(self) -> None:
+    def finish(self, interrupted: bool = False) -> None:
         """Write the derived tables, claims and provenance of what this run computed.
 
         Also when this run computed nothing but the folder's provenance is not current (an earlier run was
         killed after writing rows or claims but before its provenance): the folder is completed either way.
+        ``interrupted``: the run stopped early (Ctrl-C); its finished rows stay, it is listed as ``interrupted``,
+        and nothing is derived from the partial tables (the run that completes the folder derives them).
         """
+        if interrupted:
+            if self._begun:
+                self.write_provenance(status="interrupted", keep_unused=True)
+            return
         current = self.provenance_current()
         if self.computed or not current:
             if (self.dir / "training.csv").is_file():

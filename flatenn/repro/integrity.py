@@ -17,7 +17,9 @@ never raises on damaged input (``verify`` runs every check and lists every probl
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ from ..faults.injector import FaultInjector
 from ..faults.protection import PROTECTIONS
 from .plan import is_sequential, plan, planned_units
 from .scales import ScaleConfig
+from .tolerances import RTOL as FORWARD_RTOL
+from .tolerances import metric_rtol
 
 SOURCES = ("trained", "cache", "shipped", "folder")
 CONFIG_COLUMNS = ("dataset", "model", "width", "activation", "optimizer", "rho", "epochs")
@@ -51,8 +55,88 @@ def scale_config_json(scale: ScaleConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(scale), default=list))
 
 
-def check_provenance(prov: dict, scale: ScaleConfig, training: pd.DataFrame) -> list[str]:
+RUN_ID = re.compile(r"(?P<time>\d{8}T\d{6}Z)-(?P<commit>[0-9a-z]{1,8})(-[0-9a-f]{4})?(?P<dirty>\+dirty)?")
+VERSION = re.compile(r"\d+(\.\d+)+\S*")
+VERSION_KEYS = ("python", "torch", "numpy", "pandas", "flatenn")
+
+
+def check_run_records(prov: dict) -> list[str]:
+    """Each run record is whole and agrees with itself: its id names its commit (the first 8 hex digits), its
+    dirty flag and its start time; it ends (``time_utc``) after it starts; every version is a version.
+
+    A zeroed or swapped commit no longer matches the run id that every row of the run carries."""
     problems = []
+    runs = prov.get("runs")
+    if not isinstance(runs, list) or not runs:
+        return ["provenance.json: no run records (runs is missing or empty)"]
+    for r in runs:
+        rid = r.get("run_id") if isinstance(r, dict) else None
+        where = f"provenance.json: run {rid}"
+        m = RUN_ID.fullmatch(str(rid))
+        git, versions = (r.get(k) if isinstance(r, dict) else None for k in ("git", "versions"))
+        if m is None:
+            problems.append(f"{where}: not a run id (<UTC time>-<commit>-<hex>)")
+            continue
+        if not isinstance(git, dict) or not isinstance(git.get("commit"), str):
+            problems.append(f"{where}: the git record is missing or damaged")
+        else:
+            commit = git["commit"]
+            if not (re.fullmatch(r"[0-9a-f]{40}", commit) or commit == "unknown"):
+                problems.append(f"{where}: git commit {commit!r} is not a 40-digit commit hash")
+            elif commit[:8] != m["commit"]:
+                problems.append(
+                    f"{where}: git commit {commit[:12]}… is not the commit its run id names ({m['commit']})"
+                )
+            if bool(git.get("dirty")) != bool(m["dirty"]):
+                problems.append(f"{where}: git dirty {git.get('dirty')!r} disagrees with the run id")
+        if not isinstance(versions, dict):
+            problems.append(f"{where}: the versions record is missing or damaged")
+        else:
+            bad = [k for k in VERSION_KEYS if not VERSION.fullmatch(str(versions.get(k, "")))]
+            if bad:
+                problems.append(f"{where}: versions of {bad} are missing or not versions")
+        try:
+            start = datetime.datetime.strptime(m["time"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+            end = datetime.datetime.fromisoformat(str(r.get("time_utc")))
+            if end < start:
+                problems.append(f"{where}: time_utc {r.get('time_utc')} is before the run started")
+        except (TypeError, ValueError):
+            problems.append(f"{where}: time_utc {r.get('time_utc')!r} is not a UTC time")
+    return problems
+
+
+def run_commit_notes(prov: dict, repo: Path) -> tuple[list[str], list[str]]:
+    """(problems, notes) from this repository's history: a run's flatenn version must be the version its commit
+    declares (``__version__`` in flatenn/__init__.py at that commit, what a run records); a commit the history
+    does not hold (a lost branch, a shallow clone) is a note, not a problem."""
+    import subprocess
+
+    problems, notes = [], []
+    for r in prov.get("runs", []):
+        commit = (r.get("git") or {}).get("commit", "") if isinstance(r, dict) else ""
+        if not re.fullmatch(r"[0-9a-f]{40}", str(commit)):
+            continue
+        try:
+            got = subprocess.run(
+                ["git", "show", f"{commit}:flatenn/__init__.py"], cwd=repo, capture_output=True, text=True, timeout=60
+            )
+        except (OSError, subprocess.SubprocessError):
+            return problems, notes + ["run commits not checked: git is not available"]
+        if got.returncode != 0:
+            notes.append(f"run {r.get('run_id')}: commit {commit[:12]} is not in this repository's history")
+            continue
+        declared = re.search(r'^__version__\s*=\s*"([^"]+)"', got.stdout, re.M)
+        recorded = (r.get("versions") or {}).get("flatenn")
+        if declared and recorded != declared[1]:
+            problems.append(
+                f"provenance.json: run {r.get('run_id')} records flatenn {recorded!r}, but its commit "
+                f"{commit[:12]} is version {declared[1]}"
+            )
+    return problems, notes
+
+
+def check_provenance(prov: dict, scale: ScaleConfig, training: pd.DataFrame) -> list[str]:
+    problems = check_run_records(prov)
     for r in prov.get("runs", []):
         if r.get("status") == "running":
             problems.append(
@@ -114,6 +198,13 @@ def check_training(d: Path, scale: ScaleConfig, training: pd.DataFrame, units=No
     extra = sorted(have - set(planned))
     if extra:
         problems.append(f"training.csv: model(s) {extra[:3]} are not in the scale's plan")
+    keys = set(training["key"].astype(str)) if len(training) else set()
+    extra_files = sorted(f.name for f in (d / "models").glob("*") if f.is_file() and f.stem not in keys)
+    if extra_files:
+        problems.append(
+            f"models/: {len(extra_files)} file(s) that no row of training.csv names, e.g. {extra_files[:2]} "
+            "(a copied or stray model)"
+        )
     zoo = Zoo(d / "models", device="cpu", progress=False)
     for i, r in enumerate(training.itertuples(), start=2):
         if r.model_id not in planned:
@@ -204,52 +295,86 @@ def check_campaign_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, train
 
 
 def _rederive_counts(d: Path, scale: ScaleConfig, camp: pd.DataFrame, training: pd.DataFrame) -> list[str]:
-    zoo = Zoo(d / "models", device="cpu", progress=False)
-    keys = training.set_index("model_id") if len(training) else None
-    problems: list[str] = []
+    """faulty_bits / changed_weights of every whole-network row from the shipped models and the sampler.
+
+    Maps depend on the architecture, map seed, rate (or count), bit set and trial, not on the weights, so each
+    such set of maps is sampled once for every model, protection and fault model that shares it; the counts of
+    all trials of a (model, memory protection, fault model) come from one vectorized pass.
+    """
     main = camp[camp["layers"] == "all"]  # every bit set and protection the sampler and injector define
     if "protection" not in main.columns:
         main = main.assign(protection="none")
-    for (mid, protection, bits), rows in main.groupby(["model_id", "protection", "bits"], sort=True):
-        if keys is None or mid not in keys.index:
-            problems.append(f"campaign.csv: model {mid} is not in training.csv")
-            continue
-        r = keys.loc[mid]
-        cfg = scale.train_config(str(r["variant"]), int(r["seed"]))
-        try:
-            model, _, _ = zoo.open_entry(cfg)
-        except (CorruptEntryError, OSError, ValueError) as e:
-            problems.append(f"campaign.csv: rows of {mid} cannot be re-derived, its model is damaged ({e})")
-            continue
-        if protection not in PROTECTIONS:
-            problems.append(f"campaign.csv: rows of {mid} name an unknown protection {protection!r}")
-            continue
+    problems: list[str] = []
+    unknown = sorted(set(main["protection"]) - set(PROTECTIONS))
+    if unknown:
+        problems.append(f"campaign.csv: rows name unknown protection(s) {unknown[:3]}")
+        main = main[main["protection"].isin(PROTECTIONS)]
+    injectors = _Injectors(Zoo(d / "models", device="cpu", progress=False), scale, training, problems)
+    maps_cache: dict[tuple, list] = {}
+    ecc = main["protection"].map(lambda p: PROTECTIONS[p].ecc or "")
+    point_cols = ["seed", "count", "bits", "rate"]
+    for (seed, count, bits, rate), point in main.assign(_ecc=ecc).groupby(point_cols, sort=True):
         positions = None if bits == "all" else [int(b) for b in str(bits).split(",")]
-        with frozen(model):
-            inj = FaultInjector(model, ecc=PROTECTIONS[protection].ecc)
-            points: dict[tuple, list] = {}
-            for row in rows.itertuples():
-                points.setdefault((row.seed, row.rate, row.count, row.trial), []).append(row)
-            for (seed, rate, count, trial), group in points.items():
-                maps = inj.sample(
+        maps_cache.clear()  # the maps of one point at a time: bounded memory
+        for (mid, ecc_name, fm), rows in point.groupby(["model_id", "_ecc", "fault_model"], sort=True):
+            inj = injectors.get(mid, ecc_name or None)
+            if inj is None:
+                continue
+            trials = tuple(sorted(set(rows["trial"].astype(int))))
+            spec = tuple((n, m.codes.size, m.bits) for n, m in inj.memory.items())
+            if (spec, trials) not in maps_cache:
+                maps_cache[spec, trials] = inj.sample_trials(
                     int(seed),
-                    int(trial),
+                    list(trials),
                     rate=None if count >= 0 else float(rate),
                     count=int(count) if count >= 0 else None,
                     bit_positions=positions,
                 )
-                nbits = sum(m.faulty_bits for m in maps.values())
-                for row in group:
-                    changed = sum(inj.faulty_weights(n, m, row.fault_model)[0].size for n, m in maps.items())
-                    if (int(row.faulty_bits), int(row.changed_weights)) != (nbits, changed):
-                        problems.append(
-                            f"campaign.csv: {mid} {row.fault_model} rate {rate:g} trial {trial}: "
-                            f"faulty_bits/changed_weights {row.faulty_bits}/{row.changed_weights}, "
-                            f"the model and the fault sampler give {nbits}/{changed}"
-                        )
-                        if len(problems) >= 5:
-                            return problems + ["campaign.csv: (more rows differ; first 5 shown)"]
+            prepared = inj.prepare_trials(maps_cache[spec, trials], fm)
+            at = np.searchsorted(np.asarray(trials), rows["trial"].to_numpy(dtype=np.int64))
+            want_bits = np.array([p.faulty_bits for p in prepared], dtype=np.int64)[at]
+            want_changed = np.array([p.changed for p in prepared], dtype=np.int64)[at]
+            got_bits, got_changed = (rows[c].to_numpy(dtype=np.int64) for c in ("faulty_bits", "changed_weights"))
+            for i in np.flatnonzero((got_bits != want_bits) | (got_changed != want_changed)):
+                problems.append(
+                    f"campaign: {mid} {fm} rate {rate:g} trial {rows['trial'].iloc[i]}: faulty_bits/changed_weights "
+                    f"{got_bits[i]}/{got_changed[i]}, the model and the fault sampler give "
+                    f"{want_bits[i]}/{want_changed[i]}"
+                )
+                if len(problems) >= 5:
+                    return problems + ["campaign: (more rows differ; first 5 shown)"]
     return problems
+
+
+class _Injectors:
+    """One fault injector per (model, memory error correction) of a folder, built from its shipped model once;
+    a model that cannot be opened is one problem, and its rows are skipped."""
+
+    def __init__(self, zoo: Zoo, scale: ScaleConfig, training: pd.DataFrame, problems: list[str]) -> None:
+        self.zoo, self.scale, self.problems = zoo, scale, problems
+        self.keys = training.set_index("model_id") if len(training) else None
+        self.built: dict[tuple[str, str | None], FaultInjector | None] = {}
+
+    def get(self, mid: str, ecc: str | None) -> FaultInjector | None:
+        if (mid, ecc) not in self.built:
+            self.built[mid, ecc] = self._build(mid, ecc)
+        return self.built[mid, ecc]
+
+    def _build(self, mid: str, ecc: str | None) -> FaultInjector | None:
+        if any(m == mid and inj is None for (m, _), inj in self.built.items()):
+            return None  # already reported
+        if self.keys is None or mid not in self.keys.index:
+            self.problems.append(f"campaign.csv: model {mid} is not in training.csv")
+            return None
+        r = self.keys.loc[mid]
+        cfg = self.scale.train_config(str(r["variant"]), int(r["seed"]))
+        try:
+            model, _, _ = self.zoo.open_entry(cfg)
+        except (CorruptEntryError, OSError, ValueError) as e:
+            self.problems.append(f"campaign.csv: rows of {mid} cannot be re-derived, its model is damaged ({e})")
+            return None
+        with frozen(model):  # the injector keeps copies of the clean codes; preparing writes touches no buffer
+            return FaultInjector(model, ecc=ecc)
 
 
 def check_measured(scale: ScaleConfig, tables: dict[str, pd.DataFrame], units=None) -> list[str]:
@@ -341,66 +466,104 @@ def _check_landscape(sharp: pd.DataFrame, land: pd.DataFrame, models: set[str]) 
     return problems
 
 
+ALL_PARTS = ("sharpness", "landscape", "sparsity")
+
+
 def remeasure(
-    d: Path, scale: ScaleConfig, tables: dict[str, pd.DataFrame], model_ids: list[str], rtol: float = 1e-3
+    d: Path,
+    scale: ScaleConfig,
+    tables: dict[str, pd.DataFrame],
+    model_ids: list[str] | dict[str, tuple[str, ...]],
+    rtol: float | None = None,
 ) -> list[str]:
-    """Re-measure the sharpness, landscape and sparsity rows of ``model_ids`` from the shipped models.
+    """Re-measure rows of ``model_ids`` from the shipped models: every table (a list), or per model the
+    tables its ``parts`` name (a dict model id -> parts).
 
-    A spot check of measured values that no other table derives (a careful hand edit of one): the same
-    model, data and seeds give the same numbers on the same kind of machine; ``rtol`` allows for another
-    CPU's float kernels. Needs the scale's data set.
+    ``sharpness``: every metric the model has in sharpness.csv (its landscape with it), each to its
+    :func:`~flatenn.repro.tolerances.metric_rtol` (``rtol`` instead, when given); ``landscape``: the 1-D
+    landscape alone (and its landscape1d value), to :data:`~flatenn.repro.tolerances.RTOL`; ``sparsity``: every
+    layer's zeros and total, exactly. The tolerances allow for another CPU's float kernels
+    (:mod:`flatenn.repro.tolerances`). Needs the data set.
     """
-    from ..analysis.sharpness import measure
-    from ..core.activations import measure_sparsity
     from ..core.determinism import torch_state
-    from .inputs import eval_inputs, measure_options, sharpness_inputs
 
+    todo = model_ids if isinstance(model_ids, dict) else dict.fromkeys(model_ids, ALL_PARTS)
     problems: list[str] = []
     zoo = Zoo(d / "models", device="cpu", progress=False)
     t = tables["training"].set_index("model_id")
-    sharp, land, sp = tables["sharpness"], tables["landscape"], tables["sparsity"]
-    for mid in model_ids:
+    for mid, parts in todo.items():
         r = t.loc[mid]
         cfg = scale.train_config(str(r["variant"]), int(r["seed"]))
         model, _, _ = zoo.open_entry(cfg)
         data = zoo.data_for(cfg)
-        mine = sharp[sharp["model_id"] == mid] if len(sharp) else sharp
         with torch_state(deterministic=True):
-            if len(mine):
-                x, y = sharpness_inputs(scale, data, int(r["seed"]))
-                rows, fresh_land = measure(
-                    model,
-                    x,
-                    y,
-                    list(mine["metric"]),
-                    model_id=mid,
-                    seed=scale.sharpness_seed_for(int(r["seed"])),
-                    batch_size=scale.eval_batch_size,
-                    options=measure_options(scale),
+            if "sharpness" in parts or "landscape" in parts:
+                problems += _remeasure_sharpness(scale, tables, mid, int(r["seed"]), model, data, parts, rtol)
+            if "sparsity" in parts:
+                problems += _remeasure_sparsity(scale, tables, mid, int(r["seed"]), model, data)
+    return problems
+
+
+def _remeasure_sharpness(scale, tables, mid: str, seed: int, model, data, parts, rtol: float | None) -> list[str]:
+    from ..analysis.sharpness import measure
+    from .inputs import measure_options, sharpness_inputs
+
+    sharp, land = tables["sharpness"], tables["landscape"]
+    mine = sharp[sharp["model_id"] == mid] if len(sharp) else sharp
+    if "sharpness" not in parts:
+        mine = mine[mine["metric"] == "landscape1d"] if len(mine) else mine
+    if not len(mine):
+        return []
+    problems = []
+    x, y = sharpness_inputs(scale, data, seed)
+    rows, fresh_land = measure(
+        model,
+        x,
+        y,
+        list(mine["metric"]),
+        model_id=mid,
+        seed=scale.sharpness_seed_for(seed),
+        batch_size=scale.eval_batch_size,
+        options=measure_options(scale),
+    )
+    got = dict(zip(rows["metric"], rows["value"], strict=True))
+    for m, v in zip(mine["metric"], mine["value"], strict=True):
+        tol = metric_rtol(m) if rtol is None else rtol
+        if not np.isclose(v, got[m], rtol=tol, atol=1e-7):
+            problems.append(f"sharpness.csv: {mid} {m} is {v:.6g}, re-measured from the shipped model {got[m]:.6g}")
+    rec = land[land["model_id"] == mid].sort_values("alpha") if len(land) else land
+    if len(rec) and len(fresh_land):
+        fl = fresh_land.sort_values("alpha")
+        same = len(fl) == len(rec) and np.allclose(rec["alpha"], fl["alpha"], rtol=0, atol=1e-9)
+        for col in ("loss", "accuracy"):
+            if same and not np.allclose(rec[col], fl[col], rtol=FORWARD_RTOL, atol=1e-6):
+                worst = int(np.argmax(np.abs(rec[col].to_numpy() - fl[col].to_numpy())))
+                problems.append(
+                    f"landscape.csv: {mid} alpha {rec['alpha'].iloc[worst]:g}: {col} is {rec[col].iloc[worst]:.6g}, "
+                    f"re-measured from the shipped model {fl[col].iloc[worst]:.6g}"
                 )
-                got = dict(zip(rows["metric"], rows["value"], strict=True))
-                for m, v in zip(mine["metric"], mine["value"], strict=True):
-                    if not np.isclose(v, got[m], rtol=rtol, atol=1e-7):
-                        problems.append(
-                            f"sharpness.csv: {mid} {m} is {v:.6g}, re-measured from the shipped model {got[m]:.6g}"
-                        )
-                rec = land[land["model_id"] == mid].sort_values("alpha") if len(land) else land
-                if len(rec) and len(fresh_land):
-                    fl = fresh_land.sort_values("alpha")
-                    if (
-                        len(fl) != len(rec)
-                        or not np.allclose(rec["loss"], fl["loss"], rtol=rtol, atol=1e-6)
-                        or not np.allclose(rec["accuracy"], fl["accuracy"], rtol=rtol, atol=1e-6)
-                    ):
-                        problems.append(f"landscape.csv: rows of {mid} differ from the re-measured landscape")
-            mine_sp = sp[sp["model_id"] == mid] if len(sp) else sp
-            if len(mine_sp):
-                x, _ = eval_inputs(scale, data, int(r["seed"]))
-                fresh = measure_sparsity(model, x, scale.eval_batch_size).set_index("layer")
-                for row in mine_sp.itertuples():
-                    if row.layer not in fresh.index or int(fresh.at[row.layer, "zeros"]) != int(row.zeros):
-                        problems.append(
-                            f"sparsity.csv: {mid} layer {row.layer}: {row.zeros} zeros recorded, "
-                            f"re-measured {fresh['zeros'].get(row.layer, 'no such layer')}"
-                        )
+        if not same:
+            problems.append(f"landscape.csv: {mid} is sampled at other alphas than the re-measured landscape")
+    return problems
+
+
+def _remeasure_sparsity(scale, tables, mid: str, seed: int, model, data) -> list[str]:
+    from ..core.activations import measure_sparsity
+    from .inputs import eval_inputs
+
+    sp = tables["sparsity"]
+    mine = sp[sp["model_id"] == mid] if len(sp) else sp
+    if not len(mine):
+        return []
+    x, _ = eval_inputs(scale, data, seed)
+    fresh = measure_sparsity(model, x, scale.eval_batch_size).set_index("layer")
+    problems = []
+    for row in mine.itertuples():
+        if row.layer not in fresh.index:
+            problems.append(f"sparsity.csv: {mid} has a layer {row.layer} the model does not have")
+        elif (int(fresh.at[row.layer, "zeros"]), int(fresh.at[row.layer, "total"])) != (int(row.zeros), int(row.total)):
+            problems.append(
+                f"sparsity.csv: {mid} layer {row.layer}: {row.zeros} of {row.total} zeros recorded, re-measured "
+                f"{fresh.at[row.layer, 'zeros']} of {fresh.at[row.layer, 'total']}"
+            )
     return problems

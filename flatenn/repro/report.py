@@ -34,17 +34,20 @@ def _color(variant: str, i: int = 0) -> str:
     return COLORS.get(variant, f"C{i % 10}")
 
 
-def scale_title(scale) -> str:
-    """'smoke: digits, cnn_digits width 8, 5 seeds' (what a reader needs to place a figure)."""
+def scale_title(scale, table: pd.DataFrame | None = None) -> str:
+    """'smoke: digits, cnn_digits width 8, 5 training seeds' (what a reader needs to place a figure).
+
+    The seeds are counted in ``table`` (its ``train_seed`` or ``seed`` column: the seeds the figure shows);
+    without one, the scale's declared seeds."""
     if scale is None:
         return ""
-    from .plan import is_sequential, seeds_recorded
-
-    seeds = (
-        f"up to {len(seeds_recorded(scale))} training seeds (plan v2)"
-        if is_sequential(scale)
-        else f"{len(scale.seeds)} training seeds"
-    )
+    col = next((c for c in ("train_seed", "seed", "n_seeds", "n") if table is not None and c in table.columns), None)
+    if col in ("n_seeds", "n") and len(table):  # per-case seed counts (a plan-v2 case stops at its own look)
+        lo, n = int(table[col].min()), int(table[col].max())
+        seeds = f"{n} training seeds" if lo == n else f"{lo}–{n} training seeds"
+    else:
+        n = table[col].nunique() if col else len(scale.seeds)
+        seeds = f"{n} training seed{'s' * (n != 1)}"
     return f"{scale.name}: {scale.dataset}, {scale.model} width {scale.width}, {seeds}"
 
 
@@ -79,7 +82,9 @@ def plot_accuracy_vs_rate(summary: pd.DataFrame, path: Path, scale=None) -> None
         ax.set_xlabel("bit error rate (per stored bit)")
         ax.set_ylabel("accuracy under faults (%)")
         ax.grid(alpha=0.3)
-    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — mean over seeds, band: 95% t-CI over seeds")
+    save_with_legend(
+        fig, axes[0][0], path, f"{scale_title(scale, summary)} — mean over seeds, band: 95% t-CI over seeds"
+    )
 
 
 def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
@@ -131,7 +136,7 @@ def plot_claim_gaps(detail: pd.DataFrame, path: Path, scale=None) -> None:
         fig,
         axes[0][0],
         path,
-        f"{scale_title(scale)} — paired effects, 95% t-CI over seeds (positive = the claim's direction; "
+        f"{scale_title(scale, detail)} — paired effects, 95% t-CI over seeds (positive = the claim's direction; "
         "filled: rates behind the verdict)",
         bottom=0.05,
     )
@@ -160,7 +165,8 @@ def plot_window_robustness(claims: pd.DataFrame, path: Path, scale=None) -> None
     ax.set_xticks(range(len(cols)), [n for _, n in cols], fontsize=8)
     ax.set_yticks(range(len(hyp)), hyp["case"], fontsize=7)
     ax.set_title(
-        f"{scale_title(scale)}\nplan v1 (first 5 seeds): Holm-adjusted direction verdict per rate window", fontsize=9
+        f"{scale_title(scale, claims)}\nplan v1 (first 5 seeds): Holm-adjusted direction verdict per rate window",
+        fontsize=9,
     )
     save_figure(fig, path)
 
@@ -224,7 +230,7 @@ def plot_sharpness_vs_drop(sharp: pd.DataFrame, camp: pd.DataFrame, claims: pd.D
         ax.grid(alpha=0.3)
     for var in MAIN_VARIANTS:
         axes[0][0].scatter([], [], color=COLORS[var], s=18, label=var)
-    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale)} — one point per model")
+    save_with_legend(fig, axes[0][0], path, f"{scale_title(scale, sharp)} — one point per model")
 
 
 def layer_label(name: str, position: int) -> str:
@@ -265,7 +271,7 @@ def plot_sparsity(sp: pd.DataFrame, path: Path, scale=None) -> None:
     ax.set_ylim(0, 105)
     ax.legend(fontsize=7, ncol=min(len(variants), 3), loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
     ax.set_title(
-        f"{scale_title(scale)}\nactivation sparsity on the evaluation set (bars: min–max over seeds)", fontsize=9
+        f"{scale_title(scale, sp)}\nactivation sparsity on the evaluation set (bars: min–max over seeds)", fontsize=9
     )
     save_figure(fig, path)
 
@@ -304,7 +310,7 @@ def scale_figures(d: Path) -> list[Path]:
         made.append(fig_dir / "window_robustness.png")
     if len(land):
         plot_landscapes_1d(
-            land[land["variant"].isin(MAIN_VARIANTS)], fig_dir / "landscape_1d.png", scale_title(scale) or d.name
+            land[land["variant"].isin(MAIN_VARIANTS)], fig_dir / "landscape_1d.png", scale_title(scale, land) or d.name
         )
         made.append(fig_dir / "landscape_1d.png")
     if len(sharp) and len(camp) and scale is not None:
@@ -327,13 +333,14 @@ def mitigation_figures(camp: pd.DataFrame, scale, fig_dir: Path) -> list[Path]:
     except LookupError:  # not every seed recorded yet
         return []
     path = fig_dir / "pareto.png"
-    pareto_figure(table, path, f"{scale_title(scale)}: mitigations against SGD, {len(scale.seeds)} seeds")
+    pareto_figure(table, path, f"{scale_title(scale, camp)}: mitigations against SGD")
     return [path]
 
 
 FILES = {
     "training.csv": "one row per trained model: config, clean test accuracy (%), loss, activation sparsity",
-    "campaign.csv": "one row per (model, fault model, rate, trial): faulty bits, changed weights, accuracy (%), loss",
+    "campaign.parquet": "one row per (model, fault model, rate, trial): faulty bits, changed weights, accuracy (%), "
+    "loss (Parquet, zstd; `pandas.read_parquet`; floats as their %.6g text reads back)",
     "campaign_summary.csv": "mean, sd, 95% CI of accuracy per (model, fault model, rate)",
     "sharpness.csv": "sharpness metrics per model (value, standard error where defined, data subset size, seed)",
     "landscape.csv": "1-D filter-normalized loss landscape per model",
@@ -427,7 +434,7 @@ def mitigations_markdown(root: Path) -> str:
         seconds = train_seconds(d, read_result(d, "training"))
         n_gains = int((claims["direction"] == 1).sum())
         parts += [
-            f"`{name}` ({scale_title(scale)}; {len(scale.seeds)} seeds; effects in accuracy points, mean [95% CI] "
+            f"`{name}` ({scale_title(scale)}; effects in accuracy points, mean [95% CI] "
             "over training seeds, each method against SGD of the same activation type on the same fault-map "
             f"seeds; gain verdicts Holm-adjusted over the {n_gains} gains, `equivalent` = within ±2 points; plan: "
             f"`flatenn/repro/plans/{plan_name(name)}`):",
@@ -473,26 +480,35 @@ def _v2_cell(v: pd.DataFrame | None, case: str) -> str:
     return f"{r['effect']:.3g}{ci} **{r['verdict']}** (n={int(r['n'])}{need})"
 
 
-def summary_markdown(root: Path) -> str:
-    """Per headline case: published value, then plan v1 (first 5 seeds) and plan v2 at smoke and cpu."""
+def summary_markdown(root: Path, only_present: bool = False) -> str:
+    """Per headline case: published value, then plan v1 (first 5 seeds) and plan v2 at smoke and cpu.
+
+    ``only_present``: columns only for what the folder holds (a run folder: its scales, and plan v2 only where it
+    wrote verdicts.csv); the tracked README keeps every column, "not run" marking what was not recorded."""
     v1, v2 = {}, {}
     for scale in ("smoke", "cpu"):
         c = read_result(root / scale, "claims")
         v1[scale] = c.set_index("case") if len(c) else None
         v = read_result(root / scale, "verdicts") if (root / scale / "verdicts.csv").is_file() else pd.DataFrame()
         v2[scale] = v.set_index("case") if len(v) else None
+    columns = [
+        (f"{scale}, plan {plan}", table, cell)
+        for scale in ("smoke", "cpu")
+        for plan, table, cell in (("v1", v1[scale], _cell), ("v2", v2[scale], _v2_cell))
+        if not only_present or table is not None
+    ]
+    if not columns:
+        return ""
     lines = [
-        "| paper claim | statistic | published | smoke, plan v1 | smoke, plan v2 | cpu, plan v1 | cpu, plan v2 |",
-        "|---|---|---|---|---|---|---|",
+        "| paper claim | statistic | published | " + " | ".join(c[0] for c in columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
     ]
     for text, c1, c2 in headline():
         claim = c2.split("[")[0]
         metric = c2.split("[")[1].rstrip("]")
         paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if metric == "up_to" else "direction"
-        lines.append(
-            f"| {text} | `{metric}` | {paper} | {_cell(v1['smoke'], c1)} | {_v2_cell(v2['smoke'], c2)} | "
-            f"{_cell(v1['cpu'], c1)} | {_v2_cell(v2['cpu'], c2)} |"
-        )
+        cells = [cell(table, c1 if cell is _cell else c2) for _, table, cell in columns]
+        lines.append(f"| {text} | `{metric}` | {paper} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         "Plan v1 (`flatenn/repro/plans/v1.md`): the first 5 training seeds, Holm over 16 hypothesis cases; v1's "
@@ -517,21 +533,31 @@ def replace_summary(text: str, summary: str, start: str = SUMMARY_START, end: st
 
 
 def write_readme(root: Path) -> Path:
-    """results/README.md: what each file is, how it was made, and the claims table per scale."""
+    """README.md of a results folder: what each file is, how it was made, and the claims table per scale.
+
+    The tracked ``results/`` lists every scale (and what was never run); a run folder (``runs/<time>/``) lists
+    only what it holds: its scales, its plan-v2 tables where it wrote them, the figures it drew."""
+    tracked = root.resolve() == (Path(__file__).resolve().parents[2] / "results").resolve()
+    made_by = (
+        "Each `results/<scale>/` folder was made by `python -m flatenn record --scale <scale>` with the committed "
+        "code; `provenance.json` beside the CSVs records the git commit, package versions, device, seeds and "
+        "the model config hashes."
+        if tracked
+        else "This run's commands, code and versions are in each `<scale>/provenance.json`; compare it with the "
+        "tracked results by `python -m flatenn compare results/<scale> <this folder>/<scale>`."
+    )
+    summary = summary_markdown(root, only_present=not tracked)
     out = [
         "# Results",
         "",
-        "Generated by `python -m flatenn report` from the CSVs in this folder; do not edit by hand.",
+        "Generated by `python -m flatenn report` from the tables in this folder; do not edit by hand.",
         "",
         "## Summary",
         "",
-        scale_facts(root),
+        scale_facts(root, only_present=not tracked),
         "",
-        summary_markdown(root),
-        "",
-        "Each `results/<scale>/` folder was made by `nox -s reproduce -- --scale <scale>` "
-        "(`smoke` is the default) with the committed code; `provenance.json` beside the CSVs records the git "
-        "commit, package versions, device, seeds and the model config hashes.",
+        *([summary, ""] if summary else []),
+        made_by,
         "",
         "| file | what it is |",
         "|---|---|",
@@ -577,19 +603,14 @@ def write_readme(root: Path) -> Path:
             ]
         for cid in claims["claim"].drop_duplicates():
             out.append(f"\n- `{cid}`: {CLAIMS[cid].text} Source: {CLAIMS[cid].source}.")
-    from .ablation import ablation_markdown
+    from .ablation import ablation_markdown, recorded_levels
 
-    ablation = ablation_markdown(root)  # computed once, for this file and the top README
-    out += [
-        "",
-        "## Ablation: is a claim false, or is our setup too small?",
-        "",
-        ablation,
-        "",
-        "![factor effects](ablation/figures/factor_effects.png)",
-        "",
-        "![training curves](ablation/figures/training_curves.png)",
-    ]
+    ablation = ablation_markdown(root) if tracked or recorded_levels(root) else ""  # once, for both READMEs
+    if ablation:
+        out += ["", "## Ablation: is a claim false, or is our setup too small?", "", ablation]
+        for fig, alt in (("factor_effects", "factor effects"), ("training_curves", "training curves")):
+            if (root / "ablation" / "figures" / f"{fig}.png").is_file():
+                out += ["", f"![{alt}](ablation/figures/{fig}.png)"]
     mitigations = mitigations_markdown(root)
     if mitigations:
         out += ["", "## Mitigations head-to-head", "", mitigations.replace("](results/", "](")]
@@ -605,8 +626,9 @@ def write_readme(root: Path) -> Path:
     return path
 
 
-def scale_facts(root: Path) -> str:
-    """Per scale: data, model, seeds, trials, whether it ran, and a tally of direction verdicts."""
+def scale_facts(root: Path, only_present: bool = False) -> str:
+    """Per scale: data, model, seeds, trials, whether it ran, and a tally of direction verdicts (``only_present``:
+    only the scales the folder holds)."""
     lines = [
         "| scale | data | model | seeds | trials per point | run | verdicts (hypothesis cases) |",
         "|---|---|---|---|---|---|---|",
@@ -616,6 +638,8 @@ def scale_facts(root: Path) -> str:
 
     for name, s in SCALES.items():
         claims = read_result(root / name, "claims")
+        if only_present and not len(claims):
+            continue
         seeds = str(len(s.seeds))
         if len(claims):
             hyp = claims[claims["direction"] != 0]["verdict"].value_counts()

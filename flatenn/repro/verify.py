@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,25 @@ from ..core.results import (
     table_checksums,
     text_or_empty,
 )
-from .claims import BANDS_DIR, CLAIM_COLUMNS, CLAIMS, DETAIL_COLUMNS, cases_in_scope, evaluate_all
+from .claims import (
+    BANDS_DIR,
+    CLAIM_COLUMNS,
+    CLAIMS,
+    DETAIL_COLUMNS,
+    Case,
+    cases_in_scope,
+    evaluate_all,
+)
 from .experiment import campaign_summary, git_state
 from .folder import MEASURED_TABLES
 from .scales import SCALES
+from .tolerances import ACCURACY_FLIPS, RTOL, accuracy_agrees, metric_rtol
 
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout whose history the run records name
 MIN_TRIALS = 50
 SHIPPED_TOLERANCE = 0.05  # shipped models: |fresh - recorded| <= 5% of the recorded CI half-width (float noise)
 FAMILYWISE_ALPHA = 0.05  # retrained: compatibility test per case at level 0.05 / number of cases (Bonferroni)
-NUMERIC_RTOL = 1e-4  # %.6g in the CSVs
+NUMERIC_RTOL = RTOL  # %.6g in the CSVs; another CPU's float kernels
 
 
 def _halfwidth(lo: float, hi: float) -> float:
@@ -96,8 +107,20 @@ def _close(a, b) -> bool:
     return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=NUMERIC_RTOL, atol=1e-6))
 
 
+def _same_cell(tracked, fresh) -> bool:
+    """One cell of a mixed column: numbers to ``NUMERIC_RTOL`` (a number read back from text is still one), the
+    rest as text."""
+    if isinstance(fresh, (int, float, np.number)) and not isinstance(fresh, (bool, np.bool_)):
+        try:
+            return _close(tracked, fresh)
+        except (TypeError, ValueError):
+            return False
+    return text_or_empty(tracked) == text_or_empty(fresh)
+
+
 def compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: list[str]) -> list[str]:
-    """Every row and column of a tracked derived table equals its re-derivation."""
+    """Every row and column of a tracked derived table equals its re-derivation (numbers to ``NUMERIC_RTOL``,
+    text exactly); per column the first differing row is named."""
     problems = []
     t, f = tracked.set_index(key), fresh.set_index(key)
     missing, extra = f.index.difference(t.index), t.index.difference(f.index)
@@ -105,21 +128,26 @@ def compare_frames(name: str, tracked: pd.DataFrame, fresh: pd.DataFrame, key: l
         problems.append(f"{name}: {len(missing)} row(s) missing, e.g. {list(missing[:2])}")
     if len(extra):
         problems.append(f"{name}: {len(extra)} row(s) that the tables do not give, e.g. {list(extra[:2])}")
-    common = t.index.intersection(f.index)
+    common = f.index[f.index.isin(t.index)]
+    if t.index.has_duplicates or f.index.has_duplicates:
+        dup = t.index[t.index.duplicated()] if t.index.has_duplicates else f.index[f.index.duplicated()]
+        return problems + [f"{name}: the key {key} = {dup[0]} appears more than once"]
+    tc, fc = t.loc[common], f.loc[common]
     for col in f.columns:
         if col not in t.columns:
             problems.append(f"{name}: column {col} is missing")
             continue
-        for k in common:
-            a, b = t.at[k, col], f.at[k, col]
-            same = (
-                _close(a, b)
-                if isinstance(b, (int, float, np.number)) and not isinstance(b, bool)
-                else text_or_empty(a) == text_or_empty(b)
-            )
-            if not same:
-                problems.append(f"{name}: {k} {col} is {a!r} but the tables give {b!r}")
-                break
+        a, b = tc[col], fc[col]
+        if pd.api.types.is_numeric_dtype(b) and not pd.api.types.is_bool_dtype(b):
+            conv = pd.to_numeric(a, errors="coerce")
+            av, bv = conv.to_numpy(float), b.to_numpy(float)
+            same = (np.isnan(av) & np.isnan(bv)) | np.isclose(av, bv, rtol=NUMERIC_RTOL, atol=1e-6)
+            same &= ~(conv.isna() & a.notna()).to_numpy()  # a text where a number belongs differs
+        else:
+            same = np.array([_same_cell(x, y) for x, y in zip(a, b, strict=True)], dtype=bool)
+        if not same.all():
+            i = int(np.flatnonzero(~same)[0])
+            problems.append(f"{name}: {common[i]} {col} is {a.iloc[i]!r} but the tables give {b.iloc[i]!r}")
     return problems
 
 
@@ -147,12 +175,19 @@ def _read_all(d: Path, problems: list[str]) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = None) -> list[str]:
+def verify_scale(
+    d: Path,
+    remeasure: int | str = 0,
+    notes: list[str] | None = None,
+    measured_tables: bool = False,
+    sample_seed: int = 20261205,
+) -> list[str]:
     """Problems with one tracked ``results/<scale>`` folder (empty list: all good); every check runs.
 
-    ``remeasure``: also re-measure the sharpness, landscape and sparsity rows of that many models (``"all"``:
-    every measured model; a seeded choice otherwise) from the shipped models, where the data set is here;
-    what could not be re-measured is said in ``notes``.
+    ``remeasure``: also re-measure every sharpness, landscape and sparsity row of that many models (``"all"``:
+    every measured model; otherwise drawn with ``sample_seed``) from the shipped models; ``measured_tables``:
+    also re-measure every landscape and sparsity row of every model (cheap: forward passes). Both where the data
+    set is here; what could not be re-measured, and which models were drawn, is said in ``notes``.
     """
     from .integrity import check_campaign_counts, check_measured, check_provenance, check_training
 
@@ -192,6 +227,7 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
         problems.append(f"the scale's plan cannot be replayed from the tables ({type(e).__name__}: {e})")
         units = required = None
     _guarded(problems, "provenance.json", check_provenance, prov, scale, training)
+    _guarded(problems, "provenance.json", _run_commits, prov, notes if notes is not None else [])
     _guarded(problems, "training.csv", check_training, d, scale, training, units, required)
     _guarded(problems, "fingerprints", _fingerprints, tables)
     runs = {r.get("run_id") for r in prov.get("runs", [])}
@@ -214,34 +250,65 @@ def verify_scale(d: Path, remeasure: int | str = 0, notes: list[str] | None = No
         )
     _guarded(problems, "measurements", check_measured, scale, tables, required)
     _guarded(problems, "claims.csv", _check_claims, d, name, tables, scale)
-    if remeasure:
+    if remeasure or measured_tables:
         _guarded(
-            problems, "re-measurement", _remeasure, d, scale, tables, remeasure, notes if notes is not None else []
+            problems,
+            "re-measurement",
+            _remeasure,
+            d,
+            scale,
+            tables,
+            remeasure,
+            measured_tables,
+            sample_seed,
+            notes if notes is not None else [],
         )
     return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
 
 
-def _remeasure(d: Path, scale, tables: dict[str, pd.DataFrame], how: int | str, notes: list[str]) -> list[str]:
-    from ..core.data import DatasetNotFoundError
-    from .integrity import remeasure
+def _run_commits(prov: dict, notes: list[str]) -> list[str]:
+    from .integrity import run_commit_notes
 
-    measured = sorted(set().union(*(set(tables[t]["model_id"]) for t in ("sharpness", "sparsity") if len(tables[t]))))
+    problems, found = run_commit_notes(prov, REPO_ROOT)
+    notes += found
+    return problems
+
+
+def _remeasure(
+    d: Path, scale, tables: dict[str, pd.DataFrame], how: int | str, every: bool, sample_seed: int, notes: list[str]
+) -> list[str]:
+    from ..core.data import DatasetNotFoundError
+    from .integrity import ALL_PARTS, remeasure
+
+    have = {t: set(tables[t]["model_id"]) if len(tables[t]) else set() for t in ("sharpness", "landscape", "sparsity")}
+    measured = sorted(have["sharpness"] | have["sparsity"])
     if how != "all":
-        rng = np.random.default_rng(20261205)
+        rng = np.random.default_rng([int(sample_seed), zlib.crc32(d.name.encode())])
         measured = (
             sorted(rng.choice(measured, size=min(int(how), len(measured)), replace=False).tolist()) if measured else []
         )
-    if not measured:
+    todo: dict[str, tuple[str, ...]] = dict.fromkeys(measured, ALL_PARTS)
+    if every:
+        for mid in sorted(have["landscape"] | have["sparsity"]):
+            todo.setdefault(mid, ("landscape", "sparsity"))
+    if not todo:
         return []
     try:
-        problems = remeasure(d, scale, tables, measured)
+        problems = remeasure(d, scale, tables, todo)
     except DatasetNotFoundError:
         notes.append(f"{d.name}: not re-measured: its data set ({scale.dataset}) is not on this machine")
         return []
-    notes.append(
-        f"{d.name}: re-measured sharpness, landscape and sparsity of {len(measured)} model(s): "
-        f"{', '.join(measured[:6])}{' …' if len(measured) > 6 else ''}"
-    )
+    if every:
+        notes.append(
+            f"{d.name}: re-measured every landscape and sparsity row ({len(have['landscape'])} and "
+            f"{len(have['sparsity'])} models)"
+        )
+    if measured:
+        drawn = "every model" if how == "all" else f"drawn with --remeasure-seed {sample_seed}"
+        notes.append(
+            f"{d.name}: re-measured every sharpness, landscape and sparsity row of {len(measured)} model(s), "
+            f"{drawn}: {', '.join(measured[:6])}{' …' if len(measured) > 6 else ''}"
+        )
     return problems
 
 
@@ -375,18 +442,27 @@ def compare_units(
             for col in ("faulty_bits", "changed_weights"):
                 if not (f[col].to_numpy() == r[col].to_numpy()).all():
                     problems.append(f"campaign {mid} {u.fault_model}: {col} differs from the recorded rows")
-            for col in ("accuracy", "loss"):
-                if not np.allclose(f[col], r[col], rtol=NUMERIC_RTOL, atol=1e-6):
-                    worst = float(np.max(np.abs(f[col].to_numpy() - r[col].to_numpy())))
-                    problems.append(f"campaign {mid} {u.fault_model}: {col} differs by up to {worst:.3g}")
+            if not np.allclose(f["loss"], r["loss"], rtol=NUMERIC_RTOL, atol=1e-6):
+                worst = float(np.max(np.abs(f["loss"].to_numpy() - r["loss"].to_numpy())))
+                problems.append(f"campaign {mid} {u.fault_model}: loss differs by up to {worst:.3g}")
+            ok = accuracy_agrees(f["accuracy"].to_numpy(), r["accuracy"].to_numpy(), r["n_eval"].to_numpy())
+            if not ok.all():
+                worst = float(np.max(np.abs(f["accuracy"].to_numpy() - r["accuracy"].to_numpy())))
+                problems.append(
+                    f"campaign {mid} {u.fault_model}: accuracy of {int((~ok).sum())} trial(s) differs by up to "
+                    f"{worst:.3g} points (more than {ACCURACY_FLIPS} evaluation example)"
+                )
         elif u.kind == "sharpness" and not retrained:
             f, r = (
                 t[t["model_id"] == mid].set_index("metric")["value"]
                 for t in (fresh["sharpness"], reference["sharpness"])
             )
             common = f.index.intersection(r.index)
-            if len(common) < len(r) or not np.allclose(f[common], r[common], rtol=1e-4, atol=1e-7):
-                problems.append(f"sharpness {mid}: values differ from the recorded ones")
+            tol = np.array([metric_rtol(m) for m in common])
+            close = np.abs(f[common].to_numpy() - r[common].to_numpy()) <= tol * np.abs(r[common].to_numpy()) + 1e-7
+            if len(common) < len(r) or not close.all():
+                bad = [m for m, c in zip(common, close, strict=True) if not c] or ["a metric missing"]
+                problems.append(f"sharpness {mid}: {', '.join(bad)} differ(s) from the recorded value")
         elif u.kind == "sparsity" and not retrained:
             f, r = (
                 t[t["model_id"] == mid].set_index("layer")["zeros"] for t in (fresh["sparsity"], reference["sparsity"])
@@ -416,15 +492,22 @@ def compare_units(
     return problems
 
 
-def verify_all(root: Path, remeasure: int | str = 0, notes: list[str] | None = None) -> list[str]:
-    """Verify every ``results/<scale>`` folder that has a claims.csv (a damaged table is a problem, not a crash)."""
+def verify_all(
+    root: Path,
+    remeasure: int | str = 0,
+    notes: list[str] | None = None,
+    measured_tables: bool = False,
+    sample_seed: int = 20261205,
+) -> list[str]:
+    """Verify every ``results/<scale>`` folder that has a claims.csv (a damaged table is a problem, not a crash);
+    the re-measurement options are :func:`verify_scale`'s."""
     dirs = sorted(p for p in Path(root).iterdir() if p.is_dir() and (p / "claims.csv").is_file())
     if not dirs:
         return [f"{root}: no results/<scale>/claims.csv to verify"]
     out = []
     for d in dirs:
         try:
-            out += verify_scale(d, remeasure, notes)
+            out += verify_scale(d, remeasure, notes, measured_tables, sample_seed)
         except (ResultsTableError, KeyError, ValueError) as e:
             out.append(f"{d.name}: {e}")
     from .ablation import verify_ablation
@@ -480,54 +563,151 @@ def record_bands(d: Path, scale: str) -> Path:
 # ---- compare a fresh run with the tracked one ---------------------------------------------------
 
 
+P_TOLERANCE = 1e-3  # shipped models: p-values agree to this (absolute and relative): float noise, not a design change
+VERDICT_TEXT = (  # the verdict itself: compatibility
+    "verdict_unadjusted",
+    "magnitude",
+    "verdict_all_rates",
+    "verdict_window_down",
+    "verdict_window_up",
+    "window_stable",
+    "family_complete",
+    "unit",
+    "paper_values",
+)
+
+
+def _rows_both_ways(what: str, tracked: pd.Index, fresh: pd.Index, only_fresh: bool) -> list[str]:
+    problems = [f"{what} {c}: missing from the fresh run" for c in tracked.difference(fresh) if not only_fresh]
+    return problems + [f"{what} {c}: a row the tracked run does not have" for c in fresh.difference(tracked)]
+
+
+def _claims_numbers(t: pd.Series, f: pd.Series) -> list[str]:
+    """Shipped models: every number and verdict of a claims row beyond the effect (which compatibility checks)."""
+    problems = []
+    for col in ("p_value", "p_holm", "p_equivalence", "p_equivalence_holm"):
+        a, b = float(t[col]), float(f[col])
+        if not ((np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=P_TOLERANCE, atol=P_TOLERANCE)):
+            problems.append(f"{col} is {b:.4g}, recorded {a:.4g}")
+    for col in ("direction", "sesoi"):
+        a, b = float(t[col]), float(f[col])
+        if not ((np.isnan(a) and np.isnan(b)) or a == b):
+            problems.append(f"{col} is {b:g}, recorded {a:g}")
+    for col in VERDICT_TEXT:
+        if text_or_empty(t[col]) != text_or_empty(f[col]):
+            problems.append(f"{col} is {text_or_empty(f[col])!r}, recorded {text_or_empty(t[col])!r}")
+    return problems
+
+
+def _expects_all_seeds(tracked: Path, fresh: Path) -> bool:
+    """Whether the fresh run re-measured every training seed the tracked run recorded (then it derives the plan-v2
+    tables too)."""
+    t, f = read_result(tracked, "campaign"), read_result(fresh, "campaign")
+    return bool(len(t) and len(f)) and set(t["train_seed"]) <= set(f["train_seed"])
+
+
 def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh: bool = False) -> list[str]:
     """Differences between a fresh run folder and the tracked one beyond the stated tolerances.
 
-    ``only_fresh``: compare just the cases the fresh run computed (a ``-k`` run), not report the rest missing.
+    Every case of claims.csv both ways (a missing or an extra row is a difference). Shipped models: the effect
+    and CI to float tolerance (:func:`compatibility`), every p-value to ``P_TOLERANCE``, every verdict and label
+    exactly, and claims_detail.csv row by row. Retrained models: the effects statistically, decisive verdicts
+    must not conflict. Both: a magnitude label only where the claim compares a published number; the plan-v2
+    tables (verdicts.csv, sequential.csv) when the fresh run re-measured every recorded seed, a missing one
+    being a difference. ``only_fresh``: compare just the cases the fresh run computed (a ``-k`` run).
     """
     problems = []
-    ref = {
-        r.case: {
-            "effect": r.effect,
-            "ci_low": r.ci_low,
-            "ci_high": r.ci_high,
-            "n": r.n,
-            "expected_verdict": r.verdict,
-            "window_stable": r.window_stable,
-            "expected_magnitude": r.magnitude if isinstance(r.magnitude, str) else "",
-        }
-        for r in read_table(tracked / "claims.csv").itertuples()
-    }
-    named = {c.split("[")[0] for c in ref}
+    for f in ("claims.csv", "claims_detail.csv"):
+        if (tracked / f).is_file() and not (fresh / f).is_file():
+            problems.append(f"{f}: missing from the fresh run {fresh}")
+    if not (fresh / "claims.csv").is_file():
+        return problems
+    tc = read_table(tracked / "claims.csv").set_index("case")
+    fc = read_table(fresh / "claims.csv").set_index("case")
+    if not len(fc):
+        return problems + [f"claims.csv of {fresh} has no case: nothing was compared (an interrupted run?)"]
+    problems += _rows_both_ways("claims.csv case", tc.index, fc.index, only_fresh)
+    named = {c.split("[")[0] for c in tc.index}
     n_cases = len(
         cases_in_scope(
             tuple(named) if any(CLAIMS[c].opt_in for c in named if c in CLAIMS) else None, SCALES.get(tracked.name)
         )
     )
-    fc = read_table(fresh / "claims.csv").set_index("case")
-    for case, rv in ref.items():
-        if case not in fc.index:
-            if not only_fresh:
-                problems.append(f"{case}: missing from the fresh run")
-            continue
-        row = fc.loc[case]
-        row = row.copy()
-        row["magnitude"] = row["magnitude"] if isinstance(row["magnitude"], str) else ""
-        problems += [f"{case}: {p}" for p in compatibility(rv, row, retrained, n_cases)]
-    if (fresh / "verdicts.csv").is_file() and (tracked / "verdicts.csv").is_file():  # plan v2, --all-seeds
-        tv, fv = (read_table(d / "verdicts.csv").set_index("case") for d in (tracked, fresh))
-        for case in tv.index:
-            if case not in fv.index:
-                if not only_fresh:
-                    problems.append(f"v2 {case}: missing from the fresh run")
-                continue
-            t, f = tv.loc[case], fv.loc[case]
-            want = (
-                {} if np.isnan(t["effect"]) else {"effect": t["effect"], "ci_low": t["ci_low"], "ci_high": t["ci_high"]}
-            )
-            if want and not retrained:
-                want.update(n=t["n"], expected_verdict=t["verdict"])
-            problems += [f"v2 {case}: {p}" for p in compatibility(want, f, retrained, len(tv))]
+    for case in tc.index.intersection(fc.index, sort=False):
+        t, row = tc.loc[case], fc.loc[case].copy()
+        row["magnitude"] = text_or_empty(row["magnitude"])
+        ref = {
+            "effect": t["effect"],
+            "ci_low": t["ci_low"],
+            "ci_high": t["ci_high"],
+            "n": t["n"],
+            "expected_verdict": t["verdict"],
+            "window_stable": t["window_stable"],
+            "expected_magnitude": text_or_empty(t["magnitude"]),
+        }
+        found = compatibility(ref, row, retrained, n_cases)
+        if not retrained:
+            h = _halfwidth(float(t["ci_low"]), float(t["ci_high"]))
+            tol = max(SHIPPED_TOLERANCE * (h if not np.isnan(h) else 0.0), NUMERIC_RTOL * max(1.0, abs(t["effect"])))
+            for col in ("ci_low", "ci_high"):
+                a, b = float(t[col]), float(row[col])
+                if not ((np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol):
+                    found.append(f"{col} is {b:.4g}, recorded {a:.4g} (> {tol:.3g}; shipped models)")
+            found += _claims_numbers(t, row)
+        known = str(t["claim"]) in CLAIMS
+        if row["magnitude"] and known and not Case(str(t["claim"]), str(t["metric"]), 0, "").compared_with_paper:
+            found.append(f"magnitude {row['magnitude']!r}, but this case compares no published number")
+        problems += [f"{case}: {p}" for p in dict.fromkeys(found)]
+    if not retrained and (tracked / "claims_detail.csv").is_file() and (fresh / "claims_detail.csv").is_file():
+        problems += _compare_detail(tracked, fresh, set(fc.index) if only_fresh else None)
+    problems += _compare_v2(tracked, fresh, retrained, only_fresh)
+    return problems
+
+
+def _compare_detail(tracked: Path, fresh: Path, cases: set[str] | None) -> list[str]:
+    key = ["claim", "metric", "fault_model", "rate"]
+    t, f = (read_table(d / "claims_detail.csv") for d in (tracked, fresh))
+    if cases is not None:
+        t = t[(t["claim"] + "[" + t["metric"] + "]").isin(cases)]
+    t, f = (x.assign(rate=x["rate"].round(12)).set_index(key) for x in (t, f))
+    problems = _rows_both_ways("claims_detail.csv row", t.index, f.index, False)
+    common = t.index.intersection(f.index, sort=False)
+    for col in ("effect", "ci_low", "ci_high", "n_seeds"):
+        a, b = t.loc[common, col].to_numpy(float), f.loc[common, col].to_numpy(float)
+        h = (t.loc[common, "ci_high"] - t.loc[common, "ci_low"]).to_numpy(float) / 2
+        tol = np.maximum(SHIPPED_TOLERANCE * np.nan_to_num(h), NUMERIC_RTOL * np.maximum(1.0, np.abs(a)))
+        bad = ~((np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= tol))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            problems.append(f"claims_detail.csv {common[i]}: {col} is {b[i]:.4g}, recorded {a[i]:.4g}")
+    return problems
+
+
+def _compare_v2(tracked: Path, fresh: Path, retrained: bool, only_fresh: bool) -> list[str]:
+    """Plan v2: verdicts.csv of an all-seeds run against the tracked one, case by case (both ways)."""
+    if not (tracked / "verdicts.csv").is_file():
+        return []
+    if not (fresh / "verdicts.csv").is_file():
+        if _expects_all_seeds(tracked, fresh):
+            return [f"verdicts.csv: missing from the fresh run {fresh}, which re-measured every recorded seed"]
+        return []
+    tv, fv = (read_table(d / "verdicts.csv").set_index("case") for d in (tracked, fresh))
+    problems = _rows_both_ways("v2", tv.index, fv.index, only_fresh)
+    for case in tv.index.intersection(fv.index, sort=False):
+        t, f = tv.loc[case], fv.loc[case]
+        want = {} if np.isnan(t["effect"]) else {"effect": t["effect"], "ci_low": t["ci_low"], "ci_high": t["ci_high"]}
+        if want and not retrained:
+            want.update(n=t["n"], expected_verdict=t["verdict"])
+        found = compatibility(want, f, retrained, len(tv))
+        if not retrained:
+            for col in ("p_value", "p_signflip", "p_nominal", "p_equivalence", "alpha_local"):
+                a, b = float(t[col]), float(f[col])
+                if not ((np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=P_TOLERANCE, atol=P_TOLERANCE)):
+                    found.append(f"{col} is {b:.4g}, recorded {a:.4g}")
+            for col in ("verdict", "signflip_agrees", "magnitude_points", "magnitude_relative", "window_stable"):
+                if text_or_empty(t[col]) != text_or_empty(f[col]):
+                    found.append(f"{col} is {text_or_empty(f[col])!r}, recorded {text_or_empty(t[col])!r}")
+        problems += [f"v2 {case}: {p}" for p in dict.fromkeys(found)]
     return problems
 
 

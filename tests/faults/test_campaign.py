@@ -173,6 +173,7 @@ def test_more_bad_arguments(data, kwargs, match):
         run_campaign(_model(0), *data, "bitflip", progress=False, **{"trials": 1, **kwargs})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writers", [2, 4])
 def test_concurrent_campaigns_on_one_file_lose_nothing(tmp_path, writers):
     """N processes append to one --out file at once: every row present once, equal to a solo run."""
@@ -192,7 +193,7 @@ def test_concurrent_campaigns_on_one_file_lose_nothing(tmp_path, writers):
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     shared, solo = tmp_path / "shared.csv", tmp_path / "solo.csv"
     procs = [subprocess.Popen([sys.executable, "-c", script, str(shared)], cwd=root) for _ in range(writers)]
-    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert all(p.wait(timeout=3600) == 0 for p in procs)  # a hang guard, never a speed check
     assert subprocess.run([sys.executable, "-c", script, str(solo)], cwd=root).returncode == 0
     a = read_table(shared, "campaign").drop(columns="run_id")
     b = read_table(solo, "campaign").drop(columns="run_id")

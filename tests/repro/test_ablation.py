@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from flatenn.core.results import write_schema_table, write_table
+from flatenn.core.results import table_file, write_schema_table, write_table
 from flatenn.repro.ablation import (
     factor_effects,
     last_epoch_decrease,
@@ -33,7 +33,7 @@ def _record(path, losses, train_subset=1000, parent=None):
 def _level(root, name, shift, keys=None):
     d = root / name
     camp = _campaign(shift=shift, seeds=ABLATION_LEVELS[name].seeds, trials=6)
-    write_schema_table(camp, d / "campaign.csv", "campaign")
+    write_schema_table(camp, table_file(d, "campaign"), "campaign")
     training = camp.drop_duplicates("model_id")[["model_id", "variant", "seed"]].assign(
         clean_accuracy=90.0,
         sparsity=0.5,

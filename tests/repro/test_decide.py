@@ -173,6 +173,7 @@ def test_views_are_tested_only_behind_a_decisive_primary():
     assert set(seq["look"]) == {1}
 
 
+@pytest.mark.slow
 def test_verify_re_derives_the_tracked_plan_v2_tables_and_catches_an_edit(tmp_path):
     import shutil
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from flatenn.core.results import read_table
+from flatenn.core.results import read_result, read_table, table_file
 from flatenn.core.zoo import Zoo
 from flatenn.repro.experiment import Experiment
 from flatenn.repro.scales import SCALES
@@ -37,7 +37,7 @@ def test_resume_reuses_models_rows_and_measurements(tmp_path, tiny_scale):
         progress=False,
     )
     exp.ensure(("standard-sgd",), campaign=("bitflip",), sharpness=True, sparsity=True)
-    camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    camp = read_result(tmp_path / "smoke", "campaign")
     assert len(camp) == 2 and set(read_table(tmp_path / "smoke" / "sharpness.csv")["metric"]) == {
         "lambda_max_fn",
         "avg_sharpness",
@@ -139,7 +139,7 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
         chosen = select_thresholds(model, x, y, "bitflip", rates, trials=2, seed=selection_seed(scale.map_seed(0)))
         assert exp.protection("standard-sgd+ft-clipact", 0) == chosen
         assert selection_seed(scale.map_seed(0)) not in {scale.map_seed(s) for s in range(10_000)}
-    camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    camp = read_result(tmp_path / "smoke", "campaign")
     protections = camp.groupby("variant")["protection"].agg(set).to_dict()
     assert protections == {
         "standard-sgd": {"none"},
@@ -158,7 +158,7 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
     def refuse(*a, **k):
         raise AssertionError("a resumed campaign rebuilt a protection or re-ran a campaign")
 
-    before = (tmp_path / "smoke" / "campaign.csv").read_bytes()
+    before = table_file(tmp_path / "smoke", "campaign").read_bytes()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(experiment_module, "build_protection", refuse)
         mp.setattr(experiment_module, "run_campaign", refuse)
@@ -166,12 +166,12 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
         with Experiment(scale, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
             exp.ensure(names, campaign=("bitflip",))
             assert not any(k.startswith("campaign/") for k in exp.timings)
-    assert (tmp_path / "smoke" / "campaign.csv").read_bytes() == before
+    assert table_file(tmp_path / "smoke", "campaign").read_bytes() == before
     # one more trial per point: only the missing rows are computed, under the rebuilt protections
     more = dataclasses.replace(scale, trials=3)
     with Experiment(more, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
         exp.ensure(names, campaign=("bitflip",))
-    grown = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    grown = read_result(tmp_path / "smoke", "campaign")
     assert len(grown) == 5 * 3 and grown.groupby("variant")["protection"].agg(set).to_dict() == protections
     kept = grown.merge(camp, on=["model_id", "protection", "trial"], suffixes=("", "_old"))
     assert len(kept) == 10 and (kept["accuracy"] == kept["accuracy_old"]).all()  # recorded rows untouched

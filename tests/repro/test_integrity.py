@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from flatenn.core.results import read_result, read_table, table_checksums, write_schema_table, write_table
+from flatenn.core.results import read_result, read_table, table_checksums, table_file, write_schema_table, write_table
 from flatenn.repro.integrity import check_campaign_counts, check_measured, check_provenance, check_training, remeasure
 from flatenn.repro.scales import SCALES
 from flatenn.repro.verify import compare_runs, verify_all
@@ -132,7 +134,7 @@ def test_edited_training_rows_are_caught(smoke, column, value, match):
 
 
 def test_an_edited_changed_weights_count_is_caught(smoke):
-    camp = read_table(smoke / "campaign.csv", "campaign")
+    camp = read_result(smoke, "campaign")
     mine = camp[camp["model_id"] == "standard-sgd-s3"].copy()
     i = mine.index[(mine["fault_model"] == "stuck1") & (mine["changed_weights"] > 2)][0]
     mine.loc[i, "changed_weights"] -= 1  # still <= faulty_bits: only a re-derivation sees it
@@ -143,7 +145,7 @@ def test_an_edited_changed_weights_count_is_caught(smoke):
 
 
 def test_a_changed_train_seed_in_one_campaign_row_is_caught(smoke):
-    camp = read_table(smoke / "campaign.csv", "campaign")
+    camp = read_result(smoke, "campaign")
     mine = camp[camp["model_id"] == "sparse-sgd-s2"].reset_index(drop=True)
     mine.loc[5, "train_seed"] = 4
     problems = check_campaign_counts(smoke, SMOKE, mine, read_result(smoke, "training"))
@@ -201,6 +203,7 @@ def test_sparsity_and_landscape_edits_are_caught(smoke):
     assert any("different alphas" in p for p in check_measured(SMOKE, {**t, "landscape": t["landscape"].drop(index=3)}))
 
 
+@pytest.mark.slow
 def test_whole_verify_lists_every_problem_of_a_damaged_folder_without_a_crash(smoke):
     training = (smoke / "training.csv").read_text().splitlines(keepends=True)
     (smoke / "training.csv").write_text("".join([*training, training[2]]))  # duplicated row
@@ -208,9 +211,9 @@ def test_whole_verify_lists_every_problem_of_a_damaged_folder_without_a_crash(sm
     (smoke / "claims.csv").write_text("".join([*claims, claims[5]]))
     summary = read_result(smoke, "campaign_summary")
     write_table(summary.drop(index=11), smoke / "campaign_summary.csv")  # a deleted row
-    camp = read_table(smoke / "campaign.csv", "campaign")
+    camp = read_result(smoke, "campaign")
     camp.loc[100, "train_seed"] = (camp.loc[100, "train_seed"] + 1) % 5
-    write_schema_table(camp, smoke / "campaign.csv", "campaign")
+    write_schema_table(camp, table_file(smoke, "campaign"), "campaign")
     _reseal(smoke)
     problems = verify_all(smoke.parent)
     text = "\n".join(problems)
@@ -230,6 +233,8 @@ def test_compare_names_a_duplicated_claims_row_and_checks_n_and_window(smoke, tm
     fresh.mkdir(parents=True)
     claims = read_table(smoke / "claims.csv")
     write_table(claims, fresh / "claims.csv")
+    assert compare_runs(smoke, fresh) == ["claims_detail.csv: missing from the fresh run " + str(fresh)]
+    shutil.copy(smoke / "claims_detail.csv", fresh / "claims_detail.csv")
     assert compare_runs(smoke, fresh) == []
     changed = claims.copy()
     changed.loc[0, "n"] = changed.loc[0, "n"] + 1
@@ -244,3 +249,177 @@ def test_compare_names_a_duplicated_claims_row_and_checks_n_and_window(smoke, tm
 
     with pytest.raises(ResultsTableError, match="claims.csv, lines"):
         compare_runs(smoke, fresh)
+
+
+# ---- edits behind rewritten checksums: what default verify re-measures ----------------------------------------
+
+
+def _verify_measured(d: Path, remeasure: int | str = 0, seed: int = 1) -> tuple[list[str], list[str]]:
+    """The re-measurement part of default verify on one folder (every landscape and sparsity row, and the
+    sharpness rows of ``remeasure`` drawn models)."""
+    from flatenn.repro.verify import _remeasure
+
+    notes: list[str] = []
+    return _remeasure(d, SMOKE, _tables(d), remeasure, True, seed, notes), notes
+
+
+def test_a_sparsity_row_edited_consistently_is_caught_by_default_verify(smoke):
+    sp = read_result(smoke, "sparsity")
+    i = sp.index[sp["layer"] != "overall"][3]
+    sp.loc[i, "zeros"] += 1000
+    sp.loc[i, "sparsity"] = sp.loc[i, "zeros"] / sp.loc[i, "total"]  # the derived column updated to match
+    write_table(sp, smoke / "sparsity.csv")
+    _reseal(smoke)
+    assert check_measured(SMOKE, _tables(smoke)) == []  # consistent: only re-measuring can tell
+    problems, notes = _verify_measured(smoke)
+    assert any("sparsity.csv" in p and sp.loc[i, "model_id"] in p for p in problems), problems
+    assert any("every landscape and sparsity row" in n for n in notes)
+
+
+def test_a_landscape_loss_times_1_001_is_caught_by_default_verify(smoke):
+    land = read_result(smoke, "landscape")
+    j = land.index[(land["model_id"] == "standard-saq-s2") & (land["alpha"].abs() > 0.3)][0]
+    land.loc[j, "loss"] *= 1.001  # not the curve's maximum: landscape1d still derives
+    write_table(land, smoke / "landscape.csv")
+    _reseal(smoke)
+    assert check_measured(SMOKE, _tables(smoke)) == []
+    problems, _ = _verify_measured(smoke)
+    assert any("landscape.csv: standard-saq-s2" in p for p in problems), problems
+
+
+def test_a_sharpness_value_times_1_01_is_caught_when_its_model_is_drawn(smoke):
+    sharp = read_result(smoke, "sharpness")
+    k = sharp.index[(sharp["model_id"] == "sparse-saq-s1") & (sharp["metric"] == "trace_fn")][0]
+    sharp.loc[k, "value"] *= 1.01
+    write_table(sharp, smoke / "sharpness.csv")
+    _reseal(smoke)
+    t = _tables(smoke)
+    ids = sorted(set(t["sharpness"]["model_id"]) | set(t["sparsity"]["model_id"]))
+    drawn = {}
+    for seed in range(1000):  # a seed whose draw of 3 models holds the edited one (the draw verify makes)
+        if "sparse-saq-s1" in np.random.default_rng([seed, zlib.crc32(b"smoke")]).choice(ids, size=3, replace=False):
+            drawn = {"seed": seed}
+            break
+    problems, notes = _verify_measured(smoke, remeasure=3, seed=drawn["seed"])
+    assert any("sparse-saq-s1 trace_fn" in p for p in problems), problems
+    assert any(f"--remeasure-seed {drawn['seed']}" in n for n in notes)
+
+
+def test_cross_cpu_tolerances_catch_a_one_percent_edit_of_every_metric():
+    from flatenn.repro.tolerances import METRIC_RTOL, SHARPNESS_RTOL, metric_rtol
+
+    for m in ("lambda_max", "lambda_max_fn", "trace_fn", "avg_sharpness", "eps_sharpness", "bit_sensitivity"):
+        assert metric_rtol(m) < 0.01
+    assert METRIC_RTOL["eps_sharpness"] > SHARPNESS_RTOL  # 2.3e-3 measured between two CPUs
+
+
+# ---- provenance run records and stray models -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda r: r["git"].update(commit="0" * 40), "is not the commit its run id names"),
+        (lambda r: r["git"].update(commit="e50858f37280" + "0" * 28), "is not the commit its run id names"),
+        (lambda r: r.update(git={}), "git record is missing"),
+        (lambda r: r["git"].update(dirty=True), "dirty"),
+        (lambda r: r["versions"].update(torch=""), "versions of ['torch']"),
+        (lambda r: r.update(versions=None), "versions record"),
+        (lambda r: r.update(time_utc="2020-01-01T00:00:00+00:00"), "before the run started"),
+        (lambda r: r.update(run_id="20261205T132650Z-deadbeef-c22a"), "is not the commit its run id names"),
+    ],
+)
+def test_a_zeroed_or_replaced_run_record_is_caught(smoke, edit, match):
+    prov = json.loads((smoke / "provenance.json").read_text())
+    edit(prov["runs"][0])
+    problems = check_provenance(prov, SMOKE, read_result(smoke, "training"))
+    assert any(match in p for p in problems), problems
+
+
+def test_a_run_that_records_another_flatenn_version_than_its_commit_is_caught(smoke):
+    from flatenn.repro.integrity import run_commit_notes
+
+    prov = json.loads((smoke / "provenance.json").read_text())
+    assert run_commit_notes(prov, RESULTS.parent) == ([], [])
+    prov["runs"][0]["versions"]["flatenn"] = "9.9.9"
+    problems, _ = run_commit_notes(prov, RESULTS.parent)
+    assert any("9.9.9" in p and "0.3.0" in p for p in problems)
+    prov["runs"][0]["git"]["commit"] = "1" * 40  # a commit this history does not hold: a note, not a problem
+    assert run_commit_notes(prov, RESULTS.parent)[1]
+
+
+def test_a_copied_model_under_a_new_key_is_reported(smoke):
+    key = _key(smoke, "sparse-sgd-s0")
+    for ext in (".pt", ".json"):
+        shutil.copy(smoke / "models" / f"{key}{ext}", smoke / "models" / f"0123456789abcdef{ext}")
+    problems = _training_problems(smoke)
+    assert any("models/: 2 file(s) that no row of training.csv names" in p for p in problems), problems
+
+
+# ---- compare: every number and verdict, both ways ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_copy(smoke, tmp_path) -> Path:
+    fresh = tmp_path / "fresh" / "smoke"
+    fresh.mkdir(parents=True)
+    for f in ("claims.csv", "claims_detail.csv"):
+        shutil.copy(smoke / f, fresh / f)
+    assert compare_runs(smoke, fresh) == []
+    return fresh
+
+
+def _edit_claims(fresh: Path, edit) -> list[str]:
+    claims = read_table(fresh / "claims.csv")
+    edit(claims)
+    write_table(claims, fresh / "claims.csv")
+    return claims
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda c: c.__setitem__("ci_high", c["ci_high"] * 2), "ci_high is"),
+        (lambda c: c.loc.__setitem__((c["direction"] == 1, "p_holm"), 0.9), "p_holm is 0.9"),
+        (lambda c: c.loc.__setitem__((c.index[0], "verdict_all_rates"), "contradicted"), "verdict_all_rates"),
+        (lambda c: c.loc.__setitem__((c["magnitude"].isna(), "magnitude"), "below published"), "compares no published"),
+    ],
+)
+def test_compare_refuses_an_edited_number_or_label(smoke, fresh_copy, edit, match):
+    _edit_claims(fresh_copy, edit)
+    assert any(match in p for p in compare_runs(smoke, fresh_copy))
+
+
+def test_compare_refuses_an_invented_row_and_a_missing_one(smoke, fresh_copy):
+    claims = read_table(fresh_copy / "claims.csv")
+    invented = claims.iloc[[0]].assign(case="sparse_vs_standard[invented]")
+    write_table(pd.concat([claims.iloc[1:], invented]), fresh_copy / "claims.csv")
+    problems = compare_runs(smoke, fresh_copy)
+    assert any("invented" in p and "does not have" in p for p in problems)
+    assert any(claims["case"].iloc[0] in p and "missing" in p for p in problems)
+
+
+def test_compare_refuses_an_empty_claims_table(smoke, fresh_copy):
+    write_table(read_table(fresh_copy / "claims.csv").iloc[:0], fresh_copy / "claims.csv")
+    assert any("nothing was compared" in p for p in compare_runs(smoke, fresh_copy, only_fresh=True))
+
+
+def test_compare_wants_the_plan_v2_tables_of_a_run_that_measured_every_seed(smoke, fresh_copy):
+    shutil.copy(table_file(smoke, "campaign"), fresh_copy / table_file(smoke, "campaign").name)
+    problems = compare_runs(smoke, fresh_copy)
+    assert any("verdicts.csv: missing" in p for p in problems)
+    for f in ("verdicts.csv", "sequential.csv"):
+        shutil.copy(smoke / f, fresh_copy / f)
+    assert compare_runs(smoke, fresh_copy) == []
+    v = read_table(fresh_copy / "verdicts.csv")
+    v.loc[v.index[0], "p_value"] = 0.5
+    write_table(v, fresh_copy / "verdicts.csv")
+    assert any("p_value is 0.5" in p for p in compare_runs(smoke, fresh_copy))
+
+
+def test_accuracy_agrees_within_one_evaluation_example():
+    from flatenn.repro.tolerances import accuracy_agrees
+
+    assert accuracy_agrees([61.9444], [62.2222], [360]).all()  # one of 360 examples, both rounded to %.6g
+    assert not accuracy_agrees([61.6667], [62.2222], [360]).any()  # two
+    assert not accuracy_agrees([99.0], [100.0], [1000]).any()  # ten of 1000

@@ -146,10 +146,11 @@ def test_pareto_figure_names_the_front_of_each_kind(tmp_path):
     assert (tmp_path / "pareto.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypatch):
     """End to end on a tiny scale: every mitigation variant trained or protected, its claims (Holm over the 24
     gains) and the Pareto figure from the recorded tables, and `verify` re-deriving all of it."""
-    from flatenn.core.results import read_table
+    from flatenn.core.results import read_result, read_table
     from flatenn.core.zoo import Zoo
     from flatenn.repro import scales
     from flatenn.repro.experiment import Experiment
@@ -182,7 +183,7 @@ def test_a_tiny_mitigations_scale_records_claims_that_verify(tmp_path, monkeypat
     claims = read_table(d / "claims.csv").set_index("case")
     family = claims[claims["direction"] == 1]
     assert len(family) == 24 and family["family_complete"].all()
-    camp = read_table(d / "campaign.csv", "campaign")
+    camp = read_result(d, "campaign")
     for v in ("standard-randbet", "sparse-sgd+secded"):  # the recorded gain is the definition's, from the rows
         kind = v.split("-")[0]
         gains = [

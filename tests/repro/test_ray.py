@@ -15,13 +15,15 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from flatenn.core.results import read_table  # noqa: E402
+from flatenn.core.results import read_result, read_table  # noqa: E402
 from flatenn.core.zoo import Zoo  # noqa: E402
 from flatenn.repro.experiment import Experiment  # noqa: E402
 from flatenn.repro.plan import Unit  # noqa: E402
 from flatenn.repro.ray_executor import RayExecutor, UnitsFailedError  # noqa: E402
 from flatenn.repro.scales import SCALES  # noqa: E402
 from flatenn.repro.tasks import execute_with  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the slow tier: --slow or -m slow
 
 RUN = "20261205T000000Z-test-0000"
 
@@ -75,7 +77,7 @@ def _run(tiny, root: Path, executor=None, units=None) -> Experiment:
 
 def _same_tables(a: Path, b: Path) -> None:
     names = sorted(p.name for p in a.glob("*.csv"))
-    assert names == sorted(p.name for p in b.glob("*.csv")) and "campaign.csv" in names
+    assert names == sorted(p.name for p in b.glob("*.csv")) and (b / "campaign.parquet").is_file()
     for n in names:
         assert filecmp.cmp(a / n, b / n, shallow=False), f"{n} differs"
 
@@ -98,7 +100,7 @@ def test_an_interrupted_ray_run_resumes_to_the_same_rows(ray_instance, tiny, loc
     units = Experiment(tiny, tmp_path / "probe", progress=False).units
     first = [u for u in units if u.kind == "models"] + [u for u in units if u.kind == "campaigns"][:3]
     _run(tiny, tmp_path, RayExecutor(), units=first)  # "interrupted" after three campaigns
-    assert len(read_table(tmp_path / "smoke" / "campaign.csv", "campaign")) == 3 * 2 * 3
+    assert len(read_result(tmp_path / "smoke", "campaign")) == 3 * 2 * 3
     _run(tiny, tmp_path, RayExecutor())  # the rerun computes the rest
     _same_tables(local_run, tmp_path / "smoke")
 
@@ -139,7 +141,7 @@ def test_a_failing_unit_is_reported_and_the_others_are_kept(ray_instance, tiny, 
     with pytest.raises(UnitsFailedError, match="sparse-sgd-s1 bitflip.*boom") as e:
         _run(tiny, tmp_path, RayExecutor(function=_always_fails, max_retries=0))
     assert "Run the same command again" in str(e.value)
-    camp = read_table(tmp_path / "smoke" / "campaign.csv", "campaign")
+    camp = read_result(tmp_path / "smoke", "campaign")
     done = set(zip(camp["model_id"], camp["fault_model"], strict=True))
     assert ("sparse-sgd-s1", "bitflip") not in done and ("sparse-sgd-s1", "stuck0") in done  # the rest are kept
     assert len(camp) % (len(tiny.rates) * tiny.trials) == 0  # no half-recorded unit
