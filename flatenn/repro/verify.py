@@ -227,7 +227,7 @@ def verify_scale(
         problems.append(f"the scale's plan cannot be replayed from the tables ({type(e).__name__}: {e})")
         units = required = None
     _guarded(problems, "provenance.json", check_provenance, prov, scale, training)
-    _guarded(problems, "provenance.json", _run_commits, prov, notes if notes is not None else [])
+    _guarded(problems, "provenance.json", _run_commits, name, prov, notes if notes is not None else [])
     _guarded(problems, "training.csv", check_training, d, scale, training, units, required)
     _guarded(problems, "fingerprints", _fingerprints, tables)
     runs = {r.get("run_id") for r in prov.get("runs", [])}
@@ -266,11 +266,11 @@ def verify_scale(
     return [p if p.startswith(name) else f"{name}: {p}" for p in problems]
 
 
-def _run_commits(prov: dict, notes: list[str]) -> list[str]:
+def _run_commits(name: str, prov: dict, notes: list[str]) -> list[str]:
     from .integrity import run_commit_notes
 
     problems, found = run_commit_notes(prov, REPO_ROOT)
-    notes += found
+    notes += [f"{name}: {n}" for n in found]
     return problems
 
 
@@ -298,7 +298,7 @@ def _remeasure(
     except DatasetNotFoundError:
         notes.append(f"{d.name}: not re-measured: its data set ({scale.dataset}) is not on this machine")
         return []
-    if every:
+    if every and (have["landscape"] or have["sparsity"]):
         notes.append(
             f"{d.name}: re-measured every landscape and sparsity row ({len(have['landscape'])} and "
             f"{len(have['sparsity'])} models)"
