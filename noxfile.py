@@ -53,7 +53,7 @@ def _python(session: nox.Session) -> str:
 
 # pytest-xdist on every core; a test file stays on one worker (its module fixtures are built once, and one Ray
 # instance serves the Ray tests). "-n 0" after -- runs in this process.
-PARALLEL = ["-n", "auto", "--dist", "loadfile"]
+PARALLEL = ["-n", "auto", "--dist", "loadfile", "--durations=15"]  # and the 15 slowest tests, to keep an eye on
 
 
 @nox.session(venv_backend="none")

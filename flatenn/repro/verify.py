@@ -582,10 +582,24 @@ def _rows_both_ways(what: str, tracked: pd.Index, fresh: pd.Index, only_fresh: b
     return problems + [f"{what} {c}: a row the tracked run does not have" for c in fresh.difference(tracked)]
 
 
-def _claims_numbers(t: pd.Series, f: pd.Series) -> list[str]:
-    """Shipped models: every number and verdict of a claims row beyond the effect (which compatibility checks)."""
+FAMILY_COLUMNS = (  # adjusted over the family of cases: a run that computed only some cases (-k) differs here
+    "p_holm",
+    "p_equivalence_holm",
+    "verdict",
+    "verdict_all_rates",
+    "verdict_window_down",
+    "verdict_window_up",
+    "window_stable",
+    "family_complete",
+)
+
+
+def _claims_numbers(t: pd.Series, f: pd.Series, partial: bool) -> list[str]:
+    """Shipped models: every number and verdict of a claims row beyond the effect (which compatibility checks);
+    ``partial``: a run that computed part of the family, whose adjusted columns are left out."""
     problems = []
-    for col in ("p_value", "p_holm", "p_equivalence", "p_equivalence_holm"):
+    skip = FAMILY_COLUMNS if partial else ()
+    for col in (c for c in ("p_value", "p_holm", "p_equivalence", "p_equivalence_holm") if c not in skip):
         a, b = float(t[col]), float(f[col])
         if not ((np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=P_TOLERANCE, atol=P_TOLERANCE)):
             problems.append(f"{col} is {b:.4g}, recorded {a:.4g}")
@@ -593,7 +607,7 @@ def _claims_numbers(t: pd.Series, f: pd.Series) -> list[str]:
         a, b = float(t[col]), float(f[col])
         if not ((np.isnan(a) and np.isnan(b)) or a == b):
             problems.append(f"{col} is {b:g}, recorded {a:g}")
-    for col in VERDICT_TEXT:
+    for col in (c for c in VERDICT_TEXT if c not in skip):
         if text_or_empty(t[col]) != text_or_empty(f[col]):
             problems.append(f"{col} is {text_or_empty(f[col])!r}, recorded {text_or_empty(t[col])!r}")
     return problems
@@ -636,15 +650,17 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
     for case in tc.index.intersection(fc.index, sort=False):
         t, row = tc.loc[case], fc.loc[case].copy()
         row["magnitude"] = text_or_empty(row["magnitude"])
+        # a -k run computed part of the family: its adjusted p-values and verdicts are over fewer cases
+        partial = only_fresh and text_or_empty(row["family_complete"]) != "True"
         ref = {
             "effect": t["effect"],
             "ci_low": t["ci_low"],
             "ci_high": t["ci_high"],
             "n": t["n"],
-            "expected_verdict": t["verdict"],
-            "window_stable": t["window_stable"],
             "expected_magnitude": text_or_empty(t["magnitude"]),
         }
+        if not partial:
+            ref.update(expected_verdict=t["verdict"], window_stable=t["window_stable"])
         found = compatibility(ref, row, retrained, n_cases)
         if not retrained:
             h = _halfwidth(float(t["ci_low"]), float(t["ci_high"]))
@@ -653,7 +669,7 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
                 a, b = float(t[col]), float(row[col])
                 if not ((np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol):
                     found.append(f"{col} is {b:.4g}, recorded {a:.4g} (> {tol:.3g}; shipped models)")
-            found += _claims_numbers(t, row)
+            found += _claims_numbers(t, row, partial)
         known = str(t["claim"]) in CLAIMS
         if row["magnitude"] and known and not Case(str(t["claim"]), str(t["metric"]), 0, "").compared_with_paper:
             found.append(f"magnitude {row['magnitude']!r}, but this case compares no published number")
@@ -667,8 +683,8 @@ def compare_runs(tracked: Path, fresh: Path, retrained: bool = False, only_fresh
 def _compare_detail(tracked: Path, fresh: Path, cases: set[str] | None) -> list[str]:
     key = ["claim", "metric", "fault_model", "rate"]
     t, f = (read_table(d / "claims_detail.csv") for d in (tracked, fresh))
-    if cases is not None:
-        t = t[(t["claim"] + "[" + t["metric"] + "]").isin(cases)]
+    if cases is not None:  # a -k run: the rows of the cases it computed
+        t, f = (x[(x["claim"] + "[" + x["metric"] + "]").isin(cases)] for x in (t, f))
     t, f = (x.assign(rate=x["rate"].round(12)).set_index(key) for x in (t, f))
     problems = _rows_both_ways("claims_detail.csv row", t.index, f.index, False)
     common = t.index.intersection(f.index, sort=False)

@@ -423,3 +423,15 @@ def test_accuracy_agrees_within_one_evaluation_example():
     assert accuracy_agrees([61.9444], [62.2222], [360]).all()  # one of 360 examples, both rounded to %.6g
     assert not accuracy_agrees([61.6667], [62.2222], [360]).any()  # two
     assert not accuracy_agrees([99.0], [100.0], [1000]).any()  # ten of 1000
+
+
+def test_a_partial_run_is_not_held_to_the_whole_familys_adjusted_values(smoke, fresh_copy):
+    """A -k run computes part of the family: its Holm-adjusted p-values and verdicts are over fewer cases, so the
+    summary (only_fresh) leaves them out; the raw numbers are still compared, and a full compare checks all."""
+    claims = read_table(fresh_copy / "claims.csv")
+    part = claims.iloc[:3].assign(family_complete=False, p_holm=claims["p_holm"].iloc[:3] * 3)
+    write_table(part, fresh_copy / "claims.csv")
+    assert compare_runs(smoke, fresh_copy, only_fresh=True) == []
+    assert any("p_holm" in p for p in compare_runs(smoke, fresh_copy))
+    write_table(part.assign(p_value=part["p_value"] + 0.2), fresh_copy / "claims.csv")
+    assert any("p_value" in p for p in compare_runs(smoke, fresh_copy, only_fresh=True))
