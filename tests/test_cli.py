@@ -193,28 +193,7 @@ def test_a_method_field_the_method_reads_is_accepted_and_keyed(tmp_path, capsys)
 
 def test_a_campaign_at_rate_one_flips_every_bit(tmp_path, capsys):
     """Rate 1 (every stored bit faulty) runs, and every bit of every weight is counted."""
-    cache = str(tmp_path / "zoo")
-    assert (
-        main(
-            [
-                "train",
-                "--width",
-                "4",
-                "--epochs",
-                "1",
-                "--train-subset",
-                "128",
-                "--cache-dir",
-                cache,
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    import json
-
-    key = json.loads(capsys.readouterr().out)["key"]
+    cache, key = _tiny_model(tmp_path, capsys, subset=128)
     out = tmp_path / "c.parquet"
     argv = [
         "campaign",
@@ -327,28 +306,7 @@ def test_campaign_on_a_model_flatenn_did_not_build(tmp_path, capsys):
 
 
 def test_vulnerability_command_writes_table_and_heat_map(tmp_path, capsys):
-    cache = str(tmp_path / "zoo")
-    assert (
-        main(
-            [
-                "train",
-                "--width",
-                "4",
-                "--epochs",
-                "1",
-                "--train-subset",
-                "128",
-                "--cache-dir",
-                cache,
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    import json
-
-    key = json.loads(capsys.readouterr().out)["key"]
+    cache, key = _tiny_model(tmp_path, capsys, subset=128)
     out = tmp_path / "v.csv"
     assert (
         main(
@@ -414,29 +372,13 @@ def test_conflicting_or_meaningless_options_are_one_line_before_any_work(tmp_pat
     assert not (tmp_path / "zoo").exists()  # nothing was trained
 
 
-def _tiny_model(tmp_path, capsys) -> tuple[str, str]:
-    """(cache folder, key) of a 1-epoch width-4 digits model trained through the CLI."""
+def _tiny_model(tmp_path, capsys, subset: int = 64) -> tuple[str, str]:
+    """(cache folder, key) of a 1-epoch width-4 digits model trained through the CLI on ``subset`` images."""
     import json
 
     cache = str(tmp_path / "zoo")
-    assert (
-        main(
-            [
-                "train",
-                "--width",
-                "4",
-                "--epochs",
-                "1",
-                "--train-subset",
-                "64",
-                "--cache-dir",
-                cache,
-                "--quiet",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    argv = ["train", "--width", "4", "--epochs", "1", "--train-subset", str(subset), "--cache-dir", cache]
+    assert main([*argv, "--quiet", "--json"]) == 0
     return cache, json.loads(capsys.readouterr().out)["key"]
 
 

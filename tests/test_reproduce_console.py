@@ -12,11 +12,9 @@ pytestmark = pytest.mark.slow  # the slow tier: --slow or -m slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_stage_progress_and_measured_table_are_printed(tmp_path):
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != "FLATENN_QUIET"}  # CI exports it; a person does not
-    r = subprocess.run(
+def _benchmarks(tmp_path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``pytest benchmarks`` as ``nox -s reproduce`` runs it, into ``tmp_path``, with more pytest arguments."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -26,11 +24,9 @@ def test_stage_progress_and_measured_table_are_printed(tmp_path):
             "not speed",
             "-p",
             "no:cacheprovider",
-            "-k",
-            "sparsity_level and standard-sgd",
+            *args,
             "--results-dir",
             str(tmp_path),
-            "--no-report",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -38,6 +34,13 @@ def test_stage_progress_and_measured_table_are_printed(tmp_path):
         timeout=3600,  # a hang guard, never a speed check
         env=env,
     )
+
+
+def test_stage_progress_and_measured_table_are_printed(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "FLATENN_QUIET"}  # CI exports it; a person does not
+    r = _benchmarks(tmp_path, "-k", "sparsity_level and standard-sgd", "--no-report", env=env)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "[smoke] models 1/" in r.stdout and "shipped" in r.stdout  # progress, visible through capture
     # -k: the counters count only what the selected claim needs (its models and sparsity units), not the run's 30
@@ -52,30 +55,7 @@ def test_a_full_disk_stops_a_benchmark_run_with_one_line(tmp_path):
     import os
 
     env = {**os.environ, "FLATENN_FULL_AFTER": "3", "FLATENN_QUIET": "1"}
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "benchmarks",
-            "-m",
-            "not speed",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "tests.disk_full_plugin",
-            "-k",
-            "sparsity_level",
-            "--results-dir",
-            str(tmp_path),
-            "--no-report",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,  # a hang guard, never a speed check
-        env=env,
-    )
+    r = _benchmarks(tmp_path, "-p", "tests.disk_full_plugin", "-k", "sparsity_level", "--no-report", env=env)
     out = r.stdout + r.stderr
     assert r.returncode == 28, out[-3000:]
     assert out.count("the disk is full") == 1 and "Traceback" not in out and "resume" in out
@@ -88,29 +68,7 @@ def test_an_interrupted_reproduction_says_so_and_how_to_resume(tmp_path):
     import os
 
     env = {**os.environ, "FLATENN_INTERRUPT_AFTER": "2", "FLATENN_QUIET": "1"}
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "benchmarks",
-            "-m",
-            "not speed",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "tests.interrupt_plugin",
-            "-k",
-            "sparse_vs_standard",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,  # a hang guard, never a speed check
-        env=env,
-    )
+    r = _benchmarks(tmp_path, "-p", "tests.interrupt_plugin", "-k", "sparse_vs_standard", env=env)
     out = r.stdout + r.stderr
     assert r.returncode == 2, out[-3000:]  # pytest's "interrupted"
     assert "all cases agree" not in out and "flatenn: interrupted" in out
