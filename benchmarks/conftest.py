@@ -144,7 +144,7 @@ def experiments(request):
             )
             claims = getattr(request.config, "_flatenn_selected", {}).get(name)
             if claims:
-                cache[name].limit_to(claims)
+                cache[name].plan.limit_to(claims)
             try:
                 cache[name].data()  # a missing data set stops the session once, with the instruction
             except DatasetNotFoundError as e:
@@ -223,7 +223,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if getattr(config, "_flatenn_interrupted", False):
         terminalreporter.section("flatenn: interrupted")
         for name, exp in exps.items():
-            done, planned = exp.progress_counts()
+            done, planned = exp.plan.progress_counts()
             terminalreporter.write_line(
                 f"{name}: {done} of {planned} work units finished and kept in {exp.dir}; no claims were derived "
                 "from the partial tables, and this run is listed as 'interrupted' in its provenance.json"

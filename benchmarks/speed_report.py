@@ -146,7 +146,7 @@ def channels_last_check(repeats: int, seeds: int = 5) -> None:
         SCALES["smoke"], Path("/tmp") / "flatenn-speed-layout", progress=False, reference_dir=root / "results" / "smoke"
     ) as exp:
         for seed in range(seeds):
-            x, _ = exp.eval_set(seed)
+            x, _ = exp.measurements.eval_set(seed)
             for variant in SCALES["smoke"].variants:
                 model, _ = exp.model(variant, seed)
                 with frozen(model), eval_mode(model), torch.no_grad():
@@ -346,7 +346,7 @@ def adaptive_savings() -> None:
         reference_dir=root / "results" / "smoke",
     ) as exp:
         model, _ = exp.model("standard-sgd", 0)
-        x, y = exp.eval_set(0)
+        x, y = exp.measurements.eval_set(0)
     rates = SCALES["smoke"].rates
     fixed = run_campaign(model, x, y, "bitflip", rates=rates, trials=50, seed=0, progress=False)
     half = {r: (lambda c: (c[3] - c[2]) / 2)(mean_ci(g["accuracy"])) for r, g in fixed.groupby("rate")}

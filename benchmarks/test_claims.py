@@ -140,15 +140,15 @@ def _test_v2(scale, case, exp, benchmark) -> None:
             f"{case.id} at {scale}: {row['effect']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}], {row['verdict']}"
         )
     else:
-        units = exp.reproduce_units(case.claim)
+        units = exp.plan.reproduce_units(case.claim)
         problems = benchmark.pedantic(
             compare_units,
-            args=(exp.tables(), exp.reference_tables(), exp.scale, units, exp.retrain, n_cases),
+            args=(exp.tables(), exp.plan.reference_tables(), exp.scale, units, exp.retrain, n_cases),
             rounds=1,
             iterations=1,
         )
         if not hasattr(exp, "_rederived"):
-            exp._rederived = evaluate_v2(exp.reference_tables(), exp.scale)[0]
+            exp._rederived = evaluate_v2(exp.plan.reference_tables(), exp.scale)[0]
         again = exp._rederived[exp._rederived["case"] == case.id]
         problems += compare_frames(
             "verdicts.csv",
@@ -167,7 +167,7 @@ def _test_v2(scale, case, exp, benchmark) -> None:
 
 def test_claim(scale, case, experiments, benchmark):
     exp = experiments(scale)
-    if exp.sequential:
+    if exp.plan.sequential:
         return _test_v2(scale, case, exp, benchmark)
     exp.ensure_for(case.claim)
     claims = benchmark.pedantic(exp.record_claims, rounds=1, iterations=1)

@@ -7,7 +7,7 @@ first trials (KeyboardInterrupt from inside the campaign, as a Ctrl-C lands).
 import os
 
 import flatenn.faults.campaign as campaign
-import flatenn.repro.experiment as experiment
+import flatenn.repro.measurements as measurements
 
 _real = campaign.run_campaign
 _calls = [0]
@@ -38,4 +38,4 @@ def _interrupting(*args, **kwargs):
         campaign.faulty_evaluator = real_eval
 
 
-experiment.run_campaign = _interrupting
+measurements.run_campaign = _interrupting

@@ -37,7 +37,7 @@ from .progress import Progress
 LATER_FIELDS = ("eta", "w_max", "p_train")
 
 # Bump when a change to the training path changes what a config trains to: it invalidates caches.
-TRAIN_CODE_VERSION = "2"  # 2: SAQ pass 2 uses pass 1's activation ranges (issue 8)
+TRAIN_CODE_VERSION = "2"  # 2: SAQ pass 2 uses pass 1's activation ranges
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,46 @@ class _LayerMemory:
     cpu_views: tuple[np.ndarray, np.ndarray] | None = None  # writable views of the layer's buffers on CPU
 
 
+def check_layer_maps(memory: Mapping[str, _LayerMemory], name: str, fmaps: Sequence[FaultMap]) -> None:
+    """Refuse maps of one layer that its memory cannot hold: an unknown layer, a weight index outside the
+    layer, a repeated or unsorted index, an empty mask, a mask bit at or above the code width, or a
+    faulty-bit count that is not the number of mask bits (each would count a fault that changes nothing).
+    One vectorized pass over all the maps given."""
+    if name not in memory:
+        raise ValueError(
+            f"fault map names layer {name!r}, which is not one of the injector's quantized layers "
+            f"{list(memory)[:12]}; sample maps with this injector or select that layer"
+        )
+    mem = memory[name]
+    for f in fmaps:
+        if np.ndim(f.weight_index) != 1 or np.shape(f.weight_index) != np.shape(f.mask):
+            raise ValueError(f"fault map of {name}: weight_index and mask must be 1-D arrays of one length")
+    sizes = np.array([f.weight_index.size for f in fmaps], dtype=np.int64)
+    claimed = np.array([f.faulty_bits for f in fmaps], dtype=np.int64)
+    if not sizes.sum():
+        if claimed.any():
+            raise ValueError(f"fault map of {name}: {claimed.max()} faulty bits but no weight index")
+        return
+    idx = np.concatenate([f.weight_index for f in fmaps]) if len(fmaps) > 1 else fmaps[0].weight_index
+    mask = np.concatenate([f.mask for f in fmaps]) if len(fmaps) > 1 else fmaps[0].mask
+    step = np.diff(idx)
+    ends = np.cumsum(sizes)[:-1]
+    step[ends[(ends > 0) & (ends < idx.size)] - 1] = 1  # where one map ends and the next begins
+    if idx.min() < 0 or idx.max() >= mem.codes.size or (step.size and step.min() <= 0):
+        raise ValueError(f"fault map of {name}: weight indices must be sorted, unique and in 0..{mem.codes.size - 1}")
+    if mask.min() <= 0 or mask.max() >= 1 << mem.bits:
+        raise ValueError(
+            f"fault map of {name}: every mask must set at least one of the {mem.bits} code bits and none "
+            f"above them (masks in 1..{(1 << mem.bits) - 1})"
+        )
+    ones = np.bitwise_count(mask.astype(np.int64, copy=False)).astype(np.int64)
+    per_map = np.bincount(np.repeat(np.arange(len(fmaps)), sizes), weights=ones, minlength=len(fmaps))
+    wrong = np.flatnonzero(per_map.astype(np.int64) != claimed)
+    if wrong.size:
+        i = int(wrong[0])
+        raise ValueError(f"fault map of {name}: faulty_bits is {claimed[i]}, its masks set {int(per_map[i])} bits")
+
+
 class FaultInjector:
     """Applies fault maps to the frozen quantized layers of a model; see the module docstring."""
 
@@ -196,53 +236,12 @@ class FaultInjector:
         """The writes a map makes under ``fault_model`` (see :meth:`faulty_weights`), ready for :meth:`apply`."""
         return self.prepare_trials([maps], fault_model)[0]
 
-    def check_maps(self, name: str, fmaps: Sequence[FaultMap]) -> None:
-        """Refuse maps of one layer that its memory cannot hold: an unknown layer, a weight index outside the
-        layer, a repeated or unsorted index, an empty mask, a mask bit at or above the code width, or a
-        faulty-bit count that is not the number of mask bits (each would count a fault that changes nothing).
-        One vectorized pass over all the maps given."""
-        if name not in self.memory:
-            raise ValueError(
-                f"fault map names layer {name!r}, which is not one of the injector's quantized layers "
-                f"{list(self.memory)[:12]}; sample maps with this injector or select that layer"
-            )
-        mem = self.memory[name]
-        for f in fmaps:
-            if np.ndim(f.weight_index) != 1 or np.shape(f.weight_index) != np.shape(f.mask):
-                raise ValueError(f"fault map of {name}: weight_index and mask must be 1-D arrays of one length")
-        sizes = np.array([f.weight_index.size for f in fmaps], dtype=np.int64)
-        claimed = np.array([f.faulty_bits for f in fmaps], dtype=np.int64)
-        if not sizes.sum():
-            if claimed.any():
-                raise ValueError(f"fault map of {name}: {claimed.max()} faulty bits but no weight index")
-            return
-        idx = np.concatenate([f.weight_index for f in fmaps]) if len(fmaps) > 1 else fmaps[0].weight_index
-        mask = np.concatenate([f.mask for f in fmaps]) if len(fmaps) > 1 else fmaps[0].mask
-        step = np.diff(idx)
-        ends = np.cumsum(sizes)[:-1]
-        step[ends[(ends > 0) & (ends < idx.size)] - 1] = 1  # where one map ends and the next begins
-        if idx.min() < 0 or idx.max() >= mem.codes.size or (step.size and step.min() <= 0):
-            raise ValueError(
-                f"fault map of {name}: weight indices must be sorted, unique and in 0..{mem.codes.size - 1}"
-            )
-        if mask.min() <= 0 or mask.max() >= 1 << mem.bits:
-            raise ValueError(
-                f"fault map of {name}: every mask must set at least one of the {mem.bits} code bits and none "
-                f"above them (masks in 1..{(1 << mem.bits) - 1})"
-            )
-        ones = np.bitwise_count(mask.astype(np.int64, copy=False)).astype(np.int64)
-        per_map = np.bincount(np.repeat(np.arange(len(fmaps)), sizes), weights=ones, minlength=len(fmaps))
-        wrong = np.flatnonzero(per_map.astype(np.int64) != claimed)
-        if wrong.size:
-            i = int(wrong[0])
-            raise ValueError(f"fault map of {name}: faulty_bits is {claimed[i]}, its masks set {int(per_map[i])} bits")
-
     def prepare_trials(self, trials: Sequence[Mapping[str, FaultMap]], fault_model: str) -> list[PreparedFaults]:
         """:meth:`prepare` for several trials' maps, computed layer by layer over all trials at once."""
         check_fault_model(fault_model)
         names = {name for t in trials for name in t}
         for name in sorted(names):
-            self.check_maps(name, [t[name] for t in trials if name in t])
+            check_layer_maps(self.memory, name, [t[name] for t in trials if name in t])
         writes: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = [{} for _ in trials]
         changed = np.zeros(len(trials), dtype=np.int64)
         for name in self.memory:

@@ -1,4 +1,4 @@
-"""Ablation factor effects (issue 15; plan in ``flatenn/repro/ablation_plan.md``).
+"""Ablation factor effects (plan in ``flatenn/repro/ablation_plan.md``).
 
 Each ablation level is an ordinary scale (``ablation_<level>`` in :mod:`flatenn.repro.scales`) recorded in
 ``results/<level>/`` by the same experiment code. A *factor effect* is effect(level) − effect(base) of

@@ -1,4 +1,4 @@
-"""The mitigations family (issue 23): what each way of buying fault tolerance gains and costs, per training seed.
+"""The mitigations family: what each way of buying fault tolerance gains and costs, per training seed.
 
 From a scale's recorded campaign rows of the mitigation variants (:data:`flatenn.repro.scales.MITIGATION_VARIANTS`)
 and their SGD baselines, per method and activation kind (``standard``, ``sparse``), each a 95% t interval over

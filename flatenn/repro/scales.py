@@ -28,7 +28,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 MAIN_VARIANTS = tuple(VARIANTS)
 
-# Mitigations (issue 23): one documented hyper-parameter choice per method, from its paper, never tuned on fault
+# Mitigations: one documented hyper-parameter choice per method, from its paper, never tuned on fault
 # results. A variant is (activation, method) or (activation, method, settings); settings are TrainConfig fields
 # and/or "protection", an inference-time protection its campaigns run under (flatenn.faults.protection), on the
 # model of the same activation and method (the same training config, so the same cached model).
@@ -189,7 +189,7 @@ class ScaleConfig:
         """Fault-map seed of every model trained with ``train_seed``.
 
         Variants of one training seed share their maps (paired comparisons); different training seeds
-        see different maps, so the CI over seeds contains fault-map variation too (issue 10).
+        see different maps, so the CI over seeds contains fault-map variation too.
         """
         return self.campaign_seed * 1000 + train_seed
 
@@ -306,7 +306,7 @@ ABLATION_LEVELS: dict[str, ScaleConfig] = {
     "ablation_width16": dataclasses.replace(_ABL_BASE, name="ablation_width16", width=16, level_of="width"),
 }
 SCALES.update(ABLATION_LEVELS)
-# The mitigations family (issue 23; plan: flatenn/repro/plans/mitigations.md): smoke's setting with every
+# The mitigations family (plan: flatenn/repro/plans/mitigations.md): smoke's setting with every
 # mitigation variant, a fixed design of 18 seeds (82% power at the 2-point SESOI, Holm over 22 cases), the
 # Hessian trace as the only sharpness metric (does it predict a method's gain?).
 SCALES["mitigations_smoke"] = dataclasses.replace(

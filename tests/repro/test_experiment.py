@@ -133,11 +133,11 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
         model, _ = exp.model("standard-sgd", 0)
         with frozen(model):
             expect = profile_bounds(model, exp.data().x_train[:64])
-        assert exp.protection("standard-sgd+ranger", 0).bounds == expect
+        assert exp.measurements.protection("standard-sgd+ranger", 0).bounds == expect
         x, y = exp.data().x_train[:48], exp.data().y_train[:48]
         rates = scale.informative_rates["bitflip"]
         chosen = select_thresholds(model, x, y, "bitflip", rates, trials=2, seed=selection_seed(scale.map_seed(0)))
-        assert exp.protection("standard-sgd+ft-clipact", 0) == chosen
+        assert exp.measurements.protection("standard-sgd+ft-clipact", 0) == chosen
         assert selection_seed(scale.map_seed(0)) not in {scale.map_seed(s) for s in range(10_000)}
     camp = read_result(tmp_path / "smoke", "campaign")
     protections = camp.groupby("variant")["protection"].agg(set).to_dict()
@@ -153,15 +153,15 @@ def test_protection_variants_share_the_model_and_record_their_protection(tmp_pat
     # resuming the folder rebuilds no protection (FT-ClipAct's search is the costly part of a resumed walk)
     # and does not re-read campaign.csv per campaign: completeness is checked on the table in memory
     import flatenn.faults.campaign as campaign_module
-    import flatenn.repro.experiment as experiment_module
+    import flatenn.repro.measurements as measurements_module
 
     def refuse(*a, **k):
         raise AssertionError("a resumed campaign rebuilt a protection or re-ran a campaign")
 
     before = table_file(tmp_path / "smoke", "campaign").read_bytes()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment_module, "build_protection", refuse)
-        mp.setattr(experiment_module, "run_campaign", refuse)
+        mp.setattr(measurements_module, "build_protection", refuse)
+        mp.setattr(measurements_module, "run_campaign", refuse)
         mp.setattr(campaign_module, "read_table", refuse)
         with Experiment(scale, tmp_path / "smoke", zoo=zoo, device="cpu", progress=False) as exp:
             exp.ensure(names, campaign=("bitflip",))

@@ -14,6 +14,7 @@ import pytest
 from flatenn.core.results import read_results, table_checksums
 from flatenn.core.zoo import Zoo
 from flatenn.repro.experiment import Experiment
+from flatenn.repro.measurements import Measurements
 from flatenn.repro.scales import SCALES
 
 
@@ -75,7 +76,7 @@ def _rerun(tiny, tmp_path) -> Experiment:
 
 def test_killed_during_model_loading(tiny, tmp_path, monkeypatch):
     first = _exp(tiny, tmp_path)
-    monkeypatch.setattr(Experiment, "campaign", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    monkeypatch.setattr(Measurements, "campaign", lambda *a, **k: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         _work(first)
     _killed(first)
