@@ -99,8 +99,22 @@ def quantize_model(
 ) -> nn.Module:
     """Quantize ``model`` in place (and return it): b-bit per-channel weights, b-bit layer inputs.
 
-    ``quantize_first_last=False`` keeps the first and the last converted layer (in module order) in float,
-    without an input quantizer. A layer object reused in several places stays one shared layer.
+    Every ``nn.Conv2d`` / ``nn.Linear`` (grouped, depthwise, bias-less, shared, inside custom blocks; a subclass
+    that keeps the base class's forward) becomes its quantized twin (:class:`flatenn.core.quant.QConv2d`,
+    :class:`flatenn.core.quant.QLinear`) with the same weights and ``state_dict`` names, its weights stored as
+    symmetric per-output-channel two's-complement codes, and a b-bit quantizer at its input (signed where
+    calibration sees negative values). Calibrate the input quantizers with :func:`calibrate` before use.
+
+    :param model: any PyTorch model; float64, float16 and bfloat16 models are converted to float32 (with a
+        warning).
+    :param w_bits: weight bits, 2..16 (None: weights stay float).
+    :param a_bits: layer-input bits, 2..16 (None: no input quantizers).
+    :param quantize_first_last: False keeps the first and the last converted layer (in module order) in float,
+        without an input quantizer. A layer object reused in several places stays one shared layer.
+    :param strict: raise for a layer with weights that cannot be converted (False: leave it in float).
+    :returns: the same model object, quantized.
+    :raises ValueError: for bits out of range, non-finite weights, or (``strict``) layers that cannot be
+        converted, named in the message.
     """
     w_bits = None if w_bits is None else check_bits(w_bits)
     a_bits = None if a_bits is None else check_bits(a_bits)

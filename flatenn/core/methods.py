@@ -38,7 +38,15 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class TrainingMethod:
-    """One training step for ``model`` with the base ``optimizer``; configured by a TrainConfig."""
+    """One training step for ``model`` with the base ``optimizer``; configured by a TrainConfig.
+
+    A new method is one subclass registered with :func:`register_method`: set ``name`` (what
+    ``TrainConfig(optimizer=...)``, ``fit`` and ``python -m flatenn train --optimizer`` find it by),
+    ``hyper_parameters`` (the :class:`flatenn.core.train.TrainConfig` fields it reads; a field it does not read is
+    refused), ``passes_per_step`` (forward + backward passes per step: the declared training cost against SGD)
+    and implement :meth:`step`; override :meth:`check` to refuse a config, :meth:`state_dict` /
+    :meth:`load_state_dict` where a checkpoint must hold more than the base optimizer.
+    """
 
     name: ClassVar[str] = ""
     hyper_parameters: ClassVar[tuple[str, ...]] = ()
@@ -78,6 +86,10 @@ def register_method(cls: type[TrainingMethod]) -> type[TrainingMethod]:
 
 
 def get_method(name: str) -> type[TrainingMethod]:
+    """The registered training method class named ``name``.
+
+    :raises ValueError: for a name that is not registered, listing the registered ones.
+    """
     if name not in METHODS:
         raise ValueError(f"unknown training method {name!r}; registered: {sorted(METHODS)} (flatenn.core.methods)")
     return METHODS[name]

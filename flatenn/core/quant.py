@@ -408,8 +408,7 @@ def calibrate_activations(
 ) -> int:
     """Post-training calibration of every activation quantizer's clip from data; returns the batches used.
 
-    ``data``: an iterable of input tensors or of (input, target) pairs (a DataLoader works), or one tensor.
-    ``batches``: use at most that many. ``observer`` sets each clip as users of ``torch.ao`` know it:
+    ``observer`` sets each clip as users of ``torch.ao`` know it:
 
     * ``"minmax"`` (default; torch.ao's post-training default): the largest value seen over all batches
       (largest |x| for a signed layer input), the model running in float while it observes;
@@ -419,7 +418,15 @@ def calibrate_activations(
       (every flatenn training uses this path): later batches see quantized earlier layers.
 
     BatchNorm stays in eval mode and no weight changes; every module's train/eval flag is restored.
-    Non-finite inputs are an error.
+
+    :param model: a model quantized by :func:`flatenn.quantize_model` (or built of flatenn's quantized layers).
+    :param data: an iterable of input tensors or of (input, target) pairs (a DataLoader works), or one tensor.
+    :param batches: use at most that many batches (None: all).
+    :param observer: ``"minmax"``, ``"percentile"`` or ``"ema"``, as above.
+    :param percentile: the percentile of the ``"percentile"`` observer, in (0, 100].
+    :returns: the number of batches used.
+    :raises ValueError: for an unknown observer, a bad ``batches`` or ``percentile``, non-finite inputs, or a
+        model without activation quantizers.
     """
     from .determinism import model_device, model_dtype
 

@@ -170,6 +170,23 @@ def run_campaign(
     ``protection``: an inference-time protection (:mod:`flatenn.faults.protection`: ``"sign-bit"``, ``"secded"``,
     or an object such as ``Ranger(bounds)``); its name is the rows' ``protection`` column, its clean numbers
     are the protected model's, and sign-bit protection sets the bit positions (do not also pass them).
+
+    :param model: a quantized model (:func:`flatenn.quantize_model`, calibrated); frozen for the campaign and
+        left as it was found.
+    :param fault_model: ``"bitflip"``, ``"stuck0"`` or ``"stuck1"`` (:data:`flatenn.faults.sampling.FAULT_MODELS`).
+    :param trials: fault maps per point (the most per point with ``target_halfwidth``).
+    :param seed: the map seed: the same seed gives the same maps for every model of the same layer shapes.
+    :param bit_positions: the bit positions faults can hit (None: all).
+    :param layer_filter: a regex, a list of layer names or a predicate on names (None: every quantized layer).
+    :param batch_size: evaluation batch size (pin it: float sums depend on it).
+    :param out: a CSV or Parquet file to resume from and write to.
+    :param progress: a progress bar on stderr.
+    :returns: a DataFrame, one row per (point, trial): ``fault_model``, ``rate``, ``count``, ``seed``, ``trial``,
+        ``faulty_bits``, ``changed_weights``, ``accuracy`` and ``loss`` under the faults, ``clean_accuracy``,
+        the model's ``fingerprint``, ``bits``, ``layers``, ``protection``, ``eval_data`` and the ``extra`` columns
+        (schema: :data:`flatenn.core.results.SCHEMAS`).
+    :raises ValueError: for an unknown fault model, rates outside [0, 1], a repeated point, both or neither of
+        ``rates`` and ``counts``, bit positions outside the code width, or a filter that selects no layer.
     """
     if isinstance(y, str) and fault_model is None:  # run_campaign(model, loader, "bitflip", ...)
         y, fault_model = None, y

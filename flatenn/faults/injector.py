@@ -166,35 +166,75 @@ def check_layer_maps(memory: Mapping[str, _LayerMemory], name: str, fmaps: Seque
         raise ValueError(f"fault map of {name}: faulty_bits is {claimed[i]}, its masks set {int(per_map[i])} bits")
 
 
+def _layer_memory(name: str, layer: QuantizedWeightMixin) -> _LayerMemory:
+    """The clean copy of one frozen layer's weight memory that faults are applied to and restored from."""
+    if not layer.is_frozen:
+        raise RuntimeError("freeze the model first: use `with flatenn.core.quant.frozen(model): ...`")
+    if not (layer.codes.is_contiguous() and layer.frozen_weight.is_contiguous()):
+        raise RuntimeError(f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen")
+    codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(_code_dtype(layer.w_bits))
+    return _LayerMemory(
+        layer=layer,
+        bits=layer.w_bits,
+        codes=codes,
+        values=layer.frozen_weight.detach().cpu().reshape(-1).numpy().copy(),
+        scale=layer.code_scale.detach().cpu().numpy().astype(np.float32),
+        per_channel=codes.size // layer.codes.shape[0],
+        cpu_views=_cpu_views(layer),
+    )
+
+
+def _writes_per_trial(
+    fmaps: Sequence[FaultMap], faulty: Callable[[FaultMap, np.ndarray], tuple]
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    """One layer's writes for the maps of several trials, computed in one pass over their concatenation and split
+    back per trial: the (indices, codes, values) of each trial and the number of weights each one changes.
+    ``faulty(map, sizes)`` gives (indices, codes, values, kept) for the concatenated map."""
+    if len(fmaps) == 1:
+        both = fmaps[0]
+    else:
+        both = FaultMap(np.concatenate([f.weight_index for f in fmaps]), np.concatenate([f.mask for f in fmaps]), 0)
+    sizes = np.array([f.weight_index.size for f in fmaps], dtype=np.int64)
+    idx, codes, values, kept = faulty(both, sizes)
+    if kept is None:  # every entry changes its weight (bit flips)
+        per_trial = sizes
+    else:
+        per_trial = np.bincount(np.repeat(np.arange(len(fmaps)), sizes)[kept], minlength=len(fmaps))
+    cut = np.cumsum(per_trial)[:-1]
+    return list(zip(np.split(idx, cut), np.split(codes, cut), np.split(values, cut), strict=True)), per_trial
+
+
 class FaultInjector:
-    """Applies fault maps to the frozen quantized layers of a model; see the module docstring."""
+    """Applies fault maps to the frozen quantized layers of a model and restores them bit-exactly.
+
+    The weight memory is every selected layer's integer codes (scales, biases and BatchNorm are fault-free). Freeze
+    the model, sample one trial's maps, evaluate inside :meth:`applied`::
+
+        with frozen(model):
+            inj = FaultInjector(model)
+            maps = inj.sample(seed=0, trial=0, rate=1e-3)
+            with inj.applied(maps, "bitflip") as (faulty_bits, changed_weights):
+                logits = model(x)
+
+    Maps depend only on (seed, layer name, trial, rate, layer size and bit set), never on device, batch size or
+    order; rate-mode maps are nested across rates.
+    """
 
     def __init__(
         self, model: nn.Module, layer_filter: LayerFilter = None, ecc: str | None = None, write_codes: bool = True
     ) -> None:
+        """:param model: a quantized model whose layers are frozen (:func:`flatenn.core.quant.frozen`).
+        :param layer_filter: which layers are weight memory: a regex, a list of names or a predicate (None: all).
+        :param ecc: ``None`` (unprotected memory) or ``"secded"`` (what a SECDED(72,64) memory reads back).
+        :param write_codes: also write the ``codes`` buffers (False: only the dequantized values the forward reads).
+        :raises RuntimeError: for a layer that is not frozen.
+        :raises ValueError: for an unknown ``ecc`` or a filter that selects no layer."""
         if ecc not in ECC_SCHEMES:
             raise ValueError(f"ecc must be one of {ECC_SCHEMES} (None: unprotected memory), got {ecc!r}")
         self.ecc = ecc
         self.write_codes = bool(write_codes)
         self.layers = select_layers(model, layer_filter)
-        self.memory: dict[str, _LayerMemory] = {}
-        for name, layer in self.layers.items():
-            if not layer.is_frozen:
-                raise RuntimeError("freeze the model first: use `with flatenn.core.quant.frozen(model): ...`")
-            if not (layer.codes.is_contiguous() and layer.frozen_weight.is_contiguous()):
-                raise RuntimeError(
-                    f"layer {name}: frozen codes are not contiguous; freeze with flatenn.core.quant.frozen"
-                )
-            codes = layer.codes.detach().cpu().reshape(-1).numpy().astype(_code_dtype(layer.w_bits))
-            self.memory[name] = _LayerMemory(
-                layer=layer,
-                bits=layer.w_bits,
-                codes=codes,
-                values=layer.frozen_weight.detach().cpu().reshape(-1).numpy().copy(),
-                scale=layer.code_scale.detach().cpu().numpy().astype(np.float32),
-                per_channel=codes.size // layer.codes.shape[0],
-                cpu_views=_cpu_views(layer),
-            )
+        self.memory: dict[str, _LayerMemory] = {name: _layer_memory(name, layer) for name, layer in self.layers.items()}
         self._touched: list[tuple[str, np.ndarray]] = []
 
     @property
@@ -248,28 +288,14 @@ class FaultInjector:
             which = [i for i, t in enumerate(trials) if name in t and t[name].weight_index.size]
             if not which:
                 continue
-            if self.ecc is not None:  # correction works on each trial's words: no concatenation across trials
-                for i in which:
-                    idx, codes, values = self._protected(name, trials[i][name], fault_model)
-                    if idx.size:
-                        writes[i][name] = (idx, codes, values)
-                        changed[i] += idx.size
-                continue
             fmaps = [trials[i][name] for i in which]
-            if len(fmaps) == 1:
-                both = fmaps[0]
+            if self.ecc is not None:  # correction works on each trial's words: no concatenation across trials
+                parts = [self._protected(name, f, fault_model) for f in fmaps]
+                per_trial = [part[0].size for part in parts]
             else:
-                both = FaultMap(
-                    np.concatenate([f.weight_index for f in fmaps]), np.concatenate([f.mask for f in fmaps]), 0
+                parts, per_trial = _writes_per_trial(
+                    fmaps, lambda m, sizes, name=name: self._faulty(name, m, fault_model, sizes)
                 )
-            sizes = np.array([f.weight_index.size for f in fmaps], dtype=np.int64)
-            idx, codes, values, kept = self._faulty(name, both, fault_model, sizes)
-            if kept is None:  # every entry changes its weight (bit flips)
-                per_trial = sizes
-            else:
-                per_trial = np.bincount(np.repeat(np.arange(len(fmaps)), sizes)[kept], minlength=len(fmaps))
-            cut = np.cumsum(per_trial)[:-1]
-            parts = zip(np.split(idx, cut), np.split(codes, cut), np.split(values, cut), strict=True)
             for i, part, n in zip(which, parts, per_trial, strict=True):
                 if n:
                     writes[i][name] = part

@@ -34,7 +34,14 @@ from .ecc import OVERHEAD as SECDED_OVERHEAD
 
 
 class Protection:
-    """An inference-time protection; the base class protects nothing (``none``)."""
+    """An inference-time protection; the base class protects nothing (``none``).
+
+    A protection is one subclass registered with :func:`register_protection`: its ``name`` (the campaign rows'
+    ``protection`` column and what :func:`get_protection` finds), and any of: ``ecc`` (an error-correction scheme
+    of the :class:`flatenn.faults.injector.FaultInjector`), :meth:`bit_positions` (bits it keeps fault-free),
+    :meth:`overhead` (its memory cost), :meth:`applied` (how the model runs under it, e.g. clipping hooks).
+    ``run_campaign(..., protection=...)`` applies it to clean and faulty evaluations alike.
+    """
 
     name: ClassVar[str] = "none"
     ecc: ClassVar[str | None] = None  # the FaultInjector's error correction
