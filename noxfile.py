@@ -12,6 +12,7 @@ and reused, so torch is installed once. Set FLATENN_TORCH to change the torch pi
   nox -s verify                     re-derive every tracked results/<scale>/ table and check it (no recomputation)
   nox -s figures                    redraw figures and results/README.md from the CSVs
   nox -s speed                      speed benchmarks (pytest-benchmark) and the campaign speed ratios
+  nox -s docs                       the documentation site -> site/ (strict; the CLI reference regenerated first)
   nox -s lint                       ruff check and ruff format --check
 """
 
@@ -140,9 +141,20 @@ def gpu_check(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def docs(session: nox.Session) -> None:
+    """The documentation site: regenerate the command-line reference from the parser, then build docs/ into site/
+    with MkDocs in strict mode (a broken link or an API docstring that does not render is an error)."""
+    py = _python(session)
+    session.run(py, "-m", "flatenn.cli.reference", "--write", "docs/cli.md", external=True)
+    session.run(
+        py, "-m", "mkdocs", "build", "--strict", *session.posargs, external=True, env={"NO_MKDOCS_2_WARNING": "1"}
+    )
+
+
+@nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check (the formatter formats; nothing is exempted)."""
     py = _python(session)
-    paths = ["flatenn", "tests", "benchmarks", "examples", "noxfile.py"]
+    paths = ["flatenn", "tests", "benchmarks", "examples", "docs", "noxfile.py"]
     session.run(py, "-m", "ruff", "check", *paths, external=True)
     session.run(py, "-m", "ruff", "format", "--check", *paths, external=True)

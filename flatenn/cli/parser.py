@@ -25,7 +25,6 @@ from .options import (
 from .results import DEFAULT_REMEASURE, ROOT
 from .train import add_train_options
 
-
 DESCRIPTION = """Fault tolerance of quantized, activation-sparse networks: train models, run seeded fault campaigns,
 measure sharpness, and reproduce, verify and compare the FlatENN claims.
 

@@ -11,6 +11,7 @@ import pandas as pd
 from ..analysis.stats import mean_ci
 from ..core.results import read_result, text_or_empty
 from .claims import CLAIMS
+from .doc_blocks import refresh_pages, replace_block
 from .figures import plt, save_figure, save_with_legend
 from .scales import MAIN_VARIANTS, SCALES
 
@@ -461,7 +462,7 @@ def _cell(claims: pd.DataFrame | None, case: str) -> str:
     return f"{r['effect']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}] **{verdict}**{stable}"
 
 
-def _v2_cell(v: pd.DataFrame | None, case: str) -> str:
+def v2_cell(v: pd.DataFrame | None, case: str) -> str:
     """A plan-v2 verdict cell: effect [95% CI], seeds, verdict (magnitude rows: points and relative percent)."""
     if v is None or case not in v.index:
         return "not run"
@@ -494,7 +495,7 @@ def summary_markdown(root: Path, only_present: bool = False) -> str:
     columns = [
         (f"{scale}, plan {plan}", table, cell)
         for scale in ("smoke", "cpu")
-        for plan, table, cell in (("v1", v1[scale], _cell), ("v2", v2[scale], _v2_cell))
+        for plan, table, cell in (("v1", v1[scale], _cell), ("v2", v2[scale], v2_cell))
         if not only_present or table is not None
     ]
     if not columns:
@@ -525,11 +526,52 @@ def summary_markdown(root: Path, only_present: bool = False) -> str:
 
 def replace_summary(text: str, summary: str, start: str = SUMMARY_START, end: str = SUMMARY_END) -> str:
     """Put ``summary`` between two markers of a markdown text (unchanged text if no markers)."""
-    if start not in text:
-        return text
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{summary}\n{end}{tail}"
+    return replace_block(text, summary, start, end)
+
+
+HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
+HEADLINE_SCALES = {"smoke": "digits, CNN", "cpu": "Fashion-MNIST, ResNet-8"}
+
+
+def headline_markdown(root: Path) -> str:
+    """The front page's table: per paper claim, the plan-v2 verdict with its effect and CI at ``smoke`` and
+    ``cpu`` (the claim-2 row is its claim-level rule; the sharpness differences and correlations behind it are on
+    the claims page)."""
+    tables = {}
+    for scale in HEADLINE_SCALES:
+        path = Path(root) / scale / "verdicts.csv"
+        tables[scale] = read_result(Path(root) / scale, "verdicts").set_index("case") if path.is_file() else None
+    if all(t is None for t in tables.values()):
+        return ""
+    cols = [f"{scale} ({what}), plan v2" for scale, what in HEADLINE_SCALES.items()]
+    lines = ["| paper claim | published | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for text, _, case in headline():
+        claim, metric = case.split("[")[0], case.split("[")[1].rstrip("]")
+        if metric.startswith(("diff_", "within_")):
+            continue
+        published = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if metric == "up_to" else "direction"
+        label = text if metric != "up_to" else f"{text.strip() or 'up to'} (largest gap, `up_to`)"
+        cells = [v2_cell(tables[s], case) for s in HEADLINE_SCALES]
+        lines.append(f"| {label} | {published} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Accuracy points, mean [95% t-CI over training seeds], `n` seeds at the look the case stopped at; "
+        'published: the original / revised paper\'s "up to" numbers. Verdicts of analysis plan v2 '
+        "(`flatenn/repro/plans/v2.toml`, committed before its runs).",
+    ]
+    return "\n".join(lines)
+
+
+def generated_blocks(root: Path) -> dict[tuple[str, str], str]:
+    """Every generated block of the tracked pages, by its (start, end) markers, made from the folder ``root``."""
+    from .ablation import ablation_markdown
+
+    return {
+        (HEADLINE_START, HEADLINE_END): headline_markdown(root),
+        (SUMMARY_START, SUMMARY_END): summary_markdown(root),
+        (ABLATION_START, ABLATION_END): ablation_markdown(root),
+        (MITIGATIONS_START, MITIGATIONS_END): mitigations_markdown(root),
+    }
 
 
 def write_readme(root: Path) -> Path:
@@ -564,7 +606,7 @@ def write_readme(root: Path) -> Path:
     ] + [f"| `{k}` | {v} |" for k, v in FILES.items()]
     out += [
         "",
-        "Plan v2 (`verdicts.csv`, plan-v2 scales): see the top README and `flatenn/repro/plans/v2.toml`. "
+        "Plan v2 (`verdicts.csv`, plan-v2 scales): see `docs/claims.md` and `flatenn/repro/plans/v2.toml`. "
         "Plan v1 (`claims.csv`, every scale; plan-v2 scales: their first 5 seeds): "
         "verdicts Holm-adjusted over the 16 hypothesis cases of a scale: `supported` / `contradicted` "
         "(adjusted p < 0.05, effect on the claimed / opposite side), `equivalent` (adjusted TOST p < 0.05 "
@@ -616,13 +658,8 @@ def write_readme(root: Path) -> Path:
         out += ["", "## Mitigations head-to-head", "", mitigations.replace("](results/", "](")]
     path = root / "README.md"
     path.write_text("\n".join(out) + "\n")
-    top = root.parent / "README.md"
-    if root.resolve() == (Path(__file__).resolve().parents[2] / "results").resolve() and top.is_file():
-        text = replace_summary(top.read_text(), summary_markdown(root))
-        text = replace_summary(text, ablation, ABLATION_START, ABLATION_END)
-        if mitigations:
-            text = replace_summary(text, mitigations, MITIGATIONS_START, MITIGATIONS_END)
-        top.write_text(text)
+    if tracked:
+        refresh_pages(generated_blocks(root))  # the README's and the documentation's generated blocks
     return path
 
 
