@@ -74,6 +74,7 @@ def test_the_command_line_reference_is_the_parsers():
     )
     for command in build_parser()._subparsers._group_actions[0].choices:
         assert f"\n## {command}\n" in page
+    assert str(ROOT) not in reference_markdown(), "the page must be the same on every machine: no checkout paths"
 
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)

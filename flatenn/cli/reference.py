@@ -25,8 +25,10 @@ def _cell(text: str) -> str:
 def _shown(default: object) -> str:
     """A default as the page shows it: a path inside the checkout relative to its root (the page is the same on
     every machine), a list as the comma list the option takes."""
-    if isinstance(default, Path) and default.resolve().is_relative_to(ROOT.resolve()):
-        return default.resolve().relative_to(ROOT.resolve()).as_posix()
+    if isinstance(default, (str, Path)) and Path(default).is_absolute():
+        path = Path(default).resolve()
+        if path.is_relative_to(ROOT.resolve()):
+            return path.relative_to(ROOT.resolve()).as_posix()
     if isinstance(default, (list, tuple)):
         return ",".join(str(v) for v in default)
     return str(default)
