@@ -53,3 +53,45 @@ def detectable_effect(n: int, sd: float, alpha: float, power: float = 0.8) -> fl
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if t_power(n, mid, sd, alpha) < power else (lo, mid)
     return hi
+
+
+def tost_power(n: int, sesoi: float, sd: float, alpha: float) -> float:
+    """Power of TOST at level ``alpha`` (each one-sided test) with ``n`` seeds when the true effect is 0: the
+    usual noncentral-t approximation ``1 - 2 P(T' <= t_{1-alpha, n-1})``, T' noncentral t with ``n - 1`` degrees
+    of freedom and noncentrality ``sesoi sqrt(n) / sd`` (clipped at 0; it ignores that both tests share s)."""
+    if n < 2:
+        return float("nan")
+    if sd <= 0:
+        return 1.0
+    df, nc = n - 1, sesoi * math.sqrt(n) / sd
+    crit = stats.t.ppf(1 - alpha, df)
+    return max(0.0, float(1 - 2 * stats.nct.cdf(crit, df, nc)))
+
+
+def tost_seeds_for_power(sesoi: float, sd: float, alpha: float, power: float = 0.8, cap: int = 10_000) -> int | None:
+    """The smallest number of seeds (>= 2) at which TOST reaches ``power`` for a true effect of 0; None beyond
+    ``cap``."""
+    if not (sesoi > 0 and math.isfinite(sd) and sd >= 0 and 0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"need sesoi > 0, a finite sd >= 0, alpha and power in (0, 1); got {sesoi}, {sd}, {alpha}")
+    n = 2
+    while tost_power(n, sesoi, sd, alpha) < power:
+        if n >= cap:
+            return None
+        n = min(2 * n, cap)
+    lo = max(2, n // 2)
+    while lo < n:
+        mid = (lo + n) // 2
+        if tost_power(mid, sesoi, sd, alpha) >= power:
+            n = mid
+        else:
+            lo = mid + 1
+    return n
+
+
+def sd_interval(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The chi-square confidence interval of a standard deviation estimated from ``n`` values."""
+    df = n - 1
+    return (
+        float(sd * math.sqrt(df / stats.chi2.ppf(1 - (1 - level) / 2, df))),
+        float(sd * math.sqrt(df / stats.chi2.ppf((1 - level) / 2, df))),
+    )

@@ -46,28 +46,43 @@ def t_test(values: Sequence[float] | np.ndarray) -> float:
 
 
 def sign_flip_p(
-    values: Sequence[float] | np.ndarray, exact_max: int = 20, resamples: int = 200_000, seed: int = 0
+    values: Sequence[float] | np.ndarray,
+    exact_max: int = 20,
+    resamples: int = 200_000,
+    seed: int = 0,
+    alternative: str = "two-sided",
 ) -> float:
-    """Two-sided sign-flip permutation p of mean = 0 (Fisher's one-sample randomization test).
+    """Sign-flip permutation p of mean = 0 (Fisher's one-sample randomization test).
 
     Under the null each per-seed effect is symmetric about 0, so its sign is exchangeable: p is the share
-    of sign vectors whose |sum| reaches the observed |sum|. Exact (all 2^n vectors, the observed one
-    included) for n <= ``exact_max``, else ``resamples`` seeded random vectors with p = (1 + hits) / (1 + B).
-    Its smallest value is 2 / 2^n: with 5 seeds 0.0625, whatever the effect.
+    of sign vectors whose sum is at least as extreme as the observed one (``alternative``: ``"two-sided"``,
+    |sum| at least the observed |sum|; ``"greater"``, sum at least the observed; ``"less"``, at most). Exact
+    (all 2^n vectors, the observed one included) for n <= ``exact_max``, else ``resamples`` seeded random
+    vectors with p = (1 + hits) / (1 + B). Its smallest two-sided value is 2 / 2^n: with 5 seeds 0.0625,
+    whatever the effect.
     """
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
     v = drop_nan(values)
     n = len(v)
     if n == 0:
         return float("nan")
-    observed = abs(v.sum())
     tol = 1e-12 * max(1.0, float(np.abs(v).sum()))
+
+    def extreme(sums: np.ndarray) -> int:
+        if alternative == "two-sided":
+            return int(np.sum(np.abs(sums) >= abs(v.sum()) - tol))
+        if alternative == "greater":
+            return int(np.sum(sums >= v.sum() - tol))
+        return int(np.sum(sums <= v.sum() + tol))
+
     if n <= exact_max:
         hits, total = 0, 0
         codes = np.arange(2**n, dtype=np.int64)
         for start in range(0, len(codes), 1 << 16):  # chunks keep memory flat at n = 20
             c = codes[start : start + (1 << 16)]
             signs = 1 - 2 * ((c[:, None] >> np.arange(n)) & 1)
-            hits += int(np.sum(np.abs(signs @ v) >= observed - tol))
+            hits += extreme(signs @ v)
             total += len(c)
         return hits / total
     rng = np.random.default_rng(seed)
@@ -75,8 +90,22 @@ def sign_flip_p(
     for start in range(0, resamples, 1 << 14):
         k = min(1 << 14, resamples - start)
         signs = rng.choice(np.array([-1.0, 1.0]), size=(k, n))
-        hits += int(np.sum(np.abs(signs @ v) >= observed - tol))
+        hits += extreme(signs @ v)
     return (1 + hits) / (1 + resamples)
+
+
+def tost_sign_flip_p(
+    values: Sequence[float] | np.ndarray, sesoi: float, exact_max: int = 20, resamples: int = 200_000, seed: int = 0
+) -> float:
+    """Equivalence within +-``sesoi`` by two one-sided sign-flip tests: the larger of the p-value that the mean
+    exceeds -sesoi (effects shifted up by sesoi, ``greater``) and that it is below +sesoi (shifted down,
+    ``less``); the randomization counterpart of :func:`tost`."""
+    v = drop_nan(values)
+    if not len(v) or not sesoi > 0:
+        return float("nan")
+    up = sign_flip_p(v + sesoi, exact_max, resamples, seed, alternative="greater")
+    down = sign_flip_p(v - sesoi, exact_max, resamples, seed, alternative="less")
+    return max(up, down)
 
 
 def simultaneous_t_limits(per_point: Sequence[np.ndarray], level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

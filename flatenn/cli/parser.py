@@ -179,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--results-dir", default=str(ROOT / "results"))
     pw.add_argument("--power", type=fraction, default=0.8, help="target power, in (0, 1) (default 0.8)")
 
-    vd = sub.add_parser("verdicts", help="a recorded scale's verdicts under analysis plan v1 or v2 (from the CSVs)")
+    vd = sub.add_parser("verdicts", help="a recorded scale's verdicts under analysis plan v1, v2 or v3 (from the CSVs)")
     vd.add_argument("--scale", required=True, help="a recorded scale (smoke, cpu)")
     vd.add_argument("--results-dir", default=str(ROOT / "results"))
-    vd.add_argument("--plan", choices=("v1", "v2"), default="v2", help="analysis plan (default v2)")
+    vd.add_argument("--plan", choices=("v1", "v2", "v3"), default="v2", help="analysis plan (default v2)")
 
     b = sub.add_parser("bands", help="record a scale's bands from its claims.csv (flatenn/repro/bands/<scale>.json)")
     b.add_argument("--scale", required=True)

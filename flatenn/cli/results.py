@@ -148,7 +148,7 @@ def cmd_power(a) -> int:
 
 
 def cmd_verdicts(a) -> int:
-    """A scale's verdicts re-derived from its raw tables under analysis plan v1 or v2."""
+    """A scale's verdicts re-derived from its raw tables under analysis plan v1, v2 or v3."""
     from ..core.results import read_results
     from ..repro.scales import get_scale
 
@@ -170,9 +170,24 @@ def cmd_verdicts(a) -> int:
     if scale.name not in PLAN.scales:
         raise ValueError(f"plan v2 declares no looks for scale {a.scale}; plan v2 scales: {sorted(PLAN.scales)}")
     v, _ = evaluate_v2(tables, scale)
-    cols = ["family", "case", "n", "effect", "ci_low", "ci_high", "p_value", "p_signflip", "p_nominal", "verdict"]
-    print(f"{a.scale}, plan v2 (flatenn/repro/plans/v2.toml)")
-    print(v[cols].to_string(**pd_opts))
+    if a.plan == "v2":
+        cols = ["family", "case", "n", "effect", "ci_low", "ci_high", "p_value", "p_signflip", "p_nominal", "verdict"]
+        print(f"{a.scale}, plan v2 (flatenn/repro/plans/v2.toml)")
+        print(v[cols].to_string(**pd_opts))
+        return 0
+    from ..repro.decide_v3 import v3_tables
+
+    v3 = v3_tables(tables, scale, v)
+    print(f"{a.scale}, plan v3 (flatenn/repro/plans/v3.toml): one closed testing procedure over D and E nodes")
+    cols = ["contrast", "n", "effect", "ci_low", "ci_high", "p_direction", "nominal_direction"]
+    cols += ["p_equivalence", "nominal_equivalence", "verdict", "window"]
+    print(v3["verdicts_v3"][0][cols].to_string(**pd_opts))
+    print("\nclean + drop = the accuracy contrast, per seed; per-rate signs of the 95% max-t band:")
+    cols = ["contrast", "clean_effect", "clean_ci_low", "clean_ci_high", "drop_effect", "drop_ci_low"]
+    cols += ["drop_ci_high", "sign_pattern", "seeds_needed"]
+    print(v3["verdicts_v3"][0][cols].to_string(**pd_opts))
+    print("\nclaim 2 within (activation, method) cells:")
+    print(v3["claim2_v3"][0][["case", "n", "rho", "p_permutation", "p_holm", "verdict"]].to_string(**pd_opts))
     return 0
 
 

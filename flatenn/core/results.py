@@ -134,6 +134,9 @@ KEYED_TABLES: dict[str, tuple[list[str], list[str]]] = {
     "claims_detail": (["claim", "metric", "fault_model", "rate"], ["claim", "metric", "fault_model", "rate"]),
     "verdicts": (["family", "case"], ["case"]),
     "sequential": (["look", "case"], ["look", "case"]),
+    "verdicts_v3": (["contrast", "verdict"], ["contrast"]),
+    "per_rate_v3": (["contrast", "fault_model", "rate"], ["contrast", "fault_model", "rate"]),
+    "claim2_v3": (["case", "verdict"], ["case"]),
 }
 
 

@@ -119,7 +119,8 @@ def load_plan(path: str | Path = PLAN_V2) -> AnalysisPlan:
 PLAN: AnalysisPlan = load_plan()
 
 
-def _seeds(scale: ScaleConfig, n: int) -> ScaleConfig:
+def first_seeds(scale: ScaleConfig, n: int) -> ScaleConfig:
+    """The scale with its seeds cut to the first ``n`` (the seeds of a look)."""
     return dataclasses.replace(scale, seeds=tuple(range(n)))
 
 
@@ -213,7 +214,7 @@ def sequential(tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: Analys
         seeds = range(n)
         if not all(block_complete(tables, scale, c.split("[")[0], seeds) for c in open_):
             return SequentialState(rows, open_, k, decided, levels)
-        sub = _seeds(scale, n)
+        sub = first_seeds(scale, n)
         stats_of = {}
         for c in open_:
             claim, metric = c.split("[")[0], c.split("[")[1].rstrip("]")
@@ -358,7 +359,7 @@ def _primary_rows(tables, scale, plan: AnalysisPlan, state: SequentialState) -> 
             continue
         r = last[p.case]
         claim = CLAIMS[p.claim]
-        sub = _seeds(scale, r.n)
+        sub = first_seeds(scale, r.n)
         v = paired_seed_effects(claim.args, p.metric, tables, sub, dict(scale.informative_rates)).to_numpy()
         _, _, lo, hi, _ = mean_ci(v, 0.95)
         _, _, rlo, rhi, _ = mean_ci(v, 1 - r.nominal_direction)
@@ -417,7 +418,7 @@ def _primary_rows(tables, scale, plan: AnalysisPlan, state: SequentialState) -> 
 def _view_rows(tables, scale, p: Primary, r: LookRow) -> list[dict]:
     """Secondary views of a primary: tested (Holm at the primary's nominal level) only when it is decisive."""
     claim = CLAIMS[p.claim]
-    sub = _seeds(scale, r.n)
+    sub = first_seeds(scale, r.n)
     tested = r.decision in ("supported", "contradicted")
     vals = {}
     for view in p.views:
@@ -649,7 +650,7 @@ def _cluster_bootstrap(sharp, drop, seed_of, act_of, resamples: int = 2000) -> t
 
 def _exploratory_rows(tables, scale, plan: AnalysisPlan) -> list[dict]:
     sp = plan.scales[scale.name]
-    sub = _seeds(scale, sp.full_seeds)
+    sub = first_seeds(scale, sp.full_seeds)
     out = []
     names = list(plan.exploratory) + [plan.claim2["claim"]]
     for cid in names:
@@ -710,7 +711,7 @@ def v2_detail(tables: dict[str, pd.DataFrame], scale: ScaleConfig, verdicts: pd.
     prim = verdicts[verdicts["family"] == "primary"]
     for r in prim.itertuples():
         claim = CLAIMS[r.claim]
-        sub = _seeds(scale, int(r.n))
+        sub = first_seeds(scale, int(r.n))
         for view, metric in (("acc", r.metric), ("drop", "drop" + r.metric[3:])):
             res = campaign_effect(
                 tables["campaign"],

@@ -74,10 +74,10 @@ def per_point_accuracy(camp: pd.DataFrame, variant: str, seeds) -> pd.DataFrame:
 
 def paired_points(camp: pd.DataFrame, better: str, worse: str, seeds) -> pd.DataFrame:
     """Per (train seed, fault model, rate): accuracy(better) - accuracy(worse), mean over shared maps."""
-    return _paired_by_seed(main_rows(camp), better, worse, seeds, "accuracy")
+    return paired_by_seed(main_rows(camp), better, worse, seeds, "accuracy")
 
 
-def _paired_by_seed(camp: pd.DataFrame, a: str, b: str, seeds, value: str) -> pd.DataFrame:
+def paired_by_seed(camp: pd.DataFrame, a: str, b: str, seeds, value: str) -> pd.DataFrame:
     """Per (train seed, fault model, rate): mean over shared fault maps of value(a) - value(b).
 
     Rows pair on the fault map (``_PAIR``); the differences are taken in ``a``'s row order and averaged per
@@ -104,7 +104,8 @@ def _paired_by_seed(camp: pd.DataFrame, a: str, b: str, seeds, value: str) -> pd
     return pd.concat(frames, ignore_index=True)
 
 
-def _with_drop(camp: pd.DataFrame) -> pd.DataFrame:
+def with_drop(camp: pd.DataFrame) -> pd.DataFrame:
+    """The campaign rows with a ``drop`` column: clean accuracy minus accuracy under the faults."""
     return camp.assign(drop=camp["clean_accuracy"] - camp["accuracy"])
 
 
@@ -119,9 +120,9 @@ def paired_seed_effects(
     """Per-training-seed effect of a paired contrast (acc/drop views), the values its t interval is over."""
     camp = main_rows(tables["campaign"])
     if metric.startswith("drop"):
-        per = _paired_by_seed(_with_drop(camp), args["worse"], args["better"], scale.seeds, "drop")
+        per = paired_by_seed(with_drop(camp), args["worse"], args["better"], scale.seeds, "drop")
     else:
-        per = _paired_by_seed(camp, args["better"], args["worse"], scale.seeds, "accuracy")
+        per = paired_by_seed(camp, args["better"], args["worse"], scale.seeds, "accuracy")
     return in_window(per, rates).groupby("train_seed")["diff"].mean()
 
 
@@ -132,9 +133,9 @@ def campaign_effect(camp, scale, better: str, worse: str, view: str, rates, seso
     """
     camp = main_rows(camp)
     if view == "acc":
-        per = _paired_by_seed(camp, better, worse, scale.seeds, "accuracy")
+        per = paired_by_seed(camp, better, worse, scale.seeds, "accuracy")
     else:
-        per = _paired_by_seed(_with_drop(camp), worse, better, scale.seeds, "drop")
+        per = paired_by_seed(with_drop(camp), worse, better, scale.seeds, "drop")
     seed_means = in_window(per, rates).groupby("train_seed")["diff"].mean()
     res = _seed_level(seed_means.to_numpy(), sesoi)
     detail = []
@@ -158,7 +159,7 @@ def _up_to(detail: pd.DataFrame) -> Result:
 
 def model_drop(camp: pd.DataFrame, rates, fault_models=None) -> pd.DataFrame:
     """Mean accuracy drop per model over a window's rates (of the given fault models), with its train seed."""
-    per = _with_drop(main_rows(camp)).groupby(["model_id", "train_seed", "fault_model", "rate"])["drop"]
+    per = with_drop(main_rows(camp)).groupby(["model_id", "train_seed", "fault_model", "rate"])["drop"]
     per = in_window(per.mean().reset_index(), rates)
     if fault_models is not None:
         per = per[per["fault_model"].isin(fault_models)]

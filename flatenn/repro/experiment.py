@@ -241,14 +241,12 @@ class Experiment:
         return claims
 
     def record_verdicts(self) -> pd.DataFrame:
-        """Plan v2: (re)write verdicts.csv (every case) and sequential.csv (every look of every primary case)."""
-        from .decide import SEQUENTIAL_COLUMNS, VERDICT_COLUMNS, evaluate_v2
+        """Plan v2's verdicts.csv and sequential.csv and plan v3's tables, (re)written from the folder's tables."""
+        from .verdict_tables import write_plan_tables
 
-        verdicts, seq = evaluate_v2(self.tables(), self.scale)
-        write_table(verdicts, self.dir / "verdicts.csv", VERDICT_COLUMNS)
-        write_table(seq, self.dir / "sequential.csv", SEQUENTIAL_COLUMNS, sort=["look", "case"])
-        self.folder.changed("verdicts")
-        self.folder.changed("sequential")
+        verdicts, names = write_plan_tables(self.tables(), self.scale, self.dir)
+        for name in names:
+            self.folder.changed(name)
         return verdicts
 
 

@@ -385,6 +385,33 @@ def _check_verdicts(d: Path, tables: dict[str, pd.DataFrame], scale) -> list[str
         return [f"verdicts.csv: cannot be re-derived from the tables ({type(e).__name__}: {e})"]
     problems += compare_frames("verdicts.csv", tracked["verdicts.csv"][VERDICT_COLUMNS], verdicts, ["case"])
     problems += compare_frames("sequential.csv", tracked["sequential.csv"][SEQUENTIAL_COLUMNS], seq, ["look", "case"])
+    return problems + _check_v3(d, tables, scale, verdicts)
+
+
+def _check_v3(d: Path, tables: dict[str, pd.DataFrame], scale, v2: pd.DataFrame) -> list[str]:
+    """Plan v3 tables (verdicts_v3.csv, per_rate_v3.csv, claim2_v3.csv) re-derived from the raw tables."""
+    from .decide_v3 import v3_tables
+
+    try:
+        derived = v3_tables(tables, scale, v2)
+    except (KeyError, ValueError, TypeError, IndexError, LookupError) as e:
+        return [f"plan v3 tables: cannot be re-derived from the tables ({type(e).__name__}: {e})"]
+    problems = []
+    for name, (rows, columns, key) in derived.items():
+        path = d / f"{name}.csv"
+        if not path.is_file():
+            problems.append(f"{name}.csv: missing (plan v3; `python -m flatenn record --scale {scale.name}` writes it)")
+            continue
+        try:
+            tracked = read_table(path)
+        except (ResultsTableError, OSError) as e:
+            problems.append(f"{name}.csv: {e}")
+            continue
+        missing = [c for c in columns if c not in tracked.columns]
+        if missing:
+            problems.append(f"{name}.csv: lacks columns {missing}")
+            continue
+        problems += compare_frames(f"{name}.csv", tracked[columns], rows[columns], key)
     return problems
 
 

@@ -26,3 +26,34 @@ def test_bad_input_and_the_cap():
     with pytest.raises(ValueError):
         seeds_for_power(0.0, 1.0, 0.05)
     assert seeds_for_power(1e-3, 1.0, 0.05, cap=100) is None
+
+
+def test_tost_power_agrees_with_simulation_and_seeds_reach_it():
+    import numpy as np
+    from scipy import stats as st
+
+    from flatenn.analysis.power import tost_power, tost_seeds_for_power
+
+    rng = np.random.default_rng(0)
+    n, sesoi, sd, alpha = 15, 1.0, 1.2, 0.05
+    x = rng.normal(0, sd, (20000, n))
+    m, se = x.mean(axis=1), x.std(axis=1, ddof=1) / np.sqrt(n)
+    crit = st.t.ppf(1 - alpha, n - 1)
+    simulated = np.mean(((m + sesoi) / se > crit) & ((m - sesoi) / se < -crit))
+    assert tost_power(n, sesoi, sd, alpha) == pytest.approx(simulated, abs=0.03)
+    k = tost_seeds_for_power(sesoi, sd, alpha, 0.8)
+    assert tost_power(k, sesoi, sd, alpha) >= 0.8 > tost_power(k - 1, sesoi, sd, alpha)
+
+
+def test_the_sd_interval_covers_at_its_level():
+    import numpy as np
+
+    from flatenn.analysis.power import sd_interval
+
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(2000):
+        s = rng.normal(0, 2.0, 10).std(ddof=1)
+        lo, hi = sd_interval(s, 10)
+        hits += lo <= 2.0 <= hi
+    assert 0.93 <= hits / 2000 <= 0.97

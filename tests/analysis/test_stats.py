@@ -103,3 +103,27 @@ def test_simultaneous_limits_one_point_is_the_t_interval_and_many_cover_together
         lo, hi = simultaneous_t_limits(per)
         covered += bool(np.all((lo <= 0) & (hi >= 0)))
     assert covered / 2000 >= 0.94  # familywise coverage >= 95% (Bonferroni is conservative)
+
+
+def test_one_sided_sign_flip_counts_the_sign_vectors_at_least_as_extreme():
+    import itertools
+
+    from flatenn.analysis.stats import sign_flip_p
+
+    v = np.array([1.5, -0.5, 2.0, 0.7, -0.2, 1.1])
+    sums = np.array([np.dot(s, v) for s in itertools.product([-1, 1], repeat=len(v))])
+    assert sign_flip_p(v, alternative="greater") == pytest.approx(np.mean(sums >= v.sum() - 1e-12))
+    assert sign_flip_p(v, alternative="less") == pytest.approx(np.mean(sums <= v.sum() + 1e-12))
+    assert sign_flip_p(v) == pytest.approx(np.mean(np.abs(sums) >= abs(v.sum()) - 1e-12))
+    with pytest.raises(ValueError, match="alternative"):
+        sign_flip_p(v, alternative="bigger")
+
+
+def test_tost_sign_flip_is_the_larger_one_sided_p_of_the_shifted_effects():
+    from flatenn.analysis.stats import sign_flip_p, tost_sign_flip_p
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(0.1, 0.5, 12)
+    want = max(sign_flip_p(v + 1.0, alternative="greater"), sign_flip_p(v - 1.0, alternative="less"))
+    assert tost_sign_flip_p(v, 1.0) == want
+    assert tost_sign_flip_p(v, 1.0) < 0.01 < tost_sign_flip_p(v, 0.05)  # inside a wide margin, not a narrow one
