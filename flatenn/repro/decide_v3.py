@@ -72,6 +72,11 @@ V3_COLUMNS = [
     "magnitude_relative",
     "seeds_needed",
     "tost_seeds_needed",
+    "sensitivity_n",
+    "sensitivity_effect",
+    "sensitivity_ci_low",
+    "sensitivity_ci_high",
+    "sensitivity_p",
 ]
 MAGNITUDE = [
     "max_effect",
@@ -268,6 +273,26 @@ def magnitude(tables, scale: ScaleConfig, c: Contrast, n: int, plan: dict = PLAN
     return out
 
 
+def sensitivity(tables, scale: ScaleConfig, c: Contrast, n: int, plan: dict = PLAN3) -> dict:
+    """The contrast again without the seeds the plan names for the scale (``sensitivity_without_seeds``: at
+    ``cpu`` the seeds whose v1 results were seen before v2 was written): mean, 95% t-CI and t p over the rest of
+    its seeds. Exploratory: no verdict."""
+    drop = set(plan["scales"].get(scale.name, {}).get("sensitivity_without_seeds", []))
+    if not drop:
+        return {}
+    args = CLAIMS[c.claim].args
+    per = paired_seed_effects(args, c.metric, tables, first_seeds(scale, n), dict(scale.informative_rates))
+    v = per[~per.index.isin(drop)].to_numpy()
+    m, _, lo, hi, k = mean_ci(v)
+    return {
+        "sensitivity_n": k,
+        "sensitivity_effect": m,
+        "sensitivity_ci_low": lo,
+        "sensitivity_ci_high": hi,
+        "sensitivity_p": t_test(v),
+    }
+
+
 def sign_pattern(points: pd.DataFrame) -> str:
     """The band's signs per fault model in rate order, e.g. ``bitflip 00++; stuck0 -0++``."""
     sym = {1: "+", 0: "0", -1: "-"}
@@ -337,6 +362,7 @@ def evaluate_v3(
         points = per_rate(tables, scale, c, d.n, plan)
         bands.append(points)
         mag = magnitude(tables, scale, c, d.n, plan)
+        sens = sensitivity(tables, scale, c, d.n, plan)
         sesoi = float(CLAIMS[c.claim].sesoi)
         level_d, nominal_d = d.levels.get("D", (float("nan"), float("nan")))
         level_e, nominal_e = d.levels.get("E", (float("nan"), float("nan")))
@@ -378,6 +404,7 @@ def evaluate_v3(
                 },
                 "seeds_needed": _needed(sesoi, sd, initial_d, plan["power"], d.n, False) if undecided else "",
                 "tost_seeds_needed": _needed(sesoi, sd, initial_e, plan["power"], d.n, True) if undecided else "",
+                **{k: sens.get(k, np.nan) for k in V3_COLUMNS if k.startswith("sensitivity_")},
             }
         )
     return pd.DataFrame(rows, columns=V3_COLUMNS), pd.concat(bands, ignore_index=True)

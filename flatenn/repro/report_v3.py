@@ -78,6 +78,17 @@ def v3_markdown(root: Path, scales: dict[str, str]) -> str:
                 f"| `{r['case']}` | **{r['verdict']}** (look {int(r['look'])}, n={int(r['n'])}) | {_ci(r)} | "
                 f"{_ci(r, 'clean_')} | {_ci(r, 'drop_')} | {r['sign_pattern']} | {r['window']} | {need or '-'} |"
             )
+        sens = v3["verdicts_v3"].dropna(subset=["sensitivity_n"])
+        if len(sens):
+            parts = [
+                f"`{r.contrast}` {r.sensitivity_effect:.3g} [{r.sensitivity_ci_low:.3g}, {r.sensitivity_ci_high:.3g}] "
+                f"(t p {r.sensitivity_p:.2g}, n={int(r.sensitivity_n)})"
+                for r in sens.itertuples(index=False)
+            ]
+            out += [
+                "",
+                "Sensitivity, without the seeds the plan names for this scale (exploratory): " + "; ".join(parts) + ".",
+            ]
         c2 = v3["claim2_v3"]
         cells = []
         for r in c2[c2["metric"] != "claim"].itertuples(index=False):
