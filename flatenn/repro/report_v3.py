@@ -78,7 +78,8 @@ def v3_markdown(root: Path, scales: dict[str, str]) -> str:
                 f"| `{r['case']}` | **{r['verdict']}** (look {int(r['look'])}, n={int(r['n'])}) | {_ci(r)} | "
                 f"{_ci(r, 'clean_')} | {_ci(r, 'drop_')} | {r['sign_pattern']} | {r['window']} | {need or '-'} |"
             )
-        sens = v3["verdicts_v3"].dropna(subset=["sensitivity_n"])
+        table = v3["verdicts_v3"]
+        sens = table.dropna(subset=["sensitivity_n"]) if "sensitivity_n" in table.columns else table.iloc[:0]
         if len(sens):
             parts = [
                 f"`{r.contrast}` {r.sensitivity_effect:.3g} [{r.sensitivity_ci_low:.3g}, {r.sensitivity_ci_high:.3g}] "
