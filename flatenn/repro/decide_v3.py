@@ -34,6 +34,16 @@ from .scales import ScaleConfig
 
 PLAN3, CONTRASTS, GRAPH = load_v3()
 
+MAGNITUDE = [
+    "max_effect",
+    "max_low",
+    "max_high",
+    "magnitude_points",
+    "relative_max",
+    "relative_low",
+    "relative_high",
+    "magnitude_relative",
+]
 V3_COLUMNS = [
     "contrast",
     "case",
@@ -62,14 +72,7 @@ V3_COLUMNS = [
     "window",
     "sign_pattern",
     "band_max_high",
-    "max_effect",
-    "max_low",
-    "max_high",
-    "magnitude_points",
-    "relative_max",
-    "relative_low",
-    "relative_high",
-    "magnitude_relative",
+    *MAGNITUDE,
     "seeds_needed",
     "tost_seeds_needed",
     "sensitivity_n",
@@ -77,16 +80,6 @@ V3_COLUMNS = [
     "sensitivity_ci_low",
     "sensitivity_ci_high",
     "sensitivity_p",
-]
-MAGNITUDE = [
-    "max_effect",
-    "max_low",
-    "max_high",
-    "magnitude_points",
-    "relative_max",
-    "relative_low",
-    "relative_high",
-    "magnitude_relative",
 ]
 PER_RATE_COLUMNS = ["contrast", "fault_model", "rate", "n", "effect", "band_low", "band_high", "sign", "critical"]
 
