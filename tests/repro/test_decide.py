@@ -183,13 +183,17 @@ def test_verify_re_derives_the_tracked_plan_v2_tables_and_catches_an_edit(tmp_pa
 
     src = REFERENCE_ROOT / "smoke"
     tables = read_results(src)
-    for f in ("verdicts.csv", "sequential.csv"):
+    v3 = ("verdicts_v3.csv", "per_rate_v3.csv", "claim2_v3.csv")
+    for f in ("verdicts.csv", "sequential.csv", *v3):
         shutil.copy(src / f, tmp_path / f)
     assert _check_verdicts(tmp_path, tables, SCALES["smoke"]) == []
     text = (tmp_path / "verdicts.csv").read_text().replace(",equivalent,", ",supported,", 1)
     (tmp_path / "verdicts.csv").write_text(text)
     problems = _check_verdicts(tmp_path, tables, SCALES["smoke"])
     assert any("verdicts.csv" in p and "verdict" in p for p in problems)
+    # plan v3's tables are required beside v2's: a missing one is named
+    (tmp_path / "per_rate_v3.csv").unlink()
+    assert any("per_rate_v3.csv: missing" in p for p in _check_verdicts(tmp_path, tables, SCALES["smoke"]))
 
 
 def test_the_tracked_smoke_recording_followed_its_looks():
