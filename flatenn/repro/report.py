@@ -353,6 +353,12 @@ FILES = {
     "exploratory): seeds, effect, 95% and repeated CIs, t and sign-flip p, local alpha and nominal level, "
     "verdict, magnitude in points and relative percent, robustness windows, seeds needed if undecided",
     "sequential.csv": "plan v2: every look of every primary case (seeds, effect, sd, p-values, levels, decision)",
+    "verdicts_v3.csv": "plan v3 (plan-v2 scales, re-analysed): one row per primary contrast: look, seeds, effect "
+    "and 95% CI, t, sign-flip and TOST p, node levels and nominal p, verdict, clean and drop parts with CIs, window "
+    "label, per-rate sign pattern, max-t `up_to` bounds, seeds needed, sensitivity without the plan's seeds",
+    "per_rate_v3.csv": "plan v3: every contrast's effect per (fault model, rate) with its 95% max-t band and sign",
+    "claim2_v3.csv": "plan v3: claim 2 within (activation, method) cells per metric (Spearman rho, permutation "
+    "and Holm p) and the claim-level verdict",
     "provenance.json": "every run that wrote rows (commit, command, versions, device, timings), scale config, "
     "model keys and fingerprints, SHA-256 of every table",
     "models/": "the trained models the rows were measured on (zoo entries by config key; loaded by reproduce)",
@@ -363,6 +369,9 @@ FILES = {
     "(`training_curves.csv`, from the shipped models' records), and their figures",
     "speed/": "(top level) the last `benchmarks/speed_report.py --out results/speed` run (`report.txt`) with its "
     "commit, CPU, thread count and load average (`provenance.json`)",
+    "remeasure_cpu/": "(top level) the last `benchmarks/remeasure_campaigns.py --scale cpu --out "
+    "results/remeasure_cpu` run: which cpu seeds' campaign rows were re-measured from the shipped models and "
+    "whether every row reproduces (`report.txt`, `provenance.json`)",
     "method_costs/": "(top level) the last `benchmarks/speed_report.py --only method-costs --out "
     "results/method_costs` run: seconds per epoch of every training method against SGD, interleaved in one "
     "sitting (`report.txt`, `provenance.json`)",
