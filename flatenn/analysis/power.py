@@ -9,6 +9,7 @@ the statistic follows a noncentral t with ``n - 1`` degrees of freedom and nonce
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from scipy import stats
 
@@ -30,14 +31,20 @@ def seeds_for_power(delta: float, sd: float, alpha: float, power: float = 0.8, c
         raise ValueError(
             f"need delta != 0, a finite sd >= 0, alpha and power in (0, 1); got {delta}, {sd}, {alpha}, {power}"
         )
+    return smallest_seeds(lambda n: t_power(n, delta, sd, alpha) >= power, cap)
+
+
+def smallest_seeds(reaches: Callable[[int], bool], cap: int = 10_000) -> int | None:
+    """The smallest n >= 2 for which ``reaches(n)`` holds, for a condition that stays true once it holds (power
+    grows with n): doubling, then bisection; None beyond ``cap``."""
     lo, hi = 2, 2
-    while t_power(hi, delta, sd, alpha) < power:
+    while not reaches(hi):
         if hi >= cap:
             return None
         lo, hi = hi, min(2 * hi, cap)
-    while lo < hi:  # power grows with n: bisect for the first n that reaches it
+    while lo < hi:
         mid = (lo + hi) // 2
-        if t_power(mid, delta, sd, alpha) >= power:
+        if reaches(mid):
             hi = mid
         else:
             lo = mid + 1
@@ -73,19 +80,7 @@ def tost_seeds_for_power(sesoi: float, sd: float, alpha: float, power: float = 0
     ``cap``."""
     if not (sesoi > 0 and math.isfinite(sd) and sd >= 0 and 0 < alpha < 1 and 0 < power < 1):
         raise ValueError(f"need sesoi > 0, a finite sd >= 0, alpha and power in (0, 1); got {sesoi}, {sd}, {alpha}")
-    n = 2
-    while tost_power(n, sesoi, sd, alpha) < power:
-        if n >= cap:
-            return None
-        n = min(2 * n, cap)
-    lo = max(2, n // 2)
-    while lo < n:
-        mid = (lo + n) // 2
-        if tost_power(mid, sesoi, sd, alpha) >= power:
-            n = mid
-        else:
-            lo = mid + 1
-    return n
+    return smallest_seeds(lambda n: tost_power(n, sesoi, sd, alpha) >= power, cap)
 
 
 def sd_interval(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:

@@ -106,13 +106,19 @@ def one_rate(text: str) -> float:
     return rates[0]
 
 
-def positive_float(text: str) -> float:
+def _finite_float(text: str, bound: str) -> float:
+    """``text`` as a finite float; the errors name the ``bound`` the option wants (e.g. ``> 0``)."""
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}") from None
     if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = _finite_float(text, "> 0")
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return v
@@ -127,12 +133,7 @@ def fraction(text: str) -> float:
 
 
 def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    v = _finite_float(text, ">= 0")
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return v

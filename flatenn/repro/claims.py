@@ -171,6 +171,12 @@ class Case:
         return self.metric == "up_to" and bool(CLAIMS[self.claim].paper_values)
 
 
+def split_case(case: str) -> tuple[str, str]:
+    """``"claim[metric]"`` -> ``(claim, metric)``: how cases are named in the tables, plans and pages."""
+    claim, _, rest = case.partition("[")
+    return claim, rest.rstrip("]")
+
+
 def cases() -> list[Case]:
     return [Case(c.id, m, d, u) for c in CLAIMS.values() for m, d, u in c.metrics]
 

@@ -36,7 +36,7 @@ from ..analysis.stats import (
     t_test,
     tost,
 )
-from .claims import CLAIMS, Case, evaluate_case, window_rates
+from .claims import CLAIMS, Case, evaluate_case, split_case, window_rates
 from .estimators import main_rows, model_drop, paired_points, paired_seed_effects, per_point_accuracy
 from .scales import ScaleConfig
 
@@ -51,11 +51,11 @@ class Primary:
 
     @property
     def claim(self) -> str:
-        return self.case.split("[")[0]
+        return split_case(self.case)[0]
 
     @property
     def metric(self) -> str:
-        return self.case.split("[")[1].rstrip("]")
+        return split_case(self.case)[1]
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def sequential(tables: dict[str, pd.DataFrame], scale: ScaleConfig, plan: Analys
         sub = first_seeds(scale, n)
         stats_of = {}
         for c in open_:
-            claim, metric = c.split("[")[0], c.split("[")[1].rstrip("]")
+            claim, metric = split_case(c)
             v = paired_seed_effects(CLAIMS[claim].args, metric, tables, sub, dict(scale.informative_rates)).to_numpy()
             sesoi = float(CLAIMS[claim].sesoi)
             stats_of[c] = (v, t_test(v), tost(v, sesoi))

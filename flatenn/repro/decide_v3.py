@@ -240,10 +240,11 @@ def per_rate(tables, scale: ScaleConfig, c: Contrast, n: int, plan: dict = PLAN3
     )[PER_RATE_COLUMNS]
 
 
-def magnitude(tables, scale: ScaleConfig, c: Contrast, n: int, plan: dict = PLAN3) -> dict:
+def magnitude(tables, scale: ScaleConfig, c: Contrast, n: int, points: pd.DataFrame, plan: dict = PLAN3) -> dict:
     """``up_to`` under v3 (accuracy contrasts with published values only): the largest per-point mean and the
     max-t band's bounds on the largest true per-point effect (max over points of the band's low and high), in
-    points and in percent of the reference model's accuracy under the same faults (v2's ``relative_to``)."""
+    points (the contrast's per-rate band, ``points``) and in percent of the reference model's accuracy under the
+    same faults (v2's ``relative_to``)."""
     claim = CLAIMS[c.claim]
     ref_variant = next((p.relative_to for p in V2_PLAN.primary if p.case == c.case), None)
     if not claim.paper_values or ref_variant is None:
@@ -253,14 +254,19 @@ def magnitude(tables, scale: ScaleConfig, c: Contrast, n: int, plan: dict = PLAN
     diff = paired_points(camp, claim.args["better"], claim.args["worse"], seeds)
     ref = per_point_accuracy(camp, ref_variant, seeds).set_index(["train_seed", "fault_model", "rate"])
     diff = diff.join(ref, on=["train_seed", "fault_model", "rate"])
-    diff["relative"] = 100 * diff["diff"] / diff["accuracy"]
-    out = {}
-    for col, prefix in (("diff", "max"), ("relative", "relative")):
-        wide = diff.pivot_table(index="train_seed", columns=["fault_model", "rate"], values=col)
-        band = max_t_band(wide.to_numpy(), plan["band_level"], plan["band_draws"], plan["band_seed"])
-        lo, hi = float(band.low.max()), float(band.high.max())
-        out[f"{prefix}_effect" if prefix == "max" else "relative_max"] = float(band.mean.max())
-        out[f"{prefix}_low"], out[f"{prefix}_high"] = lo, hi
+    wide = (
+        (100 * diff["diff"] / diff["accuracy"]).to_frame("relative").join(diff[["train_seed", "fault_model", "rate"]])
+    )
+    wide = wide.pivot_table(index="train_seed", columns=["fault_model", "rate"], values="relative")
+    band = max_t_band(wide.to_numpy(), plan["band_level"], plan["band_draws"], plan["band_seed"])
+    out = {
+        "max_effect": float(points["effect"].max()),
+        "max_low": float(points["band_low"].max()),
+        "max_high": float(points["band_high"].max()),
+        "relative_max": float(band.mean.max()),
+        "relative_low": float(band.low.max()),
+        "relative_high": float(band.high.max()),
+    }
     out["magnitude_points"] = magnitude_verdict(claim.paper_values, out["max_low"], out["max_high"])
     out["magnitude_relative"] = magnitude_verdict(claim.paper_values, out["relative_low"], out["relative_high"])
     return out
@@ -354,7 +360,7 @@ def evaluate_v3(
         clean, drop = mean_ci(parts["clean"]), mean_ci(parts["drop"])
         points = per_rate(tables, scale, c, d.n, plan)
         bands.append(points)
-        mag = magnitude(tables, scale, c, d.n, plan)
+        mag = magnitude(tables, scale, c, d.n, points, plan)
         sens = sensitivity(tables, scale, c, d.n, plan)
         sesoi = float(CLAIMS[c.claim].sesoi)
         level_d, nominal_d = d.levels.get("D", (float("nan"), float("nan")))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.graphical import Graph
+from .claims import split_case
 
 PLAN_V3 = Path(__file__).parent / "plans" / "v3.toml"
 
@@ -27,11 +28,11 @@ class Contrast:
 
     @property
     def claim(self) -> str:
-        return self.case.split("[")[0]
+        return split_case(self.case)[0]
 
     @property
     def metric(self) -> str:
-        return self.case.split("[")[1].rstrip("]")
+        return split_case(self.case)[1]
 
 
 def load_v3(path: Path = PLAN_V3) -> tuple[dict, list[Contrast], Graph]:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..analysis.stats import mean_ci
 from ..core.results import read_result, text_or_empty
-from .claims import CLAIMS
+from .claims import CLAIMS, split_case
 from .doc_blocks import refresh_pages, replace_block
 from .figures import plt, save_figure, save_with_legend
 from .scales import MAIN_VARIANTS, SCALES
@@ -514,8 +514,7 @@ def summary_markdown(root: Path, only_present: bool = False) -> str:
         "|---|---|---|" + "---|" * len(columns),
     ]
     for text, c1, c2 in headline():
-        claim = c2.split("[")[0]
-        metric = c2.split("[")[1].rstrip("]")
+        claim, metric = split_case(c2)
         paper = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if metric == "up_to" else "direction"
         cells = [cell(table, c1 if cell is _cell else c2) for _, table, cell in columns]
         lines.append(f"| {text} | `{metric}` | {paper} | " + " | ".join(cells) + " |")
@@ -559,13 +558,13 @@ def headline_markdown(root: Path) -> str:
     lines = ["| paper claim | published | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     rows = []
     for text, _, case in headline():
-        if case.split("[")[1].startswith(("diff_", "within_")):
+        if split_case(case)[1].startswith(("diff_", "within_")):
             continue
         rows.append((text, case))
         if case == "sparse_vs_standard[acc_gap]":
             rows.append(('... in the drop view (the paper\'s "lose more")', "sparse_vs_standard[drop_gap]"))
     for text, case in rows:
-        claim, metric = case.split("[")[0], case.split("[")[1].rstrip("]")
+        claim, metric = split_case(case)
         published = "/".join(f"{v:g}" for v in CLAIMS[claim].paper_values) if metric == "up_to" else "direction"
         label = text if metric != "up_to" else f"{text.strip() or 'up to'} (largest gap, `up_to`)"
         cells = [c for s in HEADLINE_SCALES for c in (v2_cell(v2[s], case), v3_cell(v3[s], case))]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.results import read_result, text_or_empty
+from .claims import split_case
 
 V3_START, V3_END = "<!-- v3-summary:start -->", "<!-- v3-summary:end -->"
 V3_TABLES = ("verdicts_v3", "claim2_v3")
@@ -30,7 +31,7 @@ def v3_cell(v3: dict[str, pd.DataFrame] | None, case: str) -> str:
     """A headline cell under plan v3 for a claims case (``claim[metric]``), or ``not run``."""
     if v3 is None:
         return "not run"
-    claim, metric = case.split("[")[0], case.split("[")[1].rstrip("]")
+    claim, metric = split_case(case)
     if metric == "claim":
         c2 = v3["claim2_v3"].set_index("case")
         if case not in c2.index:
